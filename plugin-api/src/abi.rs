@@ -1,0 +1,350 @@
+//! The C ABI itself: every type that crosses the library boundary.
+//!
+//! Rules that keep it stable across compilers and versions:
+//! - only integers, raw pointers and borrowed byte slices cross; payloads are JSON bytes;
+//! - every struct starts with `struct_size`, and fields are only ever appended, so an older
+//!   reader can tell which fields a newer writer filled in;
+//! - outputs go into host-owned buffers through the host's [`Output`] callbacks: nothing
+//!   allocated on one side is freed on the other;
+//! - function pointers are nullable (`Option<fn>`), so a vtable can grow without breaking
+//!   plugins built against an older minor version.
+
+use std::ffi::c_void;
+
+/// Incremented on any incompatible change; the host refuses a plugin whose major differs.
+pub const ABI_MAJOR: u16 = 1;
+/// Incremented when fields or slots are appended; the host accepts plugins with minor ≤ its own.
+pub const ABI_MINOR: u16 = 0;
+/// The one symbol every plugin exports (an [`EntryFn`]).
+pub const ENTRY_SYMBOL: &str = "switchyard_plugin_entry_v1";
+
+/// Signature of the entry symbol: returns a pointer to a `'static` declaration.
+pub type EntryFn = unsafe extern "C" fn() -> *const PluginDecl;
+
+/// A borrowed byte slice. Valid only for the duration of the call that receives it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ByteSlice {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl ByteSlice {
+    pub const EMPTY: ByteSlice = ByteSlice { ptr: std::ptr::null(), len: 0 };
+
+    pub const fn from_slice(bytes: &[u8]) -> ByteSlice {
+        ByteSlice { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+
+    pub const fn from_str(s: &str) -> ByteSlice {
+        ByteSlice::from_slice(s.as_bytes())
+    }
+
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that outlive `'a` (or `len` must be 0).
+    pub unsafe fn as_slice<'a>(&self) -> &'a [u8] {
+        if self.ptr.is_null() || self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: guaranteed by the caller.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+}
+
+/// Capability flags in [`PluginDecl::capabilities`].
+pub mod capability {
+    /// The plugin has a provider vtable.
+    pub const PROVIDER: u32 = 1 << 0;
+    /// The plugin has a hook vtable.
+    pub const HOOK: u32 = 1 << 1;
+    /// The provider answers itself (`respond_local`) instead of encoding an HTTP request.
+    pub const LOCAL: u32 = 1 << 2;
+}
+
+/// What the entry symbol returns.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginDecl {
+    pub struct_size: u32,
+    pub abi_major: u16,
+    pub abi_minor: u16,
+    /// UTF-8 plugin name (e.g. `openai`), `'static`.
+    pub name: ByteSlice,
+    /// UTF-8 plugin version, `'static`.
+    pub version: ByteSlice,
+    pub capabilities: u32,
+    /// Null unless `capabilities` has [`capability::PROVIDER`].
+    pub provider: *const ProviderVTable,
+    /// Null unless `capabilities` has [`capability::HOOK`].
+    pub hook: *const HookVTable,
+}
+
+// SAFETY: a declaration is immutable static data.
+unsafe impl Sync for PluginDecl {}
+
+/// Host-owned sink for everything a plugin call produces.
+///
+/// A call's output is a sequence of *items* (`put_bytes` with an item slot). Numeric values
+/// (`put_u64`) describe the next item put and are reset after it; see [`slot`].
+#[repr(C)]
+pub struct Output {
+    pub struct_size: u32,
+    pub host: *mut c_void,
+    pub put_bytes: unsafe extern "C" fn(host: *mut c_void, slot: u32, a: ByteSlice, b: ByteSlice),
+    pub put_u64: unsafe extern "C" fn(host: *mut c_void, slot: u32, value: u64),
+}
+
+/// Per-call context from the host. Time and secrets come from here: plugins do no I/O.
+#[repr(C)]
+#[derive(Debug)]
+pub struct CallContext {
+    pub struct_size: u32,
+    /// 1 when the client asked for a stream.
+    pub stream: u32,
+    /// Wall-clock time, for signing schemes that need it.
+    pub unix_time_ms: u64,
+    /// The upstream model for this attempt (already resolved from the alias).
+    pub model: ByteSlice,
+    /// The key chosen for this attempt; empty when the provider has none.
+    pub api_key: ByteSlice,
+    /// The request id, for upstream correlation headers.
+    pub request_id: ByteSlice,
+}
+
+/// Status returned by every fallible vtable call.
+pub mod status {
+    /// Success; outputs are complete.
+    pub const OK: i32 = 0;
+    /// The plugin reported an error item through [`super::slot::ERROR`].
+    pub const ERROR: i32 = 1;
+    /// The plugin panicked; the SDK caught it at the boundary.
+    pub const PANIC: i32 = 2;
+    /// The plugin does not implement this call.
+    pub const UNSUPPORTED: i32 = 3;
+}
+
+/// Slot numbers for [`Output`].
+pub mod slot {
+    // ---- encode_request (a provider's HTTP request) ----
+    /// `a` = HTTP method.
+    pub const METHOD: u32 = 1;
+    /// `a` = absolute URL.
+    pub const URL: u32 = 2;
+    /// `a` = header name, `b` = value. May repeat.
+    pub const HEADER: u32 = 3;
+    /// `a` = body bytes, appended (may repeat).
+    pub const BODY: u32 = 4;
+
+    // ---- items of decode_response / stream_feed / respond_local ----
+    /// `a` = unified (OpenAI chat completion) JSON object without `extra_fields`; `b` = model.
+    pub const RESPONSE: u32 = 10;
+    /// `a` = unified chunk JSON object without `extra_fields`; `b` = model.
+    pub const CHUNK: u32 = 11;
+    /// The upstream said the stream is complete (`[DONE]` or its protocol's equivalent).
+    pub const DONE: u32 = 12;
+    /// An error item: `a` = message, `b` = JSON `{"type", "code", "param"}` (fields optional).
+    pub const ERROR: u32 = 13;
+    /// `a` = a warning for the host's log (a malformed event skipped, …). Not an item.
+    pub const WARN: u32 = 14;
+
+    // ---- numbers describing the next item ----
+    pub const PROMPT_TOKENS: u32 = 20;
+    pub const COMPLETION_TOKENS: u32 = 21;
+    pub const TOTAL_TOKENS: u32 = 22;
+    pub const CACHED_TOKENS: u32 = 23;
+    pub const CACHE_WRITE_TOKENS: u32 = 24;
+    pub const REASONING_TOKENS: u32 = 25;
+    /// Bit set of [`super::chunk_flag`].
+    pub const CHUNK_FLAGS: u32 = 26;
+    /// HTTP status of the next ERROR item.
+    pub const ERROR_STATUS: u32 = 30;
+    /// [`super::error_kind`] of the next ERROR item.
+    pub const ERROR_KIND: u32 = 31;
+    /// 1 when the next ERROR item may succeed if retried.
+    pub const ERROR_RETRYABLE: u32 = 32;
+    /// Local providers: milliseconds the host waits before delivering the next item.
+    pub const DELAY_MS: u32 = 40;
+}
+
+/// Flags on a CHUNK item.
+pub mod chunk_flag {
+    /// A choice in this chunk carries a `finish_reason`.
+    pub const FINISH_REASON: u64 = 1 << 0;
+    /// The chunk has an empty `choices` array (OpenAI's usage-only chunk).
+    pub const EMPTY_CHOICES: u64 = 1 << 1;
+    /// The usage numbers put before this chunk are real (the chunk has non-null `usage`).
+    pub const HAS_USAGE: u64 = 1 << 2;
+}
+
+/// Classes of provider errors; the host decides retry and fallback from them.
+pub mod error_kind {
+    pub const OTHER: u64 = 0;
+    pub const RATE_LIMIT: u64 = 1;
+    pub const CONTEXT_LENGTH: u64 = 2;
+    pub const CONTENT_FILTER: u64 = 3;
+    pub const AUTHENTICATION: u64 = 4;
+    pub const OVERLOADED: u64 = 5;
+    pub const INVALID_REQUEST: u64 = 6;
+    pub const NOT_FOUND: u64 = 7;
+    pub const SERVER: u64 = 8;
+    /// The upstream answered something the codec could not read.
+    pub const MALFORMED: u64 = 9;
+}
+
+pub type CreateFn = unsafe extern "C" fn(config: ByteSlice, out: *const Output) -> *mut c_void;
+pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
+pub type EncodeRequestFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    ctx: *const CallContext,
+    request: ByteSlice,
+    out: *const Output,
+) -> i32;
+pub type DecodeFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    ctx: *const CallContext,
+    http_status: u32,
+    body: ByteSlice,
+    out: *const Output,
+) -> i32;
+pub type StreamOpenFn =
+    unsafe extern "C" fn(instance: *mut c_void, ctx: *const CallContext) -> *mut c_void;
+pub type StreamFeedFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    state: *mut c_void,
+    ctx: *const CallContext,
+    bytes: ByteSlice,
+    out: *const Output,
+) -> i32;
+pub type StreamFinishFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    state: *mut c_void,
+    ctx: *const CallContext,
+    out: *const Output,
+) -> i32;
+pub type StreamCloseFn = unsafe extern "C" fn(instance: *mut c_void, state: *mut c_void);
+
+/// A provider: a pure codec between the unified schema and one upstream protocol
+/// (or, with [`capability::LOCAL`], a responder that answers by itself).
+///
+/// One instance is created per configured provider (`create` gets
+/// `{"name", "base_url", "options"}` as JSON). Instances are shared across threads; a
+/// stream state is used by one thread at a time.
+#[repr(C)]
+pub struct ProviderVTable {
+    pub struct_size: u32,
+    /// Returns null on failure after putting an ERROR item.
+    pub create: Option<CreateFn>,
+    pub destroy: Option<DestroyFn>,
+    /// Unified request JSON → METHOD, URL, HEADER*, BODY*.
+    pub encode_request: Option<EncodeRequestFn>,
+    /// 2xx upstream body → one RESPONSE item (or an ERROR item).
+    pub decode_response: Option<DecodeFn>,
+    /// Non-2xx upstream body → one ERROR item with status, kind and retryable flag.
+    pub decode_error: Option<DecodeFn>,
+    /// New decoder state for one upstream stream.
+    pub stream_open: Option<StreamOpenFn>,
+    /// Arbitrary fragment of the upstream stream → zero or more CHUNK / DONE / ERROR items.
+    pub stream_feed: Option<StreamFeedFn>,
+    /// End of the upstream stream: flush whatever is buffered.
+    pub stream_finish: Option<StreamFinishFn>,
+    pub stream_close: Option<StreamCloseFn>,
+    /// Local providers: unified request → RESPONSE (or CHUNK* DONE when streaming), with
+    /// optional DELAY_MS before items, or an ERROR item.
+    pub respond_local: Option<EncodeRequestFn>,
+}
+
+/// Hook phases (bit set in [`HookVTable::phases`]); the host skips phases a hook lacks.
+pub mod hook_phase {
+    pub const PRE_REQUEST: u32 = 1 << 0;
+    pub const POST_RESPONSE: u32 = 1 << 1;
+    pub const ON_CHUNK: u32 = 1 << 2;
+    pub const ON_DONE: u32 = 1 << 3;
+}
+
+/// Hooks inspect, change or answer requests. Declared now so the layout is fixed; the
+/// gateway runs them from a later version on.
+#[repr(C)]
+pub struct HookVTable {
+    pub struct_size: u32,
+    pub phases: u32,
+    pub create: Option<CreateFn>,
+    pub destroy: Option<DestroyFn>,
+    /// Request JSON → nothing (continue), REQUEST-like BODY (replace), RESPONSE
+    /// (short-circuit) or ERROR (reject).
+    pub pre_request: Option<EncodeRequestFn>,
+    /// Response JSON → nothing (keep) or RESPONSE (replace).
+    pub post_response: Option<EncodeRequestFn>,
+    /// Chunk JSON → nothing (keep) or CHUNK (replace).
+    pub on_chunk: Option<EncodeRequestFn>,
+    /// Summary JSON, off the hot path.
+    pub on_done: Option<EncodeRequestFn>,
+}
+
+#[cfg(test)]
+mod layout {
+    //! Layout assertions: these sizes and offsets are the ABI. A failure here means an
+    //! incompatible change — bump `ABI_MAJOR` or append instead.
+    use super::*;
+    use std::mem::{align_of, offset_of, size_of};
+
+    const P: usize = size_of::<usize>();
+
+    #[test]
+    fn byte_slice() {
+        assert_eq!(size_of::<ByteSlice>(), 2 * P);
+        assert_eq!(offset_of!(ByteSlice, ptr), 0);
+        assert_eq!(offset_of!(ByteSlice, len), P);
+    }
+
+    #[test]
+    fn plugin_decl() {
+        assert_eq!(offset_of!(PluginDecl, struct_size), 0);
+        assert_eq!(offset_of!(PluginDecl, abi_major), 4);
+        assert_eq!(offset_of!(PluginDecl, abi_minor), 6);
+        assert_eq!(offset_of!(PluginDecl, name), 8);
+        assert_eq!(offset_of!(PluginDecl, version), 8 + 2 * P);
+        assert_eq!(offset_of!(PluginDecl, capabilities), 8 + 4 * P);
+        assert_eq!(offset_of!(PluginDecl, provider), 8 + 5 * P);
+        assert_eq!(offset_of!(PluginDecl, hook), 8 + 6 * P);
+        assert_eq!(size_of::<PluginDecl>(), 8 + 7 * P);
+    }
+
+    #[test]
+    fn output() {
+        assert_eq!(offset_of!(Output, struct_size), 0);
+        assert_eq!(offset_of!(Output, host), P);
+        assert_eq!(offset_of!(Output, put_bytes), 2 * P);
+        assert_eq!(offset_of!(Output, put_u64), 3 * P);
+        assert_eq!(size_of::<Output>(), 4 * P);
+    }
+
+    #[test]
+    fn call_context() {
+        assert_eq!(offset_of!(CallContext, struct_size), 0);
+        assert_eq!(offset_of!(CallContext, stream), 4);
+        assert_eq!(offset_of!(CallContext, unix_time_ms), 8);
+        assert_eq!(offset_of!(CallContext, model), 16);
+        assert_eq!(offset_of!(CallContext, api_key), 16 + 2 * P);
+        assert_eq!(offset_of!(CallContext, request_id), 16 + 4 * P);
+        assert_eq!(size_of::<CallContext>(), 16 + 6 * P);
+    }
+
+    #[test]
+    fn provider_vtable() {
+        // struct_size padded to a pointer, then ten nullable function pointers.
+        assert_eq!(size_of::<Option<CreateFn>>(), P);
+        assert_eq!(offset_of!(ProviderVTable, create), P);
+        assert_eq!(offset_of!(ProviderVTable, respond_local), 10 * P);
+        assert_eq!(size_of::<ProviderVTable>(), 11 * P);
+        assert_eq!(align_of::<ProviderVTable>(), P);
+    }
+
+    #[test]
+    fn hook_vtable() {
+        assert_eq!(offset_of!(HookVTable, phases), 4);
+        assert_eq!(offset_of!(HookVTable, create), 8);
+        assert_eq!(offset_of!(HookVTable, on_done), 8 + 5 * P);
+        assert_eq!(size_of::<HookVTable>(), 8 + 6 * P);
+    }
+}

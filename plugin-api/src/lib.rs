@@ -1,0 +1,17 @@
+//! Switchyard's plugin ABI.
+//!
+//! - [`abi`]: the `#[repr(C)]` types and constants that cross the dynamic-library boundary.
+//! - [`sdk`] (feature `sdk`): what a plugin author uses — the [`sdk::Provider`] trait and
+//!   [`export_provider!`].
+//! - [`host`] (feature `host`): what the gateway uses — loading, validation, safe wrappers.
+
+pub mod abi;
+
+#[cfg(feature = "sdk")]
+pub mod sdk;
+
+#[cfg(feature = "host")]
+pub mod host;
+
+#[cfg(all(test, feature = "sdk", feature = "host"))]
+mod tests;

@@ -1,0 +1,621 @@
+//! The plugin author's side: safe traits, an output writer, and [`export_provider!`].
+//!
+//! A provider implements [`Provider`] (and a [`StreamDecoder`] for streams); the export macro
+//! generates the entry symbol and a vtable whose every call is wrapped in `catch_unwind`, so a
+//! panic becomes an error for that request instead of aborting the gateway.
+
+use crate::abi::{self, ByteSlice};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use serde_json;
+
+/// What `create` receives: the provider's configuration from the gateway's YAML.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ProviderSetup {
+    /// The configured provider name (a YAML key under `providers:`).
+    pub name: String,
+    /// `base_url` from YAML; `None` means the plugin's own default.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// `options:` from YAML, plugin-specific.
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+/// Per-call context (borrowed from the host for the duration of the call).
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub stream: bool,
+    pub unix_time_ms: u64,
+    /// Upstream model for this attempt.
+    pub model: &'a str,
+    /// Secret key for this attempt, empty if none. Never echo it into an output body.
+    pub api_key: &'a str,
+    pub request_id: &'a str,
+}
+
+/// Token counts in the unified schema.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+/// Facts about one stream chunk that the host needs without parsing it again.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ChunkInfo {
+    /// Some choice carries a `finish_reason`.
+    pub finish_reason: bool,
+    /// `choices` is empty (OpenAI's usage-only chunk).
+    pub empty_choices: bool,
+    /// Usage reported by this chunk, if any.
+    pub usage: Option<Usage>,
+}
+
+/// Error classes; see [`abi::error_kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Other,
+    RateLimit,
+    ContextLength,
+    ContentFilter,
+    Authentication,
+    Overloaded,
+    InvalidRequest,
+    NotFound,
+    Server,
+    Malformed,
+}
+
+impl ErrorKind {
+    fn code(self) -> u64 {
+        use abi::error_kind as k;
+        match self {
+            ErrorKind::Other => k::OTHER,
+            ErrorKind::RateLimit => k::RATE_LIMIT,
+            ErrorKind::ContextLength => k::CONTEXT_LENGTH,
+            ErrorKind::ContentFilter => k::CONTENT_FILTER,
+            ErrorKind::Authentication => k::AUTHENTICATION,
+            ErrorKind::Overloaded => k::OVERLOADED,
+            ErrorKind::InvalidRequest => k::INVALID_REQUEST,
+            ErrorKind::NotFound => k::NOT_FOUND,
+            ErrorKind::Server => k::SERVER,
+            ErrorKind::Malformed => k::MALFORMED,
+        }
+    }
+}
+
+/// An error in the unified (OpenAI) shape, with what the host needs to route around it.
+#[derive(Debug, Clone)]
+pub struct ProviderError {
+    pub status: u16,
+    pub kind: ErrorKind,
+    pub retryable: bool,
+    pub message: String,
+    /// OpenAI error `type` (`invalid_request_error`, `rate_limit_error`, …).
+    pub error_type: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    unsupported: bool,
+}
+
+impl ProviderError {
+    pub fn new(status: u16, kind: ErrorKind, message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            status,
+            kind,
+            retryable: false,
+            message: message.into(),
+            error_type: None,
+            code: None,
+            param: None,
+            unsupported: false,
+        }
+    }
+
+    /// The upstream answered bytes the codec cannot read (the host answers 502).
+    pub fn malformed(message: impl Into<String>) -> ProviderError {
+        ProviderError::new(502, ErrorKind::Malformed, message)
+    }
+
+    /// The request cannot be expressed in this provider's protocol (the host answers 400).
+    pub fn invalid_request(message: impl Into<String>) -> ProviderError {
+        ProviderError::new(400, ErrorKind::InvalidRequest, message)
+            .with_type("invalid_request_error")
+    }
+
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    pub fn with_type(mut self, error_type: impl Into<String>) -> Self {
+        self.error_type = Some(error_type.into());
+        self
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    fn unsupported() -> ProviderError {
+        let mut e = ProviderError::new(501, ErrorKind::Other, "not supported by this plugin");
+        e.unsupported = true;
+        e
+    }
+}
+
+/// Writes a call's outputs into the host's buffers.
+pub struct Out<'a> {
+    raw: &'a abi::Output,
+}
+
+impl<'a> Out<'a> {
+    fn bytes(&mut self, slot: u32, a: &[u8], b: &[u8]) {
+        // SAFETY: the host guarantees `raw` and its callbacks are valid for this call; the
+        // slices outlive the callback, which copies them.
+        unsafe {
+            (self.raw.put_bytes)(
+                self.raw.host,
+                slot,
+                ByteSlice::from_slice(a),
+                ByteSlice::from_slice(b),
+            )
+        }
+    }
+
+    fn number(&mut self, slot: u32, value: u64) {
+        // SAFETY: as in `bytes`.
+        unsafe { (self.raw.put_u64)(self.raw.host, slot, value) }
+    }
+
+    fn usage(&mut self, usage: &Usage) {
+        use abi::slot;
+        self.number(slot::PROMPT_TOKENS, usage.prompt_tokens);
+        self.number(slot::COMPLETION_TOKENS, usage.completion_tokens);
+        self.number(slot::TOTAL_TOKENS, usage.total_tokens);
+        self.number(slot::CACHED_TOKENS, usage.cached_tokens);
+        self.number(slot::CACHE_WRITE_TOKENS, usage.cache_write_tokens);
+        self.number(slot::REASONING_TOKENS, usage.reasoning_tokens);
+    }
+
+    // ---- encode_request ----
+
+    pub fn method(&mut self, method: &str) {
+        self.bytes(abi::slot::METHOD, method.as_bytes(), &[]);
+    }
+
+    pub fn url(&mut self, url: &str) {
+        self.bytes(abi::slot::URL, url.as_bytes(), &[]);
+    }
+
+    pub fn header(&mut self, name: &str, value: &str) {
+        self.bytes(abi::slot::HEADER, name.as_bytes(), value.as_bytes());
+    }
+
+    /// Appends to the request body.
+    pub fn body(&mut self, bytes: &[u8]) {
+        self.bytes(abi::slot::BODY, bytes, &[]);
+    }
+
+    // ---- items ----
+
+    /// A whole unified response (a JSON object without `extra_fields`).
+    pub fn response(&mut self, json: &[u8], model: &str, usage: Option<&Usage>) {
+        if let Some(u) = usage {
+            self.usage(u);
+        }
+        self.bytes(abi::slot::RESPONSE, json, model.as_bytes());
+    }
+
+    /// One unified stream chunk (a JSON object without `extra_fields`).
+    pub fn chunk(&mut self, json: &[u8], model: &str, info: &ChunkInfo) {
+        let mut flags = 0;
+        if info.finish_reason {
+            flags |= abi::chunk_flag::FINISH_REASON;
+        }
+        if info.empty_choices {
+            flags |= abi::chunk_flag::EMPTY_CHOICES;
+        }
+        if let Some(u) = &info.usage {
+            flags |= abi::chunk_flag::HAS_USAGE;
+            self.usage(u);
+        }
+        self.number(abi::slot::CHUNK_FLAGS, flags);
+        self.bytes(abi::slot::CHUNK, json, model.as_bytes());
+    }
+
+    /// The upstream stream is complete.
+    pub fn done(&mut self) {
+        self.bytes(abi::slot::DONE, &[], &[]);
+    }
+
+    /// An error item (also usable mid-stream: the host ends the stream with it).
+    pub fn error(&mut self, err: &ProviderError) {
+        self.number(abi::slot::ERROR_STATUS, u64::from(err.status));
+        self.number(abi::slot::ERROR_KIND, err.kind.code());
+        self.number(abi::slot::ERROR_RETRYABLE, u64::from(err.retryable));
+        let details = serde_json::json!({
+            "type": err.error_type,
+            "code": err.code,
+            "param": err.param,
+        });
+        let details = serde_json::to_vec(&details).unwrap_or_default();
+        self.bytes(abi::slot::ERROR, err.message.as_bytes(), &details);
+    }
+
+    /// Local providers: the host waits this long before delivering the next item.
+    pub fn delay_ms(&mut self, ms: u64) {
+        self.number(abi::slot::DELAY_MS, ms);
+    }
+
+    /// A line for the host's log (e.g. a malformed event that was skipped).
+    pub fn warn(&mut self, message: &str) {
+        self.bytes(abi::slot::WARN, message.as_bytes(), &[]);
+    }
+}
+
+/// Decodes one upstream stream fed in arbitrary byte fragments.
+pub trait StreamDecoder: Send {
+    /// Consume a fragment; emit zero or more CHUNK / DONE / ERROR items.
+    fn feed(&mut self, ctx: &Context<'_>, bytes: &[u8], out: &mut Out<'_>)
+    -> Result<(), ProviderError>;
+    /// The upstream closed the stream: flush what is buffered.
+    fn finish(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) -> Result<(), ProviderError>;
+}
+
+/// A provider plugin. HTTP providers implement the codec calls; local providers
+/// (declared with `local = true`) implement [`Provider::respond_local`].
+pub trait Provider: Send + Sync + Sized + 'static {
+    fn create(setup: ProviderSetup) -> Result<Self, String>;
+
+    /// Unified request JSON (model resolved, gateway-only fields removed) → HTTP request.
+    fn encode_request(
+        &self,
+        _ctx: &Context<'_>,
+        _request: &[u8],
+        _out: &mut Out<'_>,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::unsupported())
+    }
+
+    /// A 2xx upstream body → `out.response(..)`.
+    fn decode_response(
+        &self,
+        _ctx: &Context<'_>,
+        _status: u16,
+        _body: &[u8],
+        _out: &mut Out<'_>,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::unsupported())
+    }
+
+    /// A non-2xx upstream body → the unified error.
+    fn decode_error(&self, _ctx: &Context<'_>, status: u16, body: &[u8]) -> ProviderError {
+        default_error(status, body)
+    }
+
+    /// A decoder for one upstream stream.
+    fn open_stream(&self, _ctx: &Context<'_>) -> Option<Box<dyn StreamDecoder>> {
+        None
+    }
+
+    /// Local providers: answer the request (RESPONSE, or CHUNK* + DONE when streaming).
+    fn respond_local(
+        &self,
+        _ctx: &Context<'_>,
+        _request: &[u8],
+        _out: &mut Out<'_>,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::unsupported())
+    }
+}
+
+/// The error a provider reports when it cannot read the upstream's error body: status-based
+/// classification, body text as the message.
+pub fn default_error(status: u16, body: &[u8]) -> ProviderError {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let message = if text.is_empty() {
+        format!("upstream answered HTTP {status}")
+    } else {
+        format!("upstream answered HTTP {status}: {}", truncate(text, 512))
+    };
+    let (kind, retryable) = match status {
+        429 => (ErrorKind::RateLimit, true),
+        401 | 403 => (ErrorKind::Authentication, false),
+        404 => (ErrorKind::NotFound, false),
+        500 | 502 | 503 | 504 => (ErrorKind::Server, true),
+        529 => (ErrorKind::Overloaded, true),
+        400..=499 => (ErrorKind::InvalidRequest, false),
+        _ => (ErrorKind::Server, false),
+    };
+    ProviderError::new(status, kind, message).retryable(retryable)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Generated glue; used by [`export_provider!`]. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+    use crate::abi::{CallContext, Output, status};
+    use std::ffi::c_void;
+
+    pub use crate::abi;
+
+    fn guard(f: impl FnOnce() -> i32) -> i32 {
+        catch_unwind(AssertUnwindSafe(f)).unwrap_or(status::PANIC)
+    }
+
+    /// # Safety
+    /// `ctx` must be a valid CallContext whose slices live for the call.
+    unsafe fn context<'a>(ctx: *const CallContext) -> Context<'a> {
+        // SAFETY: the host passes a valid pointer for the call.
+        let c = unsafe { &*ctx };
+        // SAFETY: the host's slices live for the call.
+        let s = |b: ByteSlice| std::str::from_utf8(unsafe { b.as_slice() }).unwrap_or("");
+        Context {
+            stream: c.stream != 0,
+            unix_time_ms: c.unix_time_ms,
+            model: s(c.model),
+            api_key: s(c.api_key),
+            request_id: s(c.request_id),
+        }
+    }
+
+    fn finish(result: Result<(), ProviderError>, out: &mut Out<'_>) -> i32 {
+        match result {
+            Ok(()) => status::OK,
+            Err(e) if e.unsupported => status::UNSUPPORTED,
+            Err(e) => {
+                out.error(&e);
+                status::ERROR
+            }
+        }
+    }
+
+    /// # Safety
+    /// Called by the host through the vtable with valid arguments.
+    pub unsafe extern "C" fn create<P: Provider>(config: ByteSlice, out: *const Output) -> *mut c_void {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: valid for the call.
+            let mut out = Out { raw: unsafe { &*out } };
+            // SAFETY: the host's slice lives for the call.
+            let setup: Result<ProviderSetup, String> =
+                serde_json::from_slice(unsafe { config.as_slice() }).map_err(|e| e.to_string());
+            match setup.and_then(P::create) {
+                Ok(p) => Box::into_raw(Box::new(p)).cast::<c_void>(),
+                Err(message) => {
+                    out.error(&ProviderError::new(500, ErrorKind::Other, message));
+                    std::ptr::null_mut()
+                }
+            }
+        }));
+        r.unwrap_or(std::ptr::null_mut())
+    }
+
+    /// # Safety
+    /// `instance` came from `create::<P>` and is not used after this call.
+    pub unsafe extern "C" fn destroy<P: Provider>(instance: *mut c_void) {
+        if !instance.is_null() {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: created by `create::<P>` with Box::into_raw.
+                drop(unsafe { Box::from_raw(instance.cast::<P>()) });
+            }));
+        }
+    }
+
+    /// # Safety
+    /// Called by the host through the vtable with valid arguments.
+    pub unsafe extern "C" fn encode_request<P: Provider>(
+        instance: *mut c_void,
+        ctx: *const CallContext,
+        request: ByteSlice,
+        out: *const Output,
+    ) -> i32 {
+        guard(|| {
+            // SAFETY: all pointers are valid for the call (host contract).
+            let (p, ctx, req, mut out) = unsafe {
+                (&*instance.cast::<P>(), context(ctx), request.as_slice(), Out { raw: &*out })
+            };
+            let r = p.encode_request(&ctx, req, &mut out);
+            finish(r, &mut out)
+        })
+    }
+
+    /// # Safety
+    /// Called by the host through the vtable with valid arguments.
+    pub unsafe extern "C" fn respond_local<P: Provider>(
+        instance: *mut c_void,
+        ctx: *const CallContext,
+        request: ByteSlice,
+        out: *const Output,
+    ) -> i32 {
+        guard(|| {
+            // SAFETY: all pointers are valid for the call (host contract).
+            let (p, ctx, req, mut out) = unsafe {
+                (&*instance.cast::<P>(), context(ctx), request.as_slice(), Out { raw: &*out })
+            };
+            let r = p.respond_local(&ctx, req, &mut out);
+            finish(r, &mut out)
+        })
+    }
+
+    /// # Safety
+    /// Called by the host through the vtable with valid arguments.
+    pub unsafe extern "C" fn decode_response<P: Provider>(
+        instance: *mut c_void,
+        ctx: *const CallContext,
+        http_status: u32,
+        body: ByteSlice,
+        out: *const Output,
+    ) -> i32 {
+        guard(|| {
+            // SAFETY: all pointers are valid for the call (host contract).
+            let (p, ctx, body, mut out) = unsafe {
+                (&*instance.cast::<P>(), context(ctx), body.as_slice(), Out { raw: &*out })
+            };
+            let status = u16::try_from(http_status).unwrap_or(u16::MAX);
+            let r = p.decode_response(&ctx, status, body, &mut out);
+            finish(r, &mut out)
+        })
+    }
+
+    /// # Safety
+    /// Called by the host through the vtable with valid arguments.
+    pub unsafe extern "C" fn decode_error<P: Provider>(
+        instance: *mut c_void,
+        ctx: *const CallContext,
+        http_status: u32,
+        body: ByteSlice,
+        out: *const Output,
+    ) -> i32 {
+        guard(|| {
+            // SAFETY: all pointers are valid for the call (host contract).
+            let (p, ctx, body, mut out) = unsafe {
+                (&*instance.cast::<P>(), context(ctx), body.as_slice(), Out { raw: &*out })
+            };
+            let status = u16::try_from(http_status).unwrap_or(u16::MAX);
+            let e = p.decode_error(&ctx, status, body);
+            out.error(&e);
+            status::OK
+        })
+    }
+
+    type State = Box<dyn StreamDecoder>;
+
+    /// # Safety
+    /// Called by the host through the vtable with valid arguments.
+    pub unsafe extern "C" fn stream_open<P: Provider>(
+        instance: *mut c_void,
+        ctx: *const CallContext,
+    ) -> *mut c_void {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: valid for the call (host contract).
+            let (p, ctx) = unsafe { (&*instance.cast::<P>(), context(ctx)) };
+            match p.open_stream(&ctx) {
+                Some(state) => Box::into_raw(Box::new(state)).cast::<c_void>(),
+                None => std::ptr::null_mut(),
+            }
+        }));
+        r.unwrap_or(std::ptr::null_mut())
+    }
+
+    /// # Safety
+    /// `state` came from `stream_open` and is used by one thread at a time.
+    pub unsafe extern "C" fn stream_feed(
+        _instance: *mut c_void,
+        state: *mut c_void,
+        ctx: *const CallContext,
+        bytes: ByteSlice,
+        out: *const Output,
+    ) -> i32 {
+        guard(|| {
+            // SAFETY: valid for the call (host contract).
+            let (s, ctx, bytes, mut out) = unsafe {
+                (&mut *state.cast::<State>(), context(ctx), bytes.as_slice(), Out { raw: &*out })
+            };
+            let r = s.feed(&ctx, bytes, &mut out);
+            finish(r, &mut out)
+        })
+    }
+
+    /// # Safety
+    /// `state` came from `stream_open` and is used by one thread at a time.
+    pub unsafe extern "C" fn stream_finish(
+        _instance: *mut c_void,
+        state: *mut c_void,
+        ctx: *const CallContext,
+        out: *const Output,
+    ) -> i32 {
+        guard(|| {
+            // SAFETY: valid for the call (host contract).
+            let (s, ctx, mut out) =
+                unsafe { (&mut *state.cast::<State>(), context(ctx), Out { raw: &*out }) };
+            let r = s.finish(&ctx, &mut out);
+            finish(r, &mut out)
+        })
+    }
+
+    /// # Safety
+    /// `state` came from `stream_open` and is not used after this call.
+    pub unsafe extern "C" fn stream_close(_instance: *mut c_void, state: *mut c_void) {
+        if !state.is_null() {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: created by `stream_open` with Box::into_raw.
+                drop(unsafe { Box::from_raw(state.cast::<State>()) });
+            }));
+        }
+    }
+
+    pub const fn provider_vtable<P: Provider>() -> abi::ProviderVTable {
+        abi::ProviderVTable {
+            struct_size: std::mem::size_of::<abi::ProviderVTable>() as u32,
+            create: Some(create::<P>),
+            destroy: Some(destroy::<P>),
+            encode_request: Some(encode_request::<P>),
+            decode_response: Some(decode_response::<P>),
+            decode_error: Some(decode_error::<P>),
+            stream_open: Some(stream_open::<P>),
+            stream_feed: Some(stream_feed),
+            stream_finish: Some(stream_finish),
+            stream_close: Some(stream_close),
+            respond_local: Some(respond_local::<P>),
+        }
+    }
+}
+
+/// Exports a [`Provider`] as a Switchyard plugin.
+///
+/// ```ignore
+/// switchyard_plugin_api::export_provider!(MyCodec, name = "mycodec", version = "0.1.0");
+/// // a provider that answers by itself:
+/// switchyard_plugin_api::export_provider!(Mock, name = "mock", version = "0.1.0", local = true);
+/// ```
+#[macro_export]
+macro_rules! export_provider {
+    ($ty:ty, name = $name:expr, version = $version:expr) => {
+        $crate::export_provider!($ty, name = $name, version = $version, local = false);
+    };
+    ($ty:ty, name = $name:expr, version = $version:expr, local = $local:expr) => {
+        const _: () = {
+            use $crate::sdk::__private::abi;
+            static VTABLE: abi::ProviderVTable = $crate::sdk::__private::provider_vtable::<$ty>();
+            static DECL: abi::PluginDecl = abi::PluginDecl {
+                struct_size: ::std::mem::size_of::<abi::PluginDecl>() as u32,
+                abi_major: abi::ABI_MAJOR,
+                abi_minor: abi::ABI_MINOR,
+                name: abi::ByteSlice::from_str($name),
+                version: abi::ByteSlice::from_str($version),
+                capabilities: abi::capability::PROVIDER
+                    | if $local { abi::capability::LOCAL } else { 0 },
+                provider: &VTABLE,
+                hook: ::std::ptr::null(),
+            };
+            #[unsafe(no_mangle)]
+            pub extern "C" fn switchyard_plugin_entry_v1() -> *const abi::PluginDecl {
+                &DECL
+            }
+        };
+    };
+}
