@@ -1,1 +1,18 @@
-//! placeholder
+//! Switchyard: an LLM gateway. OpenAI-format requests in; routed, translated by provider
+//! plugins, and answered in the same dialect with `extra_fields`.
+//!
+//! `main.rs` is a thin shell over [`cli::run`]; tests use [`app::build`] and
+//! [`http::configure`] directly.
+
+pub mod actors;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod observability;
+pub mod pipeline;
+pub mod plugins;
+pub mod redact;
+pub mod routing;
+pub mod upstream;

@@ -30,10 +30,16 @@ pub struct ByteSlice {
 }
 
 impl ByteSlice {
-    pub const EMPTY: ByteSlice = ByteSlice { ptr: std::ptr::null(), len: 0 };
+    pub const EMPTY: ByteSlice = ByteSlice {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
 
     pub const fn from_slice(bytes: &[u8]) -> ByteSlice {
-        ByteSlice { ptr: bytes.as_ptr(), len: bytes.len() }
+        ByteSlice {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
     }
 
     pub const fn from_str(s: &str) -> ByteSlice {
@@ -194,12 +200,8 @@ pub mod error_kind {
 
 pub type CreateFn = unsafe extern "C" fn(config: ByteSlice, out: *const Output) -> *mut c_void;
 pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
-pub type EncodeRequestFn = unsafe extern "C" fn(
-    instance: *mut c_void,
-    ctx: *const CallContext,
-    request: ByteSlice,
-    out: *const Output,
-) -> i32;
+pub type EncodeRequestFn =
+    unsafe extern "C" fn(instance: *mut c_void, ctx: *const CallContext, request: ByteSlice, out: *const Output) -> i32;
 pub type DecodeFn = unsafe extern "C" fn(
     instance: *mut c_void,
     ctx: *const CallContext,
@@ -207,8 +209,7 @@ pub type DecodeFn = unsafe extern "C" fn(
     body: ByteSlice,
     out: *const Output,
 ) -> i32;
-pub type StreamOpenFn =
-    unsafe extern "C" fn(instance: *mut c_void, ctx: *const CallContext) -> *mut c_void;
+pub type StreamOpenFn = unsafe extern "C" fn(instance: *mut c_void, ctx: *const CallContext) -> *mut c_void;
 pub type StreamFeedFn = unsafe extern "C" fn(
     instance: *mut c_void,
     state: *mut c_void,
@@ -216,12 +217,8 @@ pub type StreamFeedFn = unsafe extern "C" fn(
     bytes: ByteSlice,
     out: *const Output,
 ) -> i32;
-pub type StreamFinishFn = unsafe extern "C" fn(
-    instance: *mut c_void,
-    state: *mut c_void,
-    ctx: *const CallContext,
-    out: *const Output,
-) -> i32;
+pub type StreamFinishFn =
+    unsafe extern "C" fn(instance: *mut c_void, state: *mut c_void, ctx: *const CallContext, out: *const Output) -> i32;
 pub type StreamCloseFn = unsafe extern "C" fn(instance: *mut c_void, state: *mut c_void);
 
 /// A provider: a pure codec between the unified schema and one upstream protocol

@@ -23,13 +23,23 @@ pub enum LoadError {
     #[error(
         "plugin {path} was built for plugin ABI {major}.{minor}, this gateway speaks {host_major}.{host_minor}; rebuild the plugin against this gateway's plugin-api"
     )]
-    AbiVersion { path: PathBuf, major: u16, minor: u16, host_major: u16, host_minor: u16 },
+    AbiVersion {
+        path: PathBuf,
+        major: u16,
+        minor: u16,
+        host_major: u16,
+        host_minor: u16,
+    },
     #[error("plugin {path} has an invalid declaration: {reason}")]
     BadDeclaration { path: PathBuf, reason: String },
     #[error("plugin `{plugin}` is not a provider plugin")]
     NotAProvider { plugin: String },
     #[error("plugin `{plugin}` refused the configuration of provider `{provider}`: {reason}")]
-    Create { plugin: String, provider: String, reason: String },
+    Create {
+        plugin: String,
+        provider: String,
+        reason: String,
+    },
 }
 
 /// Why a call into a plugin failed.
@@ -147,12 +157,16 @@ pub struct PluginLibrary {
 /// Loads and validates a plugin library.
 pub fn load(path: &Path) -> Result<PluginLibrary, LoadError> {
     if !path.exists() {
-        return Err(LoadError::NotFound { path: path.to_path_buf() });
+        return Err(LoadError::NotFound {
+            path: path.to_path_buf(),
+        });
     }
     // SAFETY: loading a library runs its initialisers. Plugins only load from paths the
     // operator's config names, which is the trust boundary for native code.
-    let lib = unsafe { libloading::Library::new(path) }
-        .map_err(|e| LoadError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::Open {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let lib: &'static libloading::Library = Box::leak(Box::new(lib));
     // SAFETY: the symbol's type is fixed by the ABI.
     let entry: libloading::Symbol<'static, abi::EntryFn> =
@@ -188,7 +202,10 @@ pub unsafe fn from_declaration(decl_ptr: *const PluginDecl, path: &Path) -> Resu
     // SAFETY: at least 8 bytes are declared readable.
     let (major, minor) = unsafe {
         let p = decl_ptr.cast::<u8>();
-        (std::ptr::read_unaligned(p.add(4).cast::<u16>()), std::ptr::read_unaligned(p.add(6).cast::<u16>()))
+        (
+            std::ptr::read_unaligned(p.add(4).cast::<u16>()),
+            std::ptr::read_unaligned(p.add(6).cast::<u16>()),
+        )
     };
     if major != abi::ABI_MAJOR || minor > abi::ABI_MINOR {
         return Err(LoadError::AbiVersion {
@@ -242,7 +259,9 @@ impl PluginLibrary {
     /// `setup_json` is `{"name", "base_url", "options"}`.
     pub fn provider(&self, provider_name: &str, setup_json: &[u8]) -> Result<ProviderCodec, LoadError> {
         if !self.is_provider() {
-            return Err(LoadError::NotAProvider { plugin: self.name.clone() });
+            return Err(LoadError::NotAProvider {
+                plugin: self.name.clone(),
+            });
         }
         let vt = VTable::new(self.decl.provider);
         let create_err = |reason: String| LoadError::Create {
@@ -250,7 +269,9 @@ impl PluginLibrary {
             provider: provider_name.to_string(),
             reason,
         };
-        let create = vt.create().ok_or_else(|| create_err("it has no create function".into()))?;
+        let create = vt
+            .create()
+            .ok_or_else(|| create_err("it has no create function".into()))?;
         let mut sink = Collector::default();
         let out = sink.output();
         // SAFETY: vtable function with valid arguments for the call.
@@ -297,7 +318,10 @@ impl VTable {
     fn new(ptr: *const ProviderVTable) -> VTable {
         // SAFETY: validated non-null static vtable at load.
         let raw = unsafe { &*ptr };
-        VTable { raw, size: raw.struct_size as usize }
+        VTable {
+            raw,
+            size: raw.struct_size as usize,
+        }
     }
     vt_field!(create, abi::CreateFn);
     vt_field!(destroy, abi::DestroyFn);
@@ -337,7 +361,10 @@ impl Drop for ProviderCodec {
 
 impl std::fmt::Debug for ProviderCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderCodec").field("plugin", &self.plugin).field("local", &self.local).finish()
+        f.debug_struct("ProviderCodec")
+            .field("plugin", &self.plugin)
+            .field("local", &self.local)
+            .finish()
     }
 }
 
@@ -361,13 +388,18 @@ impl ProviderCodec {
 
     fn check_enabled(&self) -> Result<(), CallError> {
         if self.is_disabled() {
-            return Err(CallError::Disabled { plugin: self.plugin.clone() });
+            return Err(CallError::Disabled {
+                plugin: self.plugin.clone(),
+            });
         }
         Ok(())
     }
 
     fn unsupported(&self, call: &'static str) -> CallError {
-        CallError::Unsupported { plugin: self.plugin.clone(), call }
+        CallError::Unsupported {
+            plugin: self.plugin.clone(),
+            call,
+        }
     }
 
     /// Maps a call's status to a result, counting panics.
@@ -384,7 +416,9 @@ impl ProviderCodec {
                 if n >= PANIC_LIMIT {
                     self.disabled.store(true, Ordering::Relaxed);
                 }
-                Err(CallError::Panicked { plugin: self.plugin.clone() })
+                Err(CallError::Panicked {
+                    plugin: self.plugin.clone(),
+                })
             }
             status::UNSUPPORTED => Err(self.unsupported(call)),
             other => Err(CallError::Contract {
@@ -397,7 +431,10 @@ impl ProviderCodec {
     /// Unified request → the HTTP request to send upstream.
     pub fn encode_request(&self, info: &CallInfo<'_>, request: &[u8]) -> Result<HttpRequestParts, CallError> {
         self.check_enabled()?;
-        let f = self.vt.encode_request().ok_or_else(|| self.unsupported("encode_request"))?;
+        let f = self
+            .vt
+            .encode_request()
+            .ok_or_else(|| self.unsupported("encode_request"))?;
         let ctx = info.to_abi();
         let mut sink = Collector::default();
         let out = sink.output();
@@ -417,12 +454,23 @@ impl ProviderCodec {
     /// A 2xx upstream body → the unified response.
     pub fn decode_response(&self, info: &CallInfo<'_>, http_status: u16, body: &[u8]) -> Result<Payload, CallError> {
         self.check_enabled()?;
-        let f = self.vt.decode_response().ok_or_else(|| self.unsupported("decode_response"))?;
+        let f = self
+            .vt
+            .decode_response()
+            .ok_or_else(|| self.unsupported("decode_response"))?;
         let ctx = info.to_abi();
         let mut sink = Collector::default();
         let out = sink.output();
         // SAFETY: as in encode_request.
-        let code = unsafe { f(self.instance, &ctx, u32::from(http_status), ByteSlice::from_slice(body), &out) };
+        let code = unsafe {
+            f(
+                self.instance,
+                &ctx,
+                u32::from(http_status),
+                ByteSlice::from_slice(body),
+                &out,
+            )
+        };
         self.outcome(code, &mut sink, "decode_response")?;
         sink.items
             .into_iter()
@@ -445,7 +493,15 @@ impl ProviderCodec {
         let mut sink = Collector::default();
         let out = sink.output();
         // SAFETY: as in encode_request.
-        let code = unsafe { f(self.instance, &ctx, u32::from(http_status), ByteSlice::from_slice(body), &out) };
+        let code = unsafe {
+            f(
+                self.instance,
+                &ctx,
+                u32::from(http_status),
+                ByteSlice::from_slice(body),
+                &out,
+            )
+        };
         match self.outcome(code, &mut sink, "decode_error") {
             Ok(()) | Err(CallError::Plugin(_)) => {}
             Err(e) => return Err(e),
@@ -459,7 +515,10 @@ impl ProviderCodec {
     /// Local providers: the response items (with delays) for a request.
     pub fn respond_local(&self, info: &CallInfo<'_>, request: &[u8]) -> Result<Vec<Item>, CallError> {
         self.check_enabled()?;
-        let f = self.vt.respond_local().ok_or_else(|| self.unsupported("respond_local"))?;
+        let f = self
+            .vt
+            .respond_local()
+            .ok_or_else(|| self.unsupported("respond_local"))?;
         let ctx = info.to_abi();
         let mut sink = Collector::default();
         let out = sink.output();
@@ -488,7 +547,11 @@ impl ProviderCodec {
         if state.is_null() {
             return Err(self.unsupported("streaming"));
         }
-        Ok(StreamDecoder { codec: Arc::clone(self), state, sink: Collector::default() })
+        Ok(StreamDecoder {
+            codec: Arc::clone(self),
+            state,
+            sink: Collector::default(),
+        })
     }
 }
 
@@ -512,7 +575,15 @@ impl StreamDecoder {
         let ctx = info.to_abi();
         let out = self.sink.output();
         // SAFETY: valid instance, state, context and sink for the call.
-        let code = unsafe { f(self.codec.instance, self.state, &ctx, ByteSlice::from_slice(bytes), &out) };
+        let code = unsafe {
+            f(
+                self.codec.instance,
+                self.state,
+                &ctx,
+                ByteSlice::from_slice(bytes),
+                &out,
+            )
+        };
         self.drain(code, items, "stream_feed")
     }
 
@@ -691,5 +762,10 @@ unsafe extern "C" fn collector_put_u64(host: *mut c_void, slot_id: u32, value: u
 
 /// The platform file name for plugin `name`: `libswitchyard_NAME.so` on Linux.
 pub fn library_file_name(name: &str) -> String {
-    format!("{}switchyard_{}{}", std::env::consts::DLL_PREFIX, name, std::env::consts::DLL_SUFFIX)
+    format!(
+        "{}switchyard_{}{}",
+        std::env::consts::DLL_PREFIX,
+        name,
+        std::env::consts::DLL_SUFFIX
+    )
 }

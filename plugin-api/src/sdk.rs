@@ -124,8 +124,7 @@ impl ProviderError {
 
     /// The request cannot be expressed in this provider's protocol (the host answers 400).
     pub fn invalid_request(message: impl Into<String>) -> ProviderError {
-        ProviderError::new(400, ErrorKind::InvalidRequest, message)
-            .with_type("invalid_request_error")
+        ProviderError::new(400, ErrorKind::InvalidRequest, message).with_type("invalid_request_error")
     }
 
     pub fn retryable(mut self, retryable: bool) -> Self {
@@ -164,14 +163,7 @@ impl<'a> Out<'a> {
     fn bytes(&mut self, slot: u32, a: &[u8], b: &[u8]) {
         // SAFETY: the host guarantees `raw` and its callbacks are valid for this call; the
         // slices outlive the callback, which copies them.
-        unsafe {
-            (self.raw.put_bytes)(
-                self.raw.host,
-                slot,
-                ByteSlice::from_slice(a),
-                ByteSlice::from_slice(b),
-            )
-        }
+        unsafe { (self.raw.put_bytes)(self.raw.host, slot, ByteSlice::from_slice(a), ByteSlice::from_slice(b)) }
     }
 
     fn number(&mut self, slot: u32, value: u64) {
@@ -268,8 +260,7 @@ impl<'a> Out<'a> {
 /// Decodes one upstream stream fed in arbitrary byte fragments.
 pub trait StreamDecoder: Send {
     /// Consume a fragment; emit zero or more CHUNK / DONE / ERROR items.
-    fn feed(&mut self, ctx: &Context<'_>, bytes: &[u8], out: &mut Out<'_>)
-    -> Result<(), ProviderError>;
+    fn feed(&mut self, ctx: &Context<'_>, bytes: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError>;
     /// The upstream closed the stream: flush what is buffered.
     fn finish(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) -> Result<(), ProviderError>;
 }
@@ -280,12 +271,7 @@ pub trait Provider: Send + Sync + Sized + 'static {
     fn create(setup: ProviderSetup) -> Result<Self, String>;
 
     /// Unified request JSON (model resolved, gateway-only fields removed) → HTTP request.
-    fn encode_request(
-        &self,
-        _ctx: &Context<'_>,
-        _request: &[u8],
-        _out: &mut Out<'_>,
-    ) -> Result<(), ProviderError> {
+    fn encode_request(&self, _ctx: &Context<'_>, _request: &[u8], _out: &mut Out<'_>) -> Result<(), ProviderError> {
         Err(ProviderError::unsupported())
     }
 
@@ -311,12 +297,7 @@ pub trait Provider: Send + Sync + Sized + 'static {
     }
 
     /// Local providers: answer the request (RESPONSE, or CHUNK* + DONE when streaming).
-    fn respond_local(
-        &self,
-        _ctx: &Context<'_>,
-        _request: &[u8],
-        _out: &mut Out<'_>,
-    ) -> Result<(), ProviderError> {
+    fn respond_local(&self, _ctx: &Context<'_>, _request: &[u8], _out: &mut Out<'_>) -> Result<(), ProviderError> {
         Err(ProviderError::unsupported())
     }
 }
@@ -436,7 +417,12 @@ pub mod __private {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
             let (p, ctx, req, mut out) = unsafe {
-                (&*instance.cast::<P>(), context(ctx), request.as_slice(), Out { raw: &*out })
+                (
+                    &*instance.cast::<P>(),
+                    context(ctx),
+                    request.as_slice(),
+                    Out { raw: &*out },
+                )
             };
             let r = p.encode_request(&ctx, req, &mut out);
             finish(r, &mut out)
@@ -454,7 +440,12 @@ pub mod __private {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
             let (p, ctx, req, mut out) = unsafe {
-                (&*instance.cast::<P>(), context(ctx), request.as_slice(), Out { raw: &*out })
+                (
+                    &*instance.cast::<P>(),
+                    context(ctx),
+                    request.as_slice(),
+                    Out { raw: &*out },
+                )
             };
             let r = p.respond_local(&ctx, req, &mut out);
             finish(r, &mut out)
@@ -473,7 +464,12 @@ pub mod __private {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
             let (p, ctx, body, mut out) = unsafe {
-                (&*instance.cast::<P>(), context(ctx), body.as_slice(), Out { raw: &*out })
+                (
+                    &*instance.cast::<P>(),
+                    context(ctx),
+                    body.as_slice(),
+                    Out { raw: &*out },
+                )
             };
             let status = u16::try_from(http_status).unwrap_or(u16::MAX);
             let r = p.decode_response(&ctx, status, body, &mut out);
@@ -493,7 +489,12 @@ pub mod __private {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
             let (p, ctx, body, mut out) = unsafe {
-                (&*instance.cast::<P>(), context(ctx), body.as_slice(), Out { raw: &*out })
+                (
+                    &*instance.cast::<P>(),
+                    context(ctx),
+                    body.as_slice(),
+                    Out { raw: &*out },
+                )
             };
             let status = u16::try_from(http_status).unwrap_or(u16::MAX);
             let e = p.decode_error(&ctx, status, body);
@@ -506,10 +507,7 @@ pub mod __private {
 
     /// # Safety
     /// Called by the host through the vtable with valid arguments.
-    pub unsafe extern "C" fn stream_open<P: Provider>(
-        instance: *mut c_void,
-        ctx: *const CallContext,
-    ) -> *mut c_void {
+    pub unsafe extern "C" fn stream_open<P: Provider>(instance: *mut c_void, ctx: *const CallContext) -> *mut c_void {
         let r = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: valid for the call (host contract).
             let (p, ctx) = unsafe { (&*instance.cast::<P>(), context(ctx)) };
@@ -533,7 +531,12 @@ pub mod __private {
         guard(|| {
             // SAFETY: valid for the call (host contract).
             let (s, ctx, bytes, mut out) = unsafe {
-                (&mut *state.cast::<State>(), context(ctx), bytes.as_slice(), Out { raw: &*out })
+                (
+                    &mut *state.cast::<State>(),
+                    context(ctx),
+                    bytes.as_slice(),
+                    Out { raw: &*out },
+                )
             };
             let r = s.feed(&ctx, bytes, &mut out);
             finish(r, &mut out)
@@ -550,8 +553,7 @@ pub mod __private {
     ) -> i32 {
         guard(|| {
             // SAFETY: valid for the call (host contract).
-            let (s, ctx, mut out) =
-                unsafe { (&mut *state.cast::<State>(), context(ctx), Out { raw: &*out }) };
+            let (s, ctx, mut out) = unsafe { (&mut *state.cast::<State>(), context(ctx), Out { raw: &*out }) };
             let r = s.finish(&ctx, &mut out);
             finish(r, &mut out)
         })
@@ -607,8 +609,7 @@ macro_rules! export_provider {
                 abi_minor: abi::ABI_MINOR,
                 name: abi::ByteSlice::from_str($name),
                 version: abi::ByteSlice::from_str($version),
-                capabilities: abi::capability::PROVIDER
-                    | if $local { abi::capability::LOCAL } else { 0 },
+                capabilities: abi::capability::PROVIDER | if $local { abi::capability::LOCAL } else { 0 },
                 provider: &VTABLE,
                 hook: ::std::ptr::null(),
             };

@@ -42,7 +42,9 @@ impl Provider for Upper {
         if setup.options.get("refuse").is_some() {
             return Err("refused by options".into());
         }
-        Ok(Upper { base: setup.base_url.unwrap_or_else(|| "http://default".into()) })
+        Ok(Upper {
+            base: setup.base_url.unwrap_or_else(|| "http://default".into()),
+        })
     }
 
     fn encode_request(&self, ctx: &Context<'_>, request: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
@@ -59,8 +61,19 @@ impl Provider for Upper {
         Ok(())
     }
 
-    fn decode_response(&self, _ctx: &Context<'_>, _status: u16, body: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let usage = Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, ..Usage::default() };
+    fn decode_response(
+        &self,
+        _ctx: &Context<'_>,
+        _status: u16,
+        body: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<(), ProviderError> {
+        let usage = Usage {
+            prompt_tokens: 3,
+            completion_tokens: 4,
+            total_tokens: 7,
+            ..Usage::default()
+        };
         out.response(body, "up-model", Some(&usage));
         Ok(())
     }
@@ -79,8 +92,7 @@ unsafe extern "C" {
 
 fn library() -> host::PluginLibrary {
     // SAFETY: the declaration is the static one the macro exported in this binary.
-    unsafe { host::from_declaration(switchyard_plugin_entry_v1(), Path::new("in-process")) }
-        .expect("valid declaration")
+    unsafe { host::from_declaration(switchyard_plugin_entry_v1(), Path::new("in-process")) }.expect("valid declaration")
 }
 
 fn codec(options: &str) -> Result<host::ProviderCodec, LoadError> {
@@ -89,7 +101,13 @@ fn codec(options: &str) -> Result<host::ProviderCodec, LoadError> {
 }
 
 fn info() -> CallInfo<'static> {
-    CallInfo { stream: false, unix_time_ms: 1, model: "m", api_key: "sk-secret", request_id: "r1" }
+    CallInfo {
+        stream: false,
+        unix_time_ms: 1,
+        model: "m",
+        api_key: "sk-secret",
+        request_id: "r1",
+    }
 }
 
 #[test]
@@ -107,7 +125,10 @@ fn encode_and_decode_round_trip() {
     let req = c.encode_request(&info(), b"hello").expect("encoded");
     assert_eq!(req.method, "POST");
     assert_eq!(req.url, "http://up/x");
-    assert_eq!(req.headers, vec![("authorization".to_string(), "Bearer sk-secret".to_string())]);
+    assert_eq!(
+        req.headers,
+        vec![("authorization".to_string(), "Bearer sk-secret".to_string())]
+    );
     assert_eq!(req.body, b"HELLO");
     let resp = c.decode_response(&info(), 200, b"{\"a\":1}").expect("decoded");
     assert_eq!(resp.json, b"{\"a\":1}");
@@ -142,17 +163,26 @@ fn create_failure_names_plugin_provider_and_reason() {
 #[test]
 fn unsupported_calls_are_reported_not_faked() {
     let c = codec("{}").expect("instance");
-    assert!(matches!(c.respond_local(&info(), b"{}"), Err(CallError::Unsupported { .. })));
+    assert!(matches!(
+        c.respond_local(&info(), b"{}"),
+        Err(CallError::Unsupported { .. })
+    ));
 }
 
 #[test]
 fn panics_become_errors_and_repeated_panics_disable_the_instance() {
     let c = codec("{}").expect("instance");
     for _ in 0..PANIC_LIMIT {
-        assert!(matches!(c.encode_request(&info(), b"panic"), Err(CallError::Panicked { .. })));
+        assert!(matches!(
+            c.encode_request(&info(), b"panic"),
+            Err(CallError::Panicked { .. })
+        ));
     }
     assert!(c.is_disabled());
-    assert!(matches!(c.encode_request(&info(), b"hello"), Err(CallError::Disabled { .. })));
+    assert!(matches!(
+        c.encode_request(&info(), b"hello"),
+        Err(CallError::Disabled { .. })
+    ));
 }
 
 #[test]
@@ -175,7 +205,10 @@ fn stream_decoder_gets_arbitrary_fragments() {
         .collect();
     assert_eq!(kinds, ["one", "two", "ERR 500", "DONE", "tail"]);
     // A panic inside the decoder is an error for that stream, not a crash.
-    assert!(matches!(s.feed(&info(), b"boom\n", &mut items), Err(CallError::Panicked { .. })));
+    assert!(matches!(
+        s.feed(&info(), b"boom\n", &mut items),
+        Err(CallError::Panicked { .. })
+    ));
 }
 
 static FUTURE_MAJOR: PluginDecl = PluginDecl {
@@ -221,7 +254,10 @@ fn version_and_declaration_checks_refuse_bad_plugins() {
     assert!(matches!(check(&NEWER_MINOR), Err(LoadError::AbiVersion { .. })));
     assert!(matches!(check(&NO_VTABLE), Err(LoadError::BadDeclaration { .. })));
     // SAFETY: null is allowed and refused.
-    assert!(matches!(unsafe { host::from_declaration(std::ptr::null(), Path::new("x.so")) }, Err(LoadError::BadDeclaration { .. })));
+    assert!(matches!(
+        unsafe { host::from_declaration(std::ptr::null(), Path::new("x.so")) },
+        Err(LoadError::BadDeclaration { .. })
+    ));
 }
 
 #[test]

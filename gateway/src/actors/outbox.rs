@@ -1,0 +1,102 @@
+//! Per-worker batching of reports to the actors. Each HTTP worker thread collects records in
+//! a thread-local outbox and flushes them as one message per destination when the batch is
+//! big enough or old enough (a per-worker ticker covers quiet periods).
+
+use super::cost_tracker::{CostTrackerHandle, UsageBatch, UsageRecord};
+use super::provider_pool::{AttemptBatch, AttemptRecord, ProviderPoolActor};
+use actix::Addr;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Flush when this many records wait…
+const BATCH_SIZE: usize = 64;
+/// …or the oldest has waited this long.
+const MAX_AGE: Duration = Duration::from_millis(200);
+
+/// Batches dropped because a mailbox was full (a visible count, never a silent loss).
+pub static DROPPED_BATCHES: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Default)]
+struct Outbox {
+    usage: Vec<UsageRecord>,
+    cost: Option<Addr<super::cost_tracker::CostTracker>>,
+    attempts: Vec<(Addr<ProviderPoolActor>, AttemptRecord)>,
+    oldest: Option<Instant>,
+    ticker_started: bool,
+}
+
+thread_local! {
+    static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
+}
+
+pub fn record_usage(cost: &CostTrackerHandle, record: UsageRecord) {
+    push(|o| {
+        if o.cost.is_none() {
+            o.cost = Some(cost.addr.clone());
+        }
+        o.usage.push(record);
+    });
+}
+
+pub fn record_attempt(pool: &Addr<ProviderPoolActor>, record: AttemptRecord) {
+    push(|o| o.attempts.push((pool.clone(), record)));
+}
+
+fn push(f: impl FnOnce(&mut Outbox)) {
+    let due = OUTBOX.with_borrow_mut(|o| {
+        f(o);
+        let now = Instant::now();
+        let oldest = *o.oldest.get_or_insert(now);
+        if !o.ticker_started {
+            o.ticker_started = true;
+            start_ticker();
+        }
+        o.usage.len() + o.attempts.len() >= BATCH_SIZE || now.duration_since(oldest) >= MAX_AGE
+    });
+    if due {
+        flush();
+    }
+}
+
+/// A per-worker timer so records do not wait for the next request in quiet periods.
+fn start_ticker() {
+    tokio::task::spawn_local(async {
+        let mut tick = tokio::time::interval(MAX_AGE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            flush();
+        }
+    });
+}
+
+/// Sends everything this worker has collected.
+pub fn flush() {
+    let (usage, cost, attempts) = OUTBOX.with_borrow_mut(|o| {
+        o.oldest = None;
+        (
+            std::mem::take(&mut o.usage),
+            o.cost.clone(),
+            std::mem::take(&mut o.attempts),
+        )
+    });
+    if let (Some(cost), false) = (cost, usage.is_empty())
+        && cost.try_send(UsageBatch(usage)).is_err()
+    {
+        DROPPED_BATCHES.fetch_add(1, Ordering::Relaxed);
+    }
+    // Group by destination; a worker sees few providers, so a linear scan is cheapest.
+    let mut groups: Vec<(Addr<ProviderPoolActor>, Vec<AttemptRecord>)> = Vec::new();
+    for (addr, rec) in attempts {
+        match groups.iter_mut().find(|(a, _)| *a == addr) {
+            Some((_, v)) => v.push(rec),
+            None => groups.push((addr, vec![rec])),
+        }
+    }
+    for (addr, batch) in groups {
+        if addr.try_send(AttemptBatch(batch)).is_err() {
+            DROPPED_BATCHES.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

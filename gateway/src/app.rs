@@ -1,0 +1,265 @@
+//! Assembling the daemon: plugins → providers → routing table → actors → HTTP server.
+
+use crate::actors::cost_tracker::CostTrackerHandle;
+use crate::actors::provider_pool::PoolStatsHandle;
+use crate::actors::router::RouterHandle;
+use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, ProviderConfig, yaml_line_of};
+use crate::http::{self, AppState};
+use crate::plugins::PluginLoader;
+use crate::redact::Redactor;
+use crate::routing::{self, ProviderRuntime, RouteTable, Timeouts};
+use crate::upstream::{ProviderPool, build_client, parse_headers};
+use actix::{Arbiter, ArbiterHandle};
+use actix_web::{App, HttpServer, web};
+use indexmap::IndexMap;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_plugin_api::host::LoadError;
+
+/// Longest a client may take to send its request line and headers.
+const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "cannot listen on {addr}: {source}\n  fix: choose another port with --port (0 picks a free one) or stop what uses it"
+    )]
+    Bind { addr: String, source: std::io::Error },
+    #[error("the server failed: {0}")]
+    Server(std::io::Error),
+}
+
+/// A routing table built from config, plus warnings worth logging (disabled keys, …).
+pub struct Built {
+    pub table: RouteTable,
+    pub warnings: Vec<String>,
+    pub plugin_dir: std::path::PathBuf,
+}
+
+fn provider_error(source: &ConfigSource, name: &str, field: &str, message: String, fix: Option<String>) -> ConfigError {
+    let path = vec!["providers".to_string(), name.to_string(), field.to_string()];
+    ConfigError::Invalid(Box::new(InvalidConfig {
+        file: source.label(),
+        line: yaml_line_of(&source.text, &path),
+        column: None,
+        field: Some(path.join(".")),
+        message,
+        fix,
+    }))
+}
+
+fn load_fix(err: &LoadError, loader: &PluginLoader, plugin: &str) -> Option<String> {
+    match err {
+        LoadError::NotFound { .. } => Some(format!(
+            "build the plugin (cargo build --release) or put {} in the plugins folder ({}), set plugins.dir, or give a path",
+            switchyard_plugin_api::host::library_file_name(plugin),
+            loader.dir().display()
+        )),
+        LoadError::MissingSymbol { .. } => {
+            Some("is this a Switchyard plugin? It must be built against plugin-api and use export_provider!".into())
+        }
+        LoadError::AbiVersion { .. } => Some("rebuild the plugin against this gateway's plugin-api".into()),
+        _ => None,
+    }
+}
+
+/// Loads plugins and builds every provider and alias. Actors for provider pools start on
+/// `arbiter`.
+pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle) -> Result<Built, ConfigError> {
+    let mut loader = PluginLoader::new(cfg.plugins.dir.as_deref());
+    let mut warnings = Vec::new();
+    let mut secrets = Vec::new();
+    let mut providers = IndexMap::new();
+    for (name, p) in &cfg.providers {
+        let runtime = build_provider(name, p, source, &mut loader, arbiter, &mut warnings)?;
+        secrets.extend(runtime.keys.iter().map(|k| k.secret.to_string()));
+        providers.insert(name.clone(), Arc::new(runtime));
+    }
+    let aliases = routing::build_aliases(cfg, &providers);
+    if !cfg.hooks.is_empty() {
+        warnings.push("hooks: configured hooks are accepted but not run by this version".into());
+    }
+    if cfg.cache.enabled {
+        warnings.push("cache: the cache is accepted in config but not active in this version".into());
+    }
+    let table = RouteTable {
+        providers,
+        aliases,
+        redactor: Arc::new(Redactor::new(secrets)),
+    };
+    Ok(Built {
+        table,
+        warnings,
+        plugin_dir: loader.dir().to_path_buf(),
+    })
+}
+
+fn build_provider(
+    name: &str,
+    p: &ProviderConfig,
+    source: &ConfigSource,
+    loader: &mut PluginLoader,
+    arbiter: &ArbiterHandle,
+    warnings: &mut Vec<String>,
+) -> Result<ProviderRuntime, ConfigError> {
+    let lib = loader.load(&p.plugin).map_err(|e| {
+        let fix = load_fix(&e, loader, &p.plugin);
+        provider_error(source, name, "plugin", format!("plugin `{}`: {e}", p.plugin), fix)
+    })?;
+    let setup = serde_json::json!({ "name": name, "base_url": p.base_url, "options": p.options });
+    let codec = lib
+        .provider(name, setup.to_string().as_bytes())
+        .map_err(|e| provider_error(source, name, "options", e.to_string(), None))?;
+    let keys = routing::build_keys(name, p, warnings);
+    let client = build_client(p.connect_timeout.0).map_err(|e| {
+        provider_error(
+            source,
+            name,
+            "plugin",
+            format!("cannot create the HTTP client: {e}"),
+            None,
+        )
+    })?;
+    let headers = parse_headers(p.headers.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .map_err(|e| provider_error(source, name, "headers", e, None))?;
+    let pool = ProviderPool::new(client, p.concurrency, headers, PoolStatsHandle::start(arbiter));
+    Ok(ProviderRuntime {
+        name: Arc::from(name),
+        codec: Arc::new(codec),
+        keys,
+        keys_configured: !p.keys.is_empty(),
+        pool,
+        timeouts: Timeouts {
+            timeout: p.timeout.non_zero().unwrap_or(Duration::MAX),
+            first_byte: p.first_byte_timeout.non_zero().unwrap_or(Duration::MAX),
+            first_token: p.first_token_timeout.non_zero(),
+            stream_idle: p.stream_idle_timeout.non_zero(),
+        },
+    })
+}
+
+/// rustls needs one process-wide crypto provider; ring keeps the build free of C toolchains
+/// beyond what ring itself needs.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Runs the daemon until SIGTERM/SIGINT, then drains in-flight requests.
+pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupError> {
+    install_crypto_provider();
+    actix_web::rt::System::new().block_on(async move {
+        let actors = Arbiter::new();
+        let built = build(&cfg, &source, &actors.handle())?;
+        for w in &built.warnings {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(config = %source.label(), plugins = %built.plugin_dir.display(), providers = built.table.provider_count(), aliases = built.table.alias_count(), "config loaded");
+        let state = web::Data::new(AppState {
+            router: RouterHandle::start(&actors.handle(), built.table),
+            cost: CostTrackerHandle::start(&actors.handle()),
+            max_body_size: cfg.server.max_body_size.0,
+            body_read_timeout: cfg.server.body_read_timeout.non_zero().unwrap_or(Duration::from_secs(30)),
+        });
+        let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
+        let server = HttpServer::new(move || App::new().configure(http::configure(state.clone())))
+            .disable_signals()
+            .shutdown_timeout(cfg.server.shutdown_timeout.0.as_secs())
+            .client_request_timeout(CLIENT_HEADER_TIMEOUT)
+            .bind(&addr)
+            .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+        for a in server.addrs() {
+            tracing::info!("listening on http://{a}");
+        }
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            wait_for_shutdown_signal().await;
+            tracing::info!("shutting down: no new connections; finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        server.await.map_err(StartupError::Server)?;
+        crate::actors::outbox::flush();
+        actors.stop();
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `switchyard check`: validates config and plugins and renders the routing table.
+pub fn check(cfg: &GatewayConfig, source: &ConfigSource) -> Result<String, ConfigError> {
+    install_crypto_provider();
+    actix_web::rt::System::new().block_on(async {
+        let actors = Arbiter::new();
+        let built = build(cfg, source, &actors.handle())?;
+        actors.stop();
+        Ok(render_table(cfg, source, &built))
+    })
+}
+
+fn render_table(cfg: &GatewayConfig, source: &ConfigSource, built: &Built) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "config:  {} (valid)", source.label());
+    let _ = writeln!(s, "plugins: {}", built.plugin_dir.display());
+    let _ = writeln!(s, "listen:  {}:{}", cfg.server.host, cfg.server.port);
+    let _ = writeln!(s, "\nproviders:");
+    for (name, p) in &built.table.providers {
+        let conf = &cfg.providers[name.as_str()];
+        let keys = if p.keys_configured {
+            format!("{} of {} keys usable", p.keys.len(), conf.keys.len())
+        } else {
+            "no key".into()
+        };
+        let kind = if p.codec.is_local() {
+            "local".to_string()
+        } else {
+            conf.base_url.clone().unwrap_or_else(|| "plugin default URL".into())
+        };
+        let _ = writeln!(s, "  {name:<16} plugin {:<10} {kind}  ({keys})", p.codec.plugin_name());
+    }
+    let _ = writeln!(s, "\nmodels:");
+    for (alias, a) in &built.table.aliases {
+        let targets: Vec<String> = a
+            .targets
+            .iter()
+            .map(|t| format!("{}/{} (weight {})", t.provider.name, t.model, t.weight))
+            .collect();
+        let _ = writeln!(s, "  {alias:<16} → {}", targets.join(", "));
+        if !a.fallbacks.is_empty() {
+            let _ = writeln!(s, "  {:<16}   fallbacks: {}", "", a.fallbacks.join(" → "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n  any provider/model with a configured provider is routable as well"
+    );
+    for w in &built.warnings {
+        let _ = writeln!(s, "\nwarning: {w}");
+    }
+    s
+}

@@ -1,0 +1,218 @@
+//! The YAML config file, as typed structs. Unknown keys are errors everywhere
+//! (`deny_unknown_fields`), so a typo never silently does nothing.
+
+use super::units::{Dur, Size};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub server: ServerConfig,
+    pub plugins: PluginsConfig,
+    pub providers: IndexMap<String, ProviderConfig>,
+    pub models: IndexMap<String, ModelConfig>,
+    pub cache: CacheConfig,
+    pub pricing: PricingConfig,
+    pub hooks: Vec<HookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// Larger request bodies are refused with 413.
+    pub max_body_size: Size,
+    /// How long a client may take to send its request body.
+    pub body_read_timeout: Dur,
+    /// On SIGTERM/SIGINT, how long in-flight requests and streams may take to finish.
+    pub shutdown_timeout: Dur,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            max_body_size: Size(32 * 1024 * 1024),
+            body_read_timeout: Dur::secs(30),
+            shutdown_timeout: Dur::secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Folder holding `libswitchyard_NAME.so`; default: the running binary's folder.
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Plugin name (`openai` → `libswitchyard_openai.so` in `plugins.dir`) or a path.
+    pub plugin: String,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    #[serde(default = "defaults::connect_timeout")]
+    pub connect_timeout: Dur,
+    /// Whole non-streaming request.
+    #[serde(default = "defaults::timeout")]
+    pub timeout: Dur,
+    /// Until response headers arrive.
+    #[serde(default = "defaults::timeout")]
+    pub first_byte_timeout: Dur,
+    /// Streaming: until the first content chunk; 0 = off.
+    #[serde(default)]
+    pub first_token_timeout: Dur,
+    /// Streaming: longest silence between events.
+    #[serde(default = "defaults::stream_idle_timeout")]
+    pub stream_idle_timeout: Dur,
+    #[serde(default)]
+    pub retries: RetriesConfig,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+    #[serde(default = "defaults::concurrency")]
+    pub concurrency: u32,
+    /// Extra headers sent upstream on every request.
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    /// Plugin-specific options, handed to the plugin as JSON.
+    #[serde(default)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+mod defaults {
+    use super::Dur;
+    pub fn connect_timeout() -> Dur {
+        Dur::secs(5)
+    }
+    pub fn timeout() -> Dur {
+        Dur::secs(30)
+    }
+    pub fn stream_idle_timeout() -> Dur {
+        Dur::secs(60)
+    }
+    pub fn concurrency() -> u32 {
+        1000
+    }
+    pub fn weight() -> f64 {
+        1.0
+    }
+    pub fn all_models() -> Vec<String> {
+        vec!["*".into()]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// The key itself, or `env.VAR` to read it from the environment.
+    pub value: String,
+    #[serde(default = "defaults::weight")]
+    pub weight: f64,
+    /// Models this key may be used for; `["*"]` = all.
+    #[serde(default = "defaults::all_models")]
+    pub models: Vec<String>,
+}
+
+/// Accepted now; retries on the same target arrive with the resilience work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetriesConfig {
+    pub max: u32,
+    pub backoff: Dur,
+    pub max_backoff: Dur,
+}
+
+impl Default for RetriesConfig {
+    fn default() -> Self {
+        RetriesConfig {
+            max: 2,
+            backoff: Dur::millis(500),
+            max_backoff: Dur::secs(5),
+        }
+    }
+}
+
+/// Accepted now; circuit breaking arrives with the resilience work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerConfig {
+    pub failures: u32,
+    pub window: Dur,
+    pub cooldown: Dur,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            failures: 5,
+            window: Dur::secs(30),
+            cooldown: Dur::secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub targets: Vec<TargetConfig>,
+    /// Ordered: `provider/model` or another alias.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Accepted now; the cache arrives later.
+    #[serde(default)]
+    pub cache: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub provider: String,
+    pub model: String,
+    #[serde(default = "defaults::weight")]
+    pub weight: f64,
+}
+
+/// Accepted now; the cache arrives later.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub backend: Option<String>,
+    pub redis_url: Option<String>,
+    pub ttl: Option<Dur>,
+    pub max_entries: Option<u64>,
+    pub semantic: SemanticCacheConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SemanticCacheConfig {
+    pub enabled: bool,
+    pub embedding: Option<String>,
+    pub threshold: Option<f64>,
+}
+
+/// Accepted now; cost arrives later.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricingConfig {
+    pub file: Option<PathBuf>,
+    pub overrides: IndexMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Accepted now; hooks run from a later version on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    pub plugin: String,
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+}

@@ -1,0 +1,172 @@
+//! Checks that need more than one field: references between sections, weights, URLs.
+//! (Types, units and unknown keys are already checked while parsing.)
+
+use super::error::nearest;
+use super::schema::GatewayConfig;
+
+/// One problem, with the dotted path it sits at and a fix when there is an obvious one.
+#[derive(Debug)]
+pub struct Issue {
+    pub path: Vec<String>,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+fn issue(path: &[&str], message: String, fix: Option<String>) -> Issue {
+    Issue {
+        path: path.iter().map(|s| s.to_string()).collect(),
+        message,
+        fix,
+    }
+}
+
+fn weight_ok(w: f64) -> bool {
+    w.is_finite() && w > 0.0
+}
+
+pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
+    if cfg.server.max_body_size.0 == 0 {
+        return Err(issue(
+            &["server", "max_body_size"],
+            "must be more than 0".into(),
+            Some("e.g. 32MiB".into()),
+        ));
+    }
+    for (name, p) in &cfg.providers {
+        let at = |field: &'static str| vec!["providers", name.as_str(), field];
+        if name.is_empty() || name.contains('/') {
+            return Err(issue(
+                &["providers", name],
+                format!("provider name `{name}` must be non-empty and contain no `/`"),
+                None,
+            ));
+        }
+        if p.plugin.trim().is_empty() {
+            return Err(issue(
+                &at("plugin"),
+                "plugin must name a plugin (e.g. openai, mock) or a path".into(),
+                None,
+            ));
+        }
+        if let Some(url) = &p.base_url {
+            let parsed = reqwest::Url::parse(url);
+            if !matches!(parsed.as_ref().map(|u| u.scheme()), Ok("http" | "https")) {
+                return Err(issue(
+                    &at("base_url"),
+                    format!("`{url}` is not an http(s) URL"),
+                    Some("e.g. https://api.openai.com/v1".into()),
+                ));
+            }
+        }
+        if p.concurrency == 0 {
+            return Err(issue(&at("concurrency"), "must be at least 1".into(), None));
+        }
+        for (i, k) in p.keys.iter().enumerate() {
+            let idx = i.to_string();
+            let path = ["providers", name.as_str(), "keys", idx.as_str()];
+            if !weight_ok(k.weight) {
+                return Err(issue(
+                    &path,
+                    format!("key weight {} must be a positive number", k.weight),
+                    None,
+                ));
+            }
+            if k.value.trim().is_empty() {
+                return Err(issue(
+                    &path,
+                    "key value is empty".into(),
+                    Some("use env.VAR to read it from the environment".into()),
+                ));
+            }
+            if k.models.is_empty() {
+                return Err(issue(
+                    &path,
+                    "models is empty, so this key could never be used".into(),
+                    Some("use [\"*\"] for all models".into()),
+                ));
+            }
+        }
+        for header in p.headers.keys() {
+            if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(issue(
+                    &at("headers"),
+                    format!("`{header}` is not a valid header name"),
+                    None,
+                ));
+            }
+        }
+    }
+    let provider_names = || cfg.providers.keys().map(String::as_str);
+    let unknown_provider = |path: &[&str], name: &str| {
+        let fix = nearest(name, provider_names())
+            .map(|n| format!("did you mean `{n}`?"))
+            .or_else(|| {
+                Some(format!(
+                    "add it under providers: (known: {})",
+                    provider_names().collect::<Vec<_>>().join(", ")
+                ))
+            });
+        issue(path, format!("provider `{name}` is not configured"), fix)
+    };
+    for (alias, m) in &cfg.models {
+        if m.targets.is_empty() {
+            return Err(issue(
+                &["models", alias, "targets"],
+                "an alias needs at least one target".into(),
+                Some("e.g. targets: [{provider: local, model: echo}]".into()),
+            ));
+        }
+        for t in &m.targets {
+            if !cfg.providers.contains_key(&t.provider) {
+                return Err(unknown_provider(&["models", alias, "targets"], &t.provider));
+            }
+            if !weight_ok(t.weight) {
+                return Err(issue(
+                    &["models", alias, "targets"],
+                    format!("target weight {} must be a positive number", t.weight),
+                    None,
+                ));
+            }
+            if t.model.trim().is_empty() {
+                return Err(issue(
+                    &["models", alias, "targets"],
+                    "target model is empty".into(),
+                    None,
+                ));
+            }
+        }
+        for f in &m.fallbacks {
+            if cfg.models.contains_key(f) {
+                continue;
+            }
+            match f.split_once('/') {
+                Some((p, model)) if !model.is_empty() => {
+                    if !cfg.providers.contains_key(p) {
+                        return Err(unknown_provider(&["models", alias, "fallbacks"], p));
+                    }
+                }
+                _ => {
+                    let fix = nearest(f, cfg.models.keys().map(String::as_str))
+                        .map(|n| format!("did you mean `{n}`?"))
+                        .or_else(|| Some("write another alias or provider/model".into()));
+                    return Err(issue(
+                        &["models", alias, "fallbacks"],
+                        format!("fallback `{f}` is neither an alias nor provider/model"),
+                        fix,
+                    ));
+                }
+            }
+        }
+    }
+    for (i, h) in cfg.hooks.iter().enumerate() {
+        if h.plugin.trim().is_empty() {
+            let idx = i.to_string();
+            return Err(issue(
+                &["hooks", idx.as_str(), "plugin"],
+                "hook plugin is empty".into(),
+                None,
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! Request errors: one type for everything a client can be told, mapped to an HTTP status and
+//! the OpenAI error body (`type` in OpenAI's words, `code` a stable machine word).
+
+use actix_web::http::StatusCode;
+use switchyard_plugin_api::abi::error_kind;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        code: &'static str,
+        param: Option<String>,
+    },
+    #[error("the request body is larger than the limit of {limit} bytes (server.max_body_size)")]
+    BodyTooLarge { limit: u64 },
+    #[error("the request body was not received within {secs} s")]
+    BodyTimeout { secs: u64 },
+    #[error(
+        "the model `{model}` does not exist: it is neither an alias under models: nor provider/model with a configured provider"
+    )]
+    ModelNotFound { model: String },
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// An upstream's own error, passed through (secrets already redacted).
+    #[error("{}", .0.message)]
+    Upstream(Box<UpstreamError>),
+    #[error("upstream `{provider}` did not answer within {secs} s ({phase})")]
+    UpstreamTimeout {
+        provider: String,
+        phase: &'static str,
+        secs: f64,
+    },
+    #[error("could not reach upstream `{provider}`: {reason}")]
+    UpstreamUnreachable { provider: String, reason: String },
+    #[error("upstream `{provider}` answered with something that could not be read: {reason}")]
+    UpstreamMalformed { provider: String, reason: String },
+    #[error("the provider plugin for `{provider}` failed: {reason}")]
+    PluginFault { provider: String, reason: String },
+    #[error("provider `{provider}` has no usable key for model `{model}` (keys whose env var is unset are disabled)")]
+    NoUsableKey { provider: String, model: String },
+    #[error("provider `{provider}` is at its concurrency limit; retry shortly")]
+    ProviderBusy { provider: String },
+}
+
+/// An error an upstream (or its codec) reported. Boxed: it is the rare path, and keeping
+/// `GatewayError` small keeps every `Result` on the hot path small.
+#[derive(Debug, Clone)]
+pub struct UpstreamError {
+    pub provider: String,
+    pub status: u16,
+    pub message: String,
+    pub error_type: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    pub kind: u64,
+    pub retryable: bool,
+}
+
+impl GatewayError {
+    pub fn bad_request(message: impl Into<String>, code: &'static str, param: Option<&str>) -> Self {
+        GatewayError::BadRequest {
+            message: message.into(),
+            code,
+            param: param.map(str::to_string),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use GatewayError::*;
+        match self {
+            BadRequest { .. } => StatusCode::BAD_REQUEST,
+            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ModelNotFound { .. } | RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            // 4xx are the client's business and pass through; anything else from upstream is
+            // the gateway's upstream failing: 502.
+            Upstream(u) => match StatusCode::from_u16(u.status) {
+                Ok(s) if s.is_client_error() => s,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamUnreachable { .. } | UpstreamMalformed { .. } | PluginFault { .. } => StatusCode::BAD_GATEWAY,
+            NoUsableKey { .. } | ProviderBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// OpenAI's `type` word.
+    pub fn error_type(&self) -> &str {
+        use GatewayError::*;
+        match self {
+            BadRequest { .. } | BodyTooLarge { .. } | BodyTimeout { .. } | MethodNotAllowed { .. } => {
+                "invalid_request_error"
+            }
+            ModelNotFound { .. } | RouteNotFound { .. } => "not_found_error",
+            Upstream(u) if u.error_type.is_some() => u.error_type.as_deref().unwrap_or("server_error"),
+            Upstream(u) => match u.status {
+                401 | 403 => "authentication_error",
+                404 => "not_found_error",
+                429 => "rate_limit_error",
+                400..=499 => "invalid_request_error",
+                _ => "server_error",
+            },
+            UpstreamTimeout { .. } | UpstreamUnreachable { .. } | UpstreamMalformed { .. } | PluginFault { .. } => {
+                "server_error"
+            }
+            NoUsableKey { .. } | ProviderBusy { .. } => "server_error",
+        }
+    }
+
+    /// A stable machine word.
+    pub fn code(&self) -> Option<&str> {
+        use GatewayError::*;
+        Some(match self {
+            BadRequest { code, .. } => code,
+            BodyTooLarge { .. } => "body_too_large",
+            BodyTimeout { .. } => "body_timeout",
+            ModelNotFound { .. } => "model_not_found",
+            RouteNotFound { .. } => "route_not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            Upstream(u) if u.code.is_some() => return u.code.as_deref(),
+            Upstream(u) if u.status >= 500 => "upstream_error",
+            Upstream(_) => return None,
+            UpstreamTimeout { .. } => "upstream_timeout",
+            UpstreamUnreachable { .. } => "upstream_unreachable",
+            UpstreamMalformed { .. } => "upstream_malformed",
+            PluginFault { .. } => "plugin_fault",
+            NoUsableKey { .. } => "no_usable_key",
+            ProviderBusy { .. } => "provider_busy",
+        })
+    }
+
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            GatewayError::BadRequest { param, .. } => param.as_deref(),
+            GatewayError::Upstream(u) => u.param.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The client-facing message. Upstream 5xx messages say which provider failed.
+    pub fn client_message(&self) -> String {
+        match self {
+            GatewayError::Upstream(u) if u.status >= 500 || u.status < 400 => {
+                format!("upstream `{}` failed with HTTP {}: {}", u.provider, u.status, u.message)
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the next target (a fallback) may succeed where this attempt failed.
+    /// Content-filter refusals and plain bad requests are final; rate limits, server
+    /// failures, silence and context-length errors (a larger model may take it) move on.
+    pub fn moves_to_fallback(&self) -> bool {
+        use GatewayError::*;
+        match self {
+            Upstream(u) => {
+                u.retryable
+                    || u.kind == error_kind::CONTEXT_LENGTH
+                    || u.kind == error_kind::RATE_LIMIT
+                    || u.kind == error_kind::OVERLOADED
+                    || u.kind == error_kind::SERVER
+                    || u.status >= 500
+            }
+            UpstreamTimeout { .. }
+            | UpstreamUnreachable { .. }
+            | UpstreamMalformed { .. }
+            | PluginFault { .. }
+            | NoUsableKey { .. }
+            | ProviderBusy { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// `Retry-After` seconds to send with this error, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(
+            self,
+            GatewayError::ProviderBusy { .. } | GatewayError::NoUsableKey { .. }
+        )
+        .then_some(1)
+    }
+
+    /// The OpenAI error object (`{"message","type","code","param"}`).
+    pub fn to_error_object(&self) -> serde_json::Value {
+        serde_json::json!({
+            "message": self.client_message(),
+            "type": self.error_type(),
+            "code": self.code(),
+            "param": self.param(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: u16, kind: u64) -> GatewayError {
+        GatewayError::Upstream(Box::new(UpstreamError {
+            provider: "p".into(),
+            status,
+            message: "m".into(),
+            error_type: None,
+            code: None,
+            param: None,
+            kind,
+            retryable: false,
+        }))
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(
+            upstream(429, error_kind::RATE_LIMIT).status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(upstream(500, error_kind::SERVER).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            upstream(400, error_kind::INVALID_REQUEST).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            GatewayError::BodyTooLarge { limit: 1 }.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let t = GatewayError::UpstreamTimeout {
+            provider: "p".into(),
+            phase: "x",
+            secs: 1.0,
+        };
+        assert_eq!(t.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(t.code(), Some("upstream_timeout"));
+    }
+
+    #[test]
+    fn fallback_policy() {
+        assert!(upstream(500, error_kind::SERVER).moves_to_fallback());
+        assert!(upstream(400, error_kind::CONTEXT_LENGTH).moves_to_fallback());
+        assert!(!upstream(400, error_kind::CONTENT_FILTER).moves_to_fallback());
+        assert!(!upstream(400, error_kind::INVALID_REQUEST).moves_to_fallback());
+        assert!(!GatewayError::bad_request("x", "invalid_json", None).moves_to_fallback());
+    }
+}

@@ -1,0 +1,152 @@
+use super::AppState;
+use super::body;
+use super::respond::{self, ErrorDetails, REQUEST_ID, error_response};
+use crate::error::GatewayError;
+use crate::pipeline::extra_fields::{CHAT, CHAT_STREAM};
+use crate::pipeline::{self, Answer, ChatRequest, RequestContext};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = respond::request_id(&req);
+    let span = tracing::info_span!("chat", request_id = %request_id, model = tracing::field::Empty);
+    async move {
+        let bytes = match body::read(&req, payload, state.max_body_size, state.body_read_timeout).await {
+            Ok(b) => b,
+            Err(e) => return error_response(&e, &request_id, &ErrorDetails::none()),
+        };
+        let chat = match ChatRequest::parse(&bytes) {
+            Ok(c) => c,
+            Err(e) => return error_response(&e, &request_id, &ErrorDetails::none()),
+        };
+        tracing::Span::current().record("model", chat.model.as_str());
+        let request_type = if chat.stream { CHAT_STREAM } else { CHAT };
+        let model = chat.model.clone();
+        let ctx = RequestContext {
+            request_id: Arc::from(request_id.as_str()),
+            started,
+            forwarded_headers: respond::forwarded_headers(&req),
+        };
+        let table = state.router.current();
+        match pipeline::chat(table, &state.cost, chat, &ctx).await {
+            Ok(Answer::Complete { body, headers }) => {
+                let mut resp = HttpResponse::Ok();
+                resp.content_type("application/json");
+                for h in headers {
+                    resp.insert_header(h);
+                }
+                with_request_id(&mut resp, &request_id);
+                tracing::debug!(latency_ms = started.elapsed().as_millis() as u64, "answered");
+                resp.body(body)
+            }
+            Ok(Answer::Stream { relay, headers }) => {
+                let mut resp = HttpResponse::Ok();
+                resp.content_type("text/event-stream");
+                resp.insert_header((header::CACHE_CONTROL, "no-cache"));
+                for h in headers {
+                    resp.insert_header(h);
+                }
+                with_request_id(&mut resp, &request_id);
+                resp.streaming(relay.into_body())
+            }
+            Err(failure) => {
+                tracing::info!(error = %failure.error, status = failure.error.status().as_u16(), "request failed");
+                let details = ErrorDetails {
+                    request_type: Some(request_type),
+                    provider: failure.provider.as_deref(),
+                    model_requested: Some(&model),
+                    latency_ms: started.elapsed().as_millis() as u64,
+                    attempts: &failure.attempts,
+                };
+                error_response(&failure.error, &request_id, &details)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn with_request_id(resp: &mut actix_web::HttpResponseBuilder, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.insert_header((REQUEST_ID, v));
+    }
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let err = GatewayError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+    };
+    error_response(&err, &respond::request_id(&req), &ErrorDetails::none())
+}
+
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let err = GatewayError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+    };
+    error_response(&err, &respond::request_id(&req), &ErrorDetails::none())
+}
+
+fn model_object(id: &str, owned_by: &str) -> serde_json::Value {
+    serde_json::json!({ "id": id, "object": "model", "created": 0, "owned_by": owned_by })
+}
+
+pub async fn list_models(state: web::Data<AppState>) -> HttpResponse {
+    let table = state.router.current();
+    let data: Vec<serde_json::Value> = table
+        .model_ids()
+        .iter()
+        .map(|(id, owner)| model_object(id, owner))
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "object": "list", "data": data }))
+}
+
+pub async fn get_model(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let id = path.into_inner();
+    let table = state.router.current();
+    if let Some((id, owner)) = table.model_ids().into_iter().find(|(x, _)| *x == id) {
+        return HttpResponse::Ok().json(model_object(&id, &owner));
+    }
+    // Any `provider/model` with a configured provider is routable, listed or not.
+    if let Some(target) = table.resolve(&id).filter(|_| !table.aliases.contains_key(&id)) {
+        return HttpResponse::Ok().json(model_object(&id, &target.provider.name));
+    }
+    error_response(
+        &GatewayError::ModelNotFound { model: id },
+        &respond::request_id(&req),
+        &ErrorDetails::none(),
+    )
+}
+
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let table = state.router.current();
+    let providers: serde_json::Map<String, serde_json::Value> = table
+        .providers
+        .iter()
+        .map(|(name, p)| {
+            let health = p.pool.stats.health();
+            (
+                name.clone(),
+                serde_json::json!({
+                    "plugin": p.codec.plugin_name(),
+                    "local": p.codec.is_local(),
+                    "plugin_disabled": p.codec.is_disabled(),
+                    "plugin_panics": p.codec.panic_count(),
+                    "usable_keys": p.keys.len(),
+                    "stats": &*health,
+                }),
+            )
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "providers": providers,
+        "usage": &*state.cost.ledger(),
+        "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(std::sync::atomic::Ordering::Relaxed),
+    }))
+}

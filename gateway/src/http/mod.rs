@@ -1,0 +1,54 @@
+//! The HTTP surface (actix-web): routes, body reading, responses and errors.
+
+mod body;
+mod handlers;
+mod respond;
+
+use crate::actors::cost_tracker::CostTrackerHandle;
+use crate::actors::router::RouterHandle;
+use actix_web::web;
+use std::time::Duration;
+
+/// Shared by every worker; everything in it is a handle or a snapshot.
+pub struct AppState {
+    pub router: RouterHandle,
+    pub cost: CostTrackerHandle,
+    pub max_body_size: u64,
+    pub body_read_timeout: Duration,
+}
+
+const CHAT_PATHS: [&str; 3] = [
+    "/v1/chat/completions",
+    "/openai/v1/chat/completions",
+    "/openai/chat/completions",
+];
+
+/// Registers every route; used by the daemon and by in-process tests.
+pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(state);
+        for path in CHAT_PATHS {
+            cfg.service(
+                web::resource(path)
+                    .route(web::post().to(handlers::chat_completions))
+                    .default_service(web::to(handlers::method_not_allowed)),
+            );
+        }
+        cfg.service(
+            web::resource(["/v1/models", "/openai/v1/models"])
+                .route(web::get().to(handlers::list_models))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
+            web::resource(["/v1/models/{id:.+}", "/openai/v1/models/{id:.+}"])
+                .route(web::get().to(handlers::get_model))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
+            web::resource("/health")
+                .route(web::get().to(handlers::health))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.default_service(web::to(handlers::not_found));
+    }
+}

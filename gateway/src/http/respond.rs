@@ -1,0 +1,115 @@
+//! Building responses: the OpenAI error body with `extra_fields`, request ids, and the
+//! client headers that may go upstream.
+
+use crate::error::GatewayError;
+use crate::pipeline::AttemptSummary;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The client's `x-request-id` if it is sane (visible ASCII, ≤ 128 bytes), else a new one.
+pub fn request_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:032x}", fastrand::u128(..)))
+}
+
+/// Client headers never sent upstream through `x-bf-eh-*`: credentials, routing and
+/// hop-by-hop headers. Upstream auth comes only from configured keys.
+const DENIED_UPSTREAM_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "cookie",
+    "set-cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+const FORWARD_PREFIX: &str = "x-bf-eh-";
+
+/// `x-bf-eh-NAME: v` → `NAME: v`, minus the denylist.
+pub fn forwarded_headers(req: &HttpRequest) -> Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+    req.headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            let rest = name.as_str().strip_prefix(FORWARD_PREFIX)?;
+            if rest.is_empty() || DENIED_UPSTREAM_HEADERS.contains(&rest) {
+                return None;
+            }
+            let n = reqwest::header::HeaderName::from_bytes(rest.as_bytes()).ok()?;
+            let v = reqwest::header::HeaderValue::from_bytes(value.as_bytes()).ok()?;
+            Some((n, v))
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct ErrorExtra<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_requested: Option<&'a str>,
+    latency: u64,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    attempts: &'a [AttemptSummary],
+}
+
+pub struct ErrorDetails<'a> {
+    pub request_type: Option<&'static str>,
+    pub provider: Option<&'a str>,
+    pub model_requested: Option<&'a str>,
+    pub latency_ms: u64,
+    pub attempts: &'a [AttemptSummary],
+}
+
+impl ErrorDetails<'_> {
+    pub fn none() -> ErrorDetails<'static> {
+        ErrorDetails {
+            request_type: None,
+            provider: None,
+            model_requested: None,
+            latency_ms: 0,
+            attempts: &[],
+        }
+    }
+}
+
+pub fn error_response(err: &GatewayError, request_id: &str, details: &ErrorDetails<'_>) -> HttpResponse {
+    let body = serde_json::json!({
+        "error": err.to_error_object(),
+        "extra_fields": ErrorExtra {
+            request_type: details.request_type,
+            provider: details.provider,
+            model_requested: details.model_requested,
+            latency: details.latency_ms,
+            attempts: details.attempts,
+        },
+    });
+    let mut resp = HttpResponse::build(err.status());
+    resp.content_type("application/json");
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.insert_header((REQUEST_ID, v));
+    }
+    if let Some(secs) = err.retry_after() {
+        resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+    }
+    resp.body(body.to_string())
+}

@@ -1,0 +1,203 @@
+//! One attempt against one target: pick a key, encode, send (or ask a local provider),
+//! decode. Streams are primed to their first chunk so a failing start can still fall back.
+
+use super::context::{StreamContext, plugin_error, unix_time_ms};
+use super::extra_fields::{self, CHAT, ExtraFields};
+use super::relay::Relay;
+use super::{Answer, RequestContext};
+use crate::actors::cost_tracker::CostTrackerHandle;
+use crate::error::GatewayError;
+use crate::routing::{RouteTable, Target};
+use crate::upstream::{self, transport_error};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchyard_plugin_api::host::{CallInfo, Item, Payload};
+
+/// What every attempt of one request shares.
+pub struct Shared<'a> {
+    pub table: &'a Arc<RouteTable>,
+    pub model_requested: &'a Arc<str>,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub req: &'a RequestContext,
+    pub cost: &'a CostTrackerHandle,
+}
+
+pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<Answer, GatewayError> {
+    let Shared {
+        table,
+        model_requested,
+        stream,
+        include_usage,
+        req,
+        cost,
+    } = *shared;
+    let provider = &target.provider;
+    let key = provider.pick_key(&target.model)?;
+    let ctx = StreamContext {
+        provider: Arc::clone(&provider.name),
+        model_requested: Arc::clone(model_requested),
+        model_deployment: Arc::clone(&target.model),
+        include_usage,
+        stream,
+        started: req.started,
+        request_id: Arc::clone(&req.request_id),
+        api_key: key.map(|k| Arc::clone(&k.secret)).unwrap_or_else(|| Arc::from("")),
+        redactor: Arc::clone(&table.redactor),
+        cost: cost.clone(),
+    };
+    let redactor = &table.redactor;
+    let name = &*provider.name;
+
+    if provider.codec.is_local() {
+        let items = provider
+            .codec
+            .respond_local(&ctx.call_info(), body)
+            .map_err(|e| plugin_error(name, e, redactor))?;
+        return if stream {
+            let mut relay = Relay::local(items, ctx);
+            relay.prime().await?;
+            Ok(Answer::Stream {
+                relay: Box::new(relay),
+                headers: Vec::new(),
+            })
+        } else {
+            local_response(items, &ctx).await
+        };
+    }
+
+    let timeouts = provider.timeouts;
+    let permit = provider.pool.acquire(name).await?;
+    let info = CallInfo {
+        stream,
+        unix_time_ms: unix_time_ms(),
+        model: &target.model,
+        api_key: &ctx.api_key,
+        request_id: &req.request_id,
+    };
+    let parts = provider
+        .codec
+        .encode_request(&info, body)
+        .map_err(|e| plugin_error(name, e, redactor))?;
+    let started = Instant::now();
+    let first_byte = if stream {
+        timeouts.first_byte
+    } else {
+        timeouts.first_byte.min(timeouts.timeout)
+    };
+    let reply = upstream::send(
+        &provider.pool.client,
+        parts,
+        &provider.pool.headers,
+        &req.forwarded_headers,
+        first_byte,
+        name,
+    )
+    .await?;
+    let headers = passthrough_headers(reply.response.headers());
+    let status = reply.status;
+
+    if !(200..300).contains(&status) {
+        let remaining = timeouts
+            .timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let bytes = read_body(reply.response, remaining, name).await?;
+        let err = provider
+            .codec
+            .decode_error(&info, status, &bytes)
+            .map_err(|e| plugin_error(name, e, redactor))?;
+        return Err(ctx.upstream_error(err));
+    }
+
+    if stream {
+        let decoder = Arc::clone(&provider.codec)
+            .open_stream(&info)
+            .map_err(|e| plugin_error(name, e, redactor))?;
+        let body = Box::pin(reply.response.bytes_stream());
+        let mut relay = Relay::upstream(body, decoder, permit, ctx, timeouts.first_token, timeouts.stream_idle);
+        relay.prime().await?;
+        return Ok(Answer::Stream {
+            relay: Box::new(relay),
+            headers,
+        });
+    }
+
+    let remaining = timeouts.timeout.saturating_sub(started.elapsed());
+    let bytes = read_body(reply.response, remaining, name).await?;
+    drop(permit);
+    let payload = provider
+        .codec
+        .decode_response(&info, status, &bytes)
+        .map_err(|e| plugin_error(name, e, redactor))?;
+    Ok(Answer::Complete {
+        body: complete_body(&payload, &ctx),
+        headers,
+    })
+}
+
+async fn read_body(response: reqwest::Response, limit: Duration, provider: &str) -> Result<bytes::Bytes, GatewayError> {
+    match tokio::time::timeout(limit, response.bytes()).await {
+        Err(_) => Err(GatewayError::UpstreamTimeout {
+            provider: provider.to_string(),
+            phase: "timeout",
+            secs: limit.as_secs_f64(),
+        }),
+        Ok(Err(e)) => Err(transport_error(provider, &e)),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+/// A local provider's non-streaming answer, after the delays it asked for.
+async fn local_response(items: Vec<Item>, ctx: &StreamContext) -> Result<Answer, GatewayError> {
+    for item in items {
+        match item {
+            Item::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Item::Response(p) => {
+                return Ok(Answer::Complete {
+                    body: complete_body(&p, ctx),
+                    headers: Vec::new(),
+                });
+            }
+            Item::Error(e) => return Err(ctx.upstream_error(e)),
+            Item::Chunk(_) | Item::Done => {}
+        }
+    }
+    Err(GatewayError::PluginFault {
+        provider: ctx.provider.to_string(),
+        reason: "the local provider produced no response".into(),
+    })
+}
+
+fn complete_body(p: &Payload, ctx: &StreamContext) -> Vec<u8> {
+    if let Some(u) = &p.usage {
+        ctx.record_usage(u, &p.model);
+    }
+    let extra = ExtraFields {
+        request_type: CHAT,
+        provider: &ctx.provider,
+        model_requested: &ctx.model_requested,
+        model_deployment: &ctx.model_deployment,
+        latency: ctx.started.elapsed().as_millis() as u64,
+        chunk_index: 0,
+    };
+    let mut out = Vec::with_capacity(p.json.len() + 200);
+    if !extra_fields::append_to(&mut out, &p.json, &extra) {
+        tracing::warn!(provider = %ctx.provider, "provider response is not a JSON object; extra_fields not added");
+    }
+    out
+}
+
+/// Provider headers a client may want back: rate-limit state.
+fn passthrough_headers(headers: &reqwest::header::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("x-ratelimit-"))
+        .filter_map(|(name, value)| {
+            let n = HeaderName::from_bytes(name.as_str().as_bytes()).ok()?;
+            let v = HeaderValue::from_bytes(value.as_bytes()).ok()?;
+            Some((n, v))
+        })
+        .collect()
+}

@@ -1,0 +1,102 @@
+//! What an attempt carries with it (owned, so a stream can outlive the handler), and the
+//! mapping of plugin errors to gateway errors.
+
+use crate::actors::cost_tracker::{CostTrackerHandle, UsageRecord};
+use crate::actors::outbox;
+use crate::error::{GatewayError, UpstreamError};
+use crate::redact::Redactor;
+use std::sync::Arc;
+use std::time::Instant;
+use switchyard_plugin_api::abi::error_kind;
+use switchyard_plugin_api::host::{CallError, CallInfo, PluginError, Usage};
+
+pub struct StreamContext {
+    pub provider: Arc<str>,
+    pub model_requested: Arc<str>,
+    pub model_deployment: Arc<str>,
+    /// The client asked for OpenAI's separate usage chunk.
+    pub include_usage: bool,
+    pub stream: bool,
+    pub started: Instant,
+    pub request_id: Arc<str>,
+    pub api_key: Arc<str>,
+    pub redactor: Arc<Redactor>,
+    pub cost: CostTrackerHandle,
+}
+
+impl StreamContext {
+    pub fn call_info(&self) -> CallInfo<'_> {
+        CallInfo {
+            stream: self.stream,
+            unix_time_ms: unix_time_ms(),
+            model: &self.model_deployment,
+            api_key: &self.api_key,
+            request_id: &self.request_id,
+        }
+    }
+
+    pub fn upstream_error(&self, e: PluginError) -> GatewayError {
+        upstream_error(&self.provider, e, &self.redactor)
+    }
+
+    pub fn record_usage(&self, u: &Usage, answered_model: &str) {
+        let model: Arc<str> = if answered_model.is_empty() {
+            Arc::clone(&self.model_deployment)
+        } else {
+            Arc::from(answered_model)
+        };
+        outbox::record_usage(
+            &self.cost,
+            UsageRecord {
+                provider: Arc::clone(&self.provider),
+                model,
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                cached_tokens: u.cached_tokens,
+                reasoning_tokens: u.reasoning_tokens,
+            },
+        );
+    }
+}
+
+pub fn unix_time_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An error the provider (or its codec) reported, with secrets redacted from its text.
+pub fn upstream_error(provider: &str, e: PluginError, redactor: &Redactor) -> GatewayError {
+    let message = redactor.redact(&e.message);
+    if e.kind == error_kind::MALFORMED {
+        return GatewayError::UpstreamMalformed {
+            provider: provider.to_string(),
+            reason: message,
+        };
+    }
+    GatewayError::Upstream(Box::new(UpstreamError {
+        provider: provider.to_string(),
+        status: e.status,
+        message,
+        error_type: e.error_type,
+        code: e.code,
+        param: e.param,
+        kind: e.kind,
+        retryable: e.retryable,
+    }))
+}
+
+/// A failed plugin call: a reported error is the upstream's; anything else is a plugin fault.
+pub fn plugin_error(provider: &str, e: CallError, redactor: &Redactor) -> GatewayError {
+    match e {
+        CallError::Plugin(pe) => upstream_error(provider, pe, redactor),
+        other => {
+            tracing::error!(provider, error = %other, "provider plugin fault");
+            GatewayError::PluginFault {
+                provider: provider.to_string(),
+                reason: other.to_string(),
+            }
+        }
+    }
+}

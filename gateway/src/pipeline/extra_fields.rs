@@ -1,0 +1,101 @@
+//! `extra_fields` on responses and chunks. Codecs hand over JSON objects without it, so the
+//! gateway appends it by splicing bytes before the closing brace — no second parse.
+
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ExtraFields<'a> {
+    pub request_type: &'static str,
+    pub provider: &'a str,
+    pub model_requested: &'a str,
+    pub model_deployment: &'a str,
+    /// Whole milliseconds: the request's total, or for a stream chunk the time since the
+    /// previous chunk (the total on the last).
+    pub latency: u64,
+    pub chunk_index: u64,
+}
+
+pub const CHAT: &str = "chat_completion";
+pub const CHAT_STREAM: &str = "chat_completion_stream";
+
+/// Writes `json` with `"extra_fields": {...}` added as its last member into `out`.
+/// Returns false (and writes `json` unchanged) when `json` is not an object.
+pub fn append_to(out: &mut Vec<u8>, json: &[u8], extra: &ExtraFields<'_>) -> bool {
+    let trimmed_end = json.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let body = &json[..trimmed_end];
+    let Some(inner) = body.strip_suffix(b"}") else {
+        out.extend_from_slice(json);
+        return false;
+    };
+    if body.first().is_none_or(|b| *b != b'{') {
+        out.extend_from_slice(json);
+        return false;
+    }
+    out.extend_from_slice(inner);
+    let empty_object = inner
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .is_some_and(|p| inner[p] == b'{');
+    if !empty_object {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"extra_fields\":");
+    // Serialising a struct of strings and integers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, extra);
+    out.push(b'}');
+    true
+}
+
+/// A chunk that carries `finish_reason` with the `usage` of OpenAI's separate usage-only
+/// chunk moved onto it (for clients that did not ask for the usage chunk). Once per stream.
+pub fn move_usage(finish_chunk: &[u8], usage_chunk: &[u8]) -> Option<Vec<u8>> {
+    let mut target: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(finish_chunk).ok()?;
+    let mut source: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(usage_chunk).ok()?;
+    let usage = source.shift_remove("usage")?;
+    target.insert("usage".into(), usage);
+    serde_json::to_vec(&target).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ef() -> ExtraFields<'static> {
+        ExtraFields {
+            request_type: CHAT,
+            provider: "p",
+            model_requested: "alias",
+            model_deployment: "m",
+            latency: 3,
+            chunk_index: 0,
+        }
+    }
+
+    #[test]
+    fn appends_as_last_member() {
+        let mut out = Vec::new();
+        assert!(append_to(&mut out, b"{\"a\":1}\n", &ef()));
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["a"], 1);
+        assert_eq!(v["extra_fields"]["provider"], "p");
+        assert_eq!(v["extra_fields"]["chunk_index"], 0);
+        let mut out = Vec::new();
+        assert!(append_to(&mut out, b"{ }", &ef()));
+        assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+        let mut out = Vec::new();
+        assert!(!append_to(&mut out, b"[1]", &ef()));
+        assert_eq!(out, b"[1]");
+    }
+
+    #[test]
+    fn usage_moves_onto_the_finish_chunk() {
+        let merged = move_usage(
+            br#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#,
+            br#"{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        )
+        .expect("merged");
+        let v: serde_json::Value = serde_json::from_slice(&merged).expect("json");
+        assert_eq!(v["usage"]["total_tokens"], 3);
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    }
+}

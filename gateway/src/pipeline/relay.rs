@@ -1,0 +1,265 @@
+//! Relays one stream to the client as SSE: decodes upstream bytes (or a local provider's
+//! items), numbers every chunk, places usage where the client expects it, and ends with
+//! `[DONE]` — or, after a failure, with an error event and no `[DONE]`, so a cut stream is
+//! never mistaken for a complete one.
+
+use super::context::{StreamContext, plugin_error};
+use super::extra_fields::{self, CHAT_STREAM, ExtraFields};
+use crate::error::GatewayError;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use switchyard_plugin_api::host::{Item, Payload, StreamDecoder};
+use tokio::sync::OwnedSemaphorePermit;
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>>>>;
+
+// One per stream and never moved once built: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Source {
+    Upstream {
+        body: ByteStream,
+        decoder: StreamDecoder,
+        /// Holds the provider's concurrency slot for the stream's life.
+        _permit: OwnedSemaphorePermit,
+        eof: bool,
+    },
+    Local {
+        items: VecDeque<Item>,
+    },
+}
+
+pub struct Relay {
+    source: Source,
+    ctx: StreamContext,
+    pending: VecDeque<Item>,
+    /// A `finish_reason` chunk waiting for usage (clients that did not ask for the usage chunk).
+    held: Option<Payload>,
+    chunk_index: u64,
+    last_emit: Instant,
+    first_chunk_seen: bool,
+    ended: bool,
+    first_token_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+}
+
+impl Relay {
+    pub fn upstream(
+        body: ByteStream,
+        decoder: StreamDecoder,
+        permit: OwnedSemaphorePermit,
+        ctx: StreamContext,
+        first_token_timeout: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Relay {
+        Relay::new(
+            Source::Upstream {
+                body,
+                decoder,
+                _permit: permit,
+                eof: false,
+            },
+            ctx,
+            first_token_timeout,
+            idle_timeout,
+        )
+    }
+
+    pub fn local(items: Vec<Item>, ctx: StreamContext) -> Relay {
+        Relay::new(Source::Local { items: items.into() }, ctx, None, None)
+    }
+
+    fn new(
+        source: Source,
+        ctx: StreamContext,
+        first_token_timeout: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Relay {
+        Relay {
+            source,
+            last_emit: ctx.started,
+            ctx,
+            pending: VecDeque::new(),
+            held: None,
+            chunk_index: 0,
+            first_chunk_seen: false,
+            ended: false,
+            first_token_timeout,
+            idle_timeout,
+        }
+    }
+
+    /// Reads until the first chunk. Failing here (an error event, a cut, silence) fails the
+    /// attempt, so the caller can still fall back: nothing has reached the client yet.
+    pub async fn prime(&mut self) -> Result<(), GatewayError> {
+        loop {
+            match self.next_item().await? {
+                Some(Item::Delay(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Some(Item::Error(e)) => return Err(self.ctx.upstream_error(e)),
+                Some(Item::Response(_)) => continue,
+                Some(item) => {
+                    self.pending.push_front(item);
+                    return Ok(());
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The SSE byte stream for the response body.
+    pub fn into_body(self: Box<Self>) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+        futures_util::stream::unfold(self, |mut relay| async move {
+            let frame = relay.next_frame().await?;
+            Some((Ok(Bytes::from(frame)), relay))
+        })
+    }
+
+    async fn next_item(&mut self) -> Result<Option<Item>, GatewayError> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Ok(Some(item));
+            }
+            let wait = if self.first_chunk_seen {
+                self.idle_timeout
+            } else {
+                self.first_token_timeout.or(self.idle_timeout)
+            };
+            let (body, decoder, eof) = match &mut self.source {
+                Source::Local { items } => return Ok(items.pop_front()),
+                Source::Upstream { body, decoder, eof, .. } => (body, decoder, eof),
+            };
+            if *eof {
+                return Ok(None);
+            }
+            let next = match wait {
+                Some(limit) => {
+                    tokio::time::timeout(limit, body.next())
+                        .await
+                        .map_err(|_| GatewayError::UpstreamTimeout {
+                            provider: self.ctx.provider.to_string(),
+                            phase: if self.first_chunk_seen {
+                                "stream_idle_timeout"
+                            } else {
+                                "first_token_timeout"
+                            },
+                            secs: limit.as_secs_f64(),
+                        })?
+                }
+                None => body.next().await,
+            };
+            let mut items = Vec::new();
+            let call = self.ctx.call_info();
+            match next {
+                Some(Ok(bytes)) => decoder.feed(&call, &bytes, &mut items),
+                Some(Err(e)) => {
+                    return Err(GatewayError::UpstreamUnreachable {
+                        provider: self.ctx.provider.to_string(),
+                        reason: format!("the stream was cut: {}", crate::upstream::error_chain(&e)),
+                    });
+                }
+                None => {
+                    *eof = true;
+                    decoder.finish(&call, &mut items)
+                }
+            }
+            .map_err(|e| plugin_error(&self.ctx.provider, e, &self.ctx.redactor))?;
+            for warning in decoder.take_warnings() {
+                tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, "{warning}");
+            }
+            self.pending.extend(items);
+        }
+    }
+
+    /// The next bytes for the client, `None` when the stream is over.
+    async fn next_frame(&mut self) -> Option<Vec<u8>> {
+        while !self.ended {
+            let mut out = Vec::new();
+            match self.next_item().await {
+                Ok(Some(Item::Chunk(p))) => {
+                    self.first_chunk_seen = true;
+                    self.on_chunk(p, &mut out);
+                }
+                Ok(Some(Item::Delay(ms))) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Ok(Some(Item::Response(_))) => {}
+                Ok(Some(Item::Done) | None) => {
+                    self.ended = true;
+                    self.flush_held(&mut out);
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                }
+                Ok(Some(Item::Error(e))) => {
+                    let err = self.ctx.upstream_error(e);
+                    self.fail(err, &mut out);
+                }
+                Err(err) => self.fail(err, &mut out),
+            }
+            if !out.is_empty() {
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    fn fail(&mut self, err: GatewayError, out: &mut Vec<u8>) {
+        self.ended = true;
+        tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, error = %err, "stream ended by an upstream failure");
+        self.flush_held(out);
+        let event = serde_json::json!({ "error": {
+            "message": err.client_message(),
+            "type": err.error_type(),
+            "code": err.code(),
+        }});
+        out.extend_from_slice(b"data: ");
+        let _ = serde_json::to_writer(&mut *out, &event);
+        out.extend_from_slice(b"\n\n");
+    }
+
+    fn on_chunk(&mut self, p: Payload, out: &mut Vec<u8>) {
+        if let Some(u) = &p.usage {
+            self.ctx.record_usage(u, &p.model);
+        }
+        if p.has_empty_choices() {
+            if self.ctx.include_usage {
+                self.flush_held(out);
+                self.emit(&p.json, true, out);
+            } else if let Some(held) = self.held.take() {
+                // Usage rides on the finish_reason chunk; the usage-only chunk is not sent.
+                let json = extra_fields::move_usage(&held.json, &p.json).unwrap_or(held.json);
+                self.emit(&json, true, out);
+            }
+            return;
+        }
+        self.flush_held(out);
+        if p.has_finish_reason() && !self.ctx.include_usage {
+            self.held = Some(p);
+        } else {
+            self.emit(&p.json, false, out);
+        }
+    }
+
+    fn flush_held(&mut self, out: &mut Vec<u8>) {
+        if let Some(held) = self.held.take() {
+            self.emit(&held.json, true, out);
+        }
+    }
+
+    fn emit(&mut self, json: &[u8], last: bool, out: &mut Vec<u8>) {
+        let now = Instant::now();
+        let since = if last { self.ctx.started } else { self.last_emit };
+        self.last_emit = now;
+        let extra = ExtraFields {
+            request_type: CHAT_STREAM,
+            provider: &self.ctx.provider,
+            model_requested: &self.ctx.model_requested,
+            model_deployment: &self.ctx.model_deployment,
+            latency: now.duration_since(since).as_millis() as u64,
+            chunk_index: self.chunk_index,
+        };
+        self.chunk_index += 1;
+        out.reserve(json.len() + 200);
+        out.extend_from_slice(b"data: ");
+        extra_fields::append_to(out, json, &extra);
+        out.extend_from_slice(b"\n\n");
+    }
+}

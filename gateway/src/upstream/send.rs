@@ -1,0 +1,96 @@
+use crate::error::GatewayError;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::time::Duration;
+use switchyard_plugin_api::host::HttpRequestParts;
+
+/// An upstream's response whose headers have arrived; the body is still to be read.
+pub struct UpstreamReply {
+    pub status: u16,
+    pub response: reqwest::Response,
+}
+
+/// Sends a codec-built request and waits for the response headers (`first_byte_timeout`).
+/// Headers: the codec's, then the provider's configured ones, then the client's `x-bf-eh-*`
+/// (already filtered against the denylist).
+pub async fn send(
+    client: &reqwest::Client,
+    parts: HttpRequestParts,
+    configured: &HeaderMap,
+    forwarded: &[(HeaderName, HeaderValue)],
+    first_byte: Duration,
+    provider: &str,
+) -> Result<UpstreamReply, GatewayError> {
+    let fault = |reason: String| GatewayError::PluginFault {
+        provider: provider.to_string(),
+        reason,
+    };
+    let method = reqwest::Method::from_bytes(parts.method.as_bytes())
+        .map_err(|_| fault(format!("invalid HTTP method `{}`", parts.method)))?;
+    let url = reqwest::Url::parse(&parts.url).map_err(|e| fault(format!("invalid upstream URL: {e}")))?;
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + configured.len() + forwarded.len());
+    for (k, v) in &parts.headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| fault(format!("invalid header name `{k}`")))?;
+        let value = HeaderValue::from_str(v).map_err(|_| fault(format!("invalid value for header `{k}`")))?;
+        headers.insert(name, value);
+    }
+    for (k, v) in configured {
+        headers.insert(k.clone(), v.clone());
+    }
+    for (k, v) in forwarded {
+        headers.insert(k.clone(), v.clone());
+    }
+    let request = client.request(method, url).headers(headers).body(parts.body);
+    match tokio::time::timeout(first_byte, request.send()).await {
+        Err(_) => Err(GatewayError::UpstreamTimeout {
+            provider: provider.to_string(),
+            phase: "first_byte_timeout",
+            secs: first_byte.as_secs_f64(),
+        }),
+        Ok(Err(e)) => Err(transport_error(provider, &e)),
+        Ok(Ok(response)) => Ok(UpstreamReply {
+            status: response.status().as_u16(),
+            response,
+        }),
+    }
+}
+
+/// A transport failure, described without the URL (it may carry credentials for some
+/// providers) but with the underlying cause.
+pub fn transport_error(provider: &str, e: &reqwest::Error) -> GatewayError {
+    let reason = error_chain(e);
+    if e.is_timeout() {
+        let phase = if e.is_connect() { "connect_timeout" } else { "timeout" };
+        return GatewayError::UpstreamTimeout {
+            provider: provider.to_string(),
+            phase,
+            secs: 0.0,
+        };
+    }
+    GatewayError::UpstreamUnreachable {
+        provider: provider.to_string(),
+        reason,
+    }
+}
+
+/// The causes of a transport error, without reqwest's URL prefix.
+pub fn error_chain(e: &reqwest::Error) -> String {
+    let mut reason = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if !reason.is_empty() {
+            reason.push_str(": ");
+        }
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    if reason.is_empty() {
+        // reqwest's own text starts with the URL; keep it out of client-facing messages.
+        reason = if e.is_body() {
+            "error reading the body"
+        } else {
+            "the request failed"
+        }
+        .to_string();
+    }
+    reason
+}

@@ -1,0 +1,29 @@
+//! Unified request → the upstream HTTP request.
+
+use crate::setup::Endpoint;
+use switchyard_plugin_api::sdk::{Context, Out};
+
+/// The host has already normalised the body into OpenAI's own schema, so it is forwarded
+/// byte for byte: no parse, no re-serialisation.
+pub(crate) fn encode(endpoint: &Endpoint, ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) {
+    out.method("POST");
+    out.url(&endpoint.url);
+    out.header("content-type", "application/json");
+    out.header(
+        "accept",
+        if ctx.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        },
+    );
+    // Local servers (Ollama, vLLM) often run keyless; an empty `Bearer ` would be noise.
+    if !ctx.api_key.is_empty() {
+        if endpoint.bearer {
+            out.header(&endpoint.auth_header, &format!("Bearer {}", ctx.api_key));
+        } else {
+            out.header(&endpoint.auth_header, ctx.api_key);
+        }
+    }
+    out.body(body);
+}

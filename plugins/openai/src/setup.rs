@@ -1,0 +1,201 @@
+//! The provider's configuration: `base_url` and `options` turned, once at start, into the
+//! exact URL and auth header name every request uses.
+
+use serde_json::Value;
+use switchyard_plugin_api::sdk::ProviderSetup;
+
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+const DEFAULT_CHAT_PATH: &str = "/chat/completions";
+const DEFAULT_AUTH_HEADER: &str = "authorization";
+const OPTION_KEYS: &str = "chat_path, auth_header, query";
+
+/// Where and how requests go; built once so per-request code only copies bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// `base_url` + `chat_path` (+ `?query`).
+    pub url: String,
+    /// Lower-case header name carrying the key.
+    pub auth_header: String,
+    /// `authorization` gets `Bearer <key>`; any other header (Azure's `api-key`) the raw key.
+    pub bearer: bool,
+}
+
+impl Endpoint {
+    pub(crate) fn from_setup(setup: &ProviderSetup) -> Result<Endpoint, String> {
+        let options = Options::parse(&setup.options)?;
+        let base = setup.base_url.as_deref().map(str::trim).unwrap_or(DEFAULT_BASE_URL);
+        let base = base.trim_end_matches('/');
+        if !has_http_scheme(base) {
+            return Err(format!(
+                "base_url `{base}` must start with http:// or https:// (for example {DEFAULT_BASE_URL})"
+            ));
+        }
+        if base.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("base_url `{base}` contains whitespace or control characters"));
+        }
+
+        let mut url = String::with_capacity(base.len() + options.chat_path.len() + 1 + options.query.len());
+        url.push_str(base);
+        if !options.chat_path.starts_with('/') {
+            url.push('/');
+        }
+        url.push_str(options.chat_path);
+        let query = options.query.trim_start_matches('?');
+        if !query.is_empty() {
+            // A chat_path may already carry a query string of its own.
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(query);
+        }
+
+        let auth_header = options.auth_header.to_ascii_lowercase();
+        let bearer = auth_header == DEFAULT_AUTH_HEADER;
+        Ok(Endpoint {
+            url,
+            auth_header,
+            bearer,
+        })
+    }
+}
+
+fn has_http_scheme(url: &str) -> bool {
+    let starts = |scheme: &str| {
+        url.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) && url.len() > scheme.len()
+    };
+    starts("http://") || starts("https://")
+}
+
+/// The plugin's `options:` mapping, checked key by key so a typo or a wrong type is named
+/// in the startup error instead of being silently ignored.
+struct Options<'a> {
+    chat_path: &'a str,
+    auth_header: &'a str,
+    query: &'a str,
+}
+
+impl<'a> Options<'a> {
+    fn parse(value: &'a Value) -> Result<Options<'a>, String> {
+        let mut options = Options {
+            chat_path: DEFAULT_CHAT_PATH,
+            auth_header: DEFAULT_AUTH_HEADER,
+            query: "",
+        };
+        let map = match value {
+            Value::Null => return Ok(options),
+            Value::Object(map) => map,
+            other => {
+                return Err(format!(
+                    "options must be a mapping ({OPTION_KEYS}), not {}",
+                    type_name(other)
+                ));
+            }
+        };
+        for (key, value) in map {
+            let slot = match key.as_str() {
+                "chat_path" => &mut options.chat_path,
+                "auth_header" => &mut options.auth_header,
+                "query" => &mut options.query,
+                _ => {
+                    return Err(format!(
+                        "unknown option `{key}`; the openai plugin accepts {OPTION_KEYS}"
+                    ));
+                }
+            };
+            *slot = value
+                .as_str()
+                .ok_or_else(|| format!("option `{key}` must be a string, not {}", type_name(value)))?;
+        }
+        if options.chat_path.trim().is_empty() || options.chat_path.chars().any(|c| c.is_whitespace()) {
+            return Err(format!(
+                "option `chat_path` (`{}`) must be a non-empty path without spaces",
+                options.chat_path
+            ));
+        }
+        if !is_header_name(options.auth_header) {
+            return Err(format!(
+                "option `auth_header` (`{}`) is not a valid HTTP header name",
+                options.auth_header
+            ));
+        }
+        if options.query.chars().any(|c| c.is_whitespace() || c == '#') {
+            return Err(format!(
+                "option `query` (`{}`) must be a URL query string such as api-version=2024-10-21",
+                options.query
+            ));
+        }
+        Ok(options)
+    }
+}
+
+/// RFC 9110 token characters: what every HTTP stack accepts as a header name.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn endpoint(base_url: Option<&str>, options: Value) -> Result<Endpoint, String> {
+        Endpoint::from_setup(&ProviderSetup {
+            name: "p".into(),
+            base_url: base_url.map(str::to_string),
+            options,
+        })
+    }
+
+    #[test]
+    fn defaults_point_at_openai() {
+        let e = endpoint(None, Value::Null).expect("defaults");
+        assert_eq!(e.url, "https://api.openai.com/v1/chat/completions");
+        assert_eq!(e.auth_header, "authorization");
+        assert!(e.bearer);
+    }
+
+    #[test]
+    fn trailing_slash_is_stripped_and_options_apply() {
+        let e = endpoint(
+            Some("https://res.openai.azure.com/openai/deployments/gpt4o/"),
+            json!({"auth_header": "Api-Key", "query": "api-version=2024-10-21"}),
+        )
+        .expect("azure");
+        assert_eq!(
+            e.url,
+            "https://res.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(e.auth_header, "api-key");
+        assert!(!e.bearer);
+
+        let e = endpoint(
+            Some("http://127.0.0.1:11434/v1"),
+            json!({"chat_path": "chat?x=1", "query": "?y=2"}),
+        )
+        .expect("custom path");
+        assert_eq!(e.url, "http://127.0.0.1:11434/v1/chat?x=1&y=2");
+    }
+
+    #[test]
+    fn bad_configuration_is_named() {
+        let err = |base: Option<&str>, options: Value| endpoint(base, options).expect_err("refused");
+        assert!(err(Some("api.openai.com/v1"), Value::Null).contains("http:// or https://"));
+        assert!(err(Some("https://"), Value::Null).contains("base_url"));
+        assert!(err(None, json!({"chat_paht": "/x"})).contains("unknown option `chat_paht`"));
+        assert!(err(None, json!({"query": 5})).contains("option `query` must be a string, not a number"));
+        assert!(err(None, json!({"auth_header": "bad header"})).contains("auth_header"));
+        assert!(err(None, json!(["x"])).contains("options must be a mapping"));
+    }
+}
