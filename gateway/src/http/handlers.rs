@@ -96,25 +96,32 @@ fn model_object(id: &str, owned_by: &str) -> serde_json::Value {
     serde_json::json!({ "id": id, "object": "model", "created": 0, "owned_by": owned_by })
 }
 
-pub async fn list_models(state: web::Data<AppState>) -> HttpResponse {
+/// A 200 JSON answer with the request's id.
+fn ok_json(req: &HttpRequest, body: serde_json::Value) -> HttpResponse {
+    let mut resp = HttpResponse::Ok();
+    with_request_id(&mut resp, &respond::request_id(req));
+    resp.json(body)
+}
+
+pub async fn list_models(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let table = state.router.current();
     let data: Vec<serde_json::Value> = table
         .model_ids()
         .iter()
         .map(|(id, owner)| model_object(id, owner))
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({ "object": "list", "data": data }))
+    ok_json(&req, serde_json::json!({ "object": "list", "data": data }))
 }
 
 pub async fn get_model(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
     let table = state.router.current();
     if let Some((id, owner)) = table.model_ids().into_iter().find(|(x, _)| *x == id) {
-        return HttpResponse::Ok().json(model_object(&id, &owner));
+        return ok_json(&req, model_object(&id, &owner));
     }
     // Any `provider/model` with a configured provider is routable, listed or not.
     if let Some(target) = table.resolve(&id).filter(|_| !table.aliases.contains_key(&id)) {
-        return HttpResponse::Ok().json(model_object(&id, &target.provider.name));
+        return ok_json(&req, model_object(&id, &target.provider.name));
     }
     error_response(
         &GatewayError::ModelNotFound { model: id },
@@ -123,7 +130,7 @@ pub async fn get_model(req: HttpRequest, path: web::Path<String>, state: web::Da
     )
 }
 
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let table = state.router.current();
     let providers: serde_json::Map<String, serde_json::Value> = table
         .providers
@@ -143,10 +150,13 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             )
         })
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
-        "providers": providers,
-        "usage": &*state.cost.ledger(),
-        "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(std::sync::atomic::Ordering::Relaxed),
-    }))
+    ok_json(
+        &req,
+        serde_json::json!({
+            "status": "ok",
+            "providers": providers,
+            "usage": &*state.cost.ledger(),
+            "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(std::sync::atomic::Ordering::Relaxed),
+        }),
+    )
 }

@@ -1,0 +1,1131 @@
+//! A mock OpenAI upstream on `127.0.0.1:0`, written on raw tokio sockets so it controls framing,
+//! fragmentation and connection faults exactly.
+//!
+//! It speaks OpenAI's wire protocol for `POST /v1/chat/completions` (the shapes of
+//! `CreateChatCompletionResponse`, `CreateChatCompletionStreamResponse` and the error object), records
+//! every request, and answers by the requested `model`:
+//!
+//! | model | answer |
+//! |---|---|
+//! | anything else | a `chat.completion` reflecting the request (see below) |
+//! | `fail-500`, `fail-503` | OpenAI-style `server_error` with that status |
+//! | `fail-429` | 429 `rate_limit_exceeded` with `retry-after: 1` |
+//! | `fail-401` | 401 `invalid_api_key` (key masked) |
+//! | `leaky-401` | 401 whose message contains the received API key verbatim |
+//! | `fail-404` | 404 `model_not_found` |
+//! | `context-400` | 400 `context_length_exceeded` |
+//! | `garbage` | 200 with a body that is not JSON |
+//! | `slow` | sleeps [`SLOW_DELAY`] before the response headers |
+//! | `delay-MS` | sleeps MS milliseconds, then answers normally |
+//! | `reset` | resets the connection without a response |
+//! | `stream-cut` | streams 3 chunks, pauses [`CUT_PAUSE`], drops the connection mid-event (non-stream: truncated JSON) |
+//! | `stream-no-done` | a stream that ends cleanly without `data: [DONE]` |
+//! | `idle-stream` | a stream that goes silent for [`SLOW_DELAY`] after its first chunks |
+//! | `drip-stream` | a stream of [`DRIP_CHUNKS`] chunks, [`DRIP_INTERVAL`] apart |
+//! | `drip-stream-long` | the same with [`DRIP_CHUNKS_LONG`] chunks |
+//! | `stream-malformed` | a stream with one malformed (non-JSON) event among good ones |
+//! | `stream-error-first` | a 200 stream whose first and only event is an error (no `[DONE]`) |
+//!
+//! A stream the mock cannot finish writing because the other side closed counts as aborted
+//! ([`MockUpstream::aborted_streams`]).
+//!
+//! Normal answers: content `upstream saw: <last user message>` (JSON when `response_format` asks for
+//! it), `model` = requested model + [`MODEL_SUFFIX`], `n` choices, logprobs when asked, a tool call when
+//! `tools` are given (unless `tool_choice: "none"`), usage with cached and reasoning token details, and
+//! `x-ratelimit-*` headers. Streams are real OpenAI SSE, cut into awkward fragments (mid-line, mid-UTF-8),
+//! some events with CRLF line ends, `: keep-alive` comments in between, a usage chunk with empty
+//! `choices` when `stream_options.include_usage` is set, then `data: [DONE]`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Appended to the requested model in answers, so tests can tell what the upstream answered
+/// (`gpt-4o` → `gpt-4o-2024-08-06`).
+pub const MODEL_SUFFIX: &str = "-2024-08-06";
+/// How long `slow` waits before answering and `idle-stream` stays silent.
+pub const SLOW_DELAY: Duration = Duration::from_secs(5);
+/// Gap between the chunks of `drip-stream`.
+pub const DRIP_INTERVAL: Duration = Duration::from_millis(150);
+/// How long `stream-cut` waits after its first events before it drops the connection.
+pub const CUT_PAUSE: Duration = Duration::from_millis(300);
+/// Number of content chunks `drip-stream` sends.
+pub const DRIP_CHUNKS: usize = 8;
+/// Number of content chunks `drip-stream-long` sends (long enough that a cancelled stream is
+/// noticed before it could finish).
+pub const DRIP_CHUNKS_LONG: usize = 60;
+/// The `x-request-id` the upstream sends on its responses (the gateway must not hand it to clients
+/// as theirs).
+pub const UPSTREAM_REQUEST_ID: &str = "req_mock_upstream_0001";
+/// `x-ratelimit-remaining-requests` on normal answers.
+pub const RATELIMIT_REMAINING: &str = "9876";
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path and query as sent.
+    pub path: String,
+    /// Header names lower-cased, in arrival order (repeats kept).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name`.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The body parsed as JSON (`Value::Null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The `model` field of the body.
+    pub fn model(&self) -> String {
+        self.json()
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    count: watch::Sender<usize>,
+    /// Streams the mock could not finish writing because the other side went away.
+    aborts: watch::Sender<usize>,
+    ids: AtomicU64,
+}
+
+/// The mock upstream. Runs on its own tokio runtime, so tests can block or use any runtime.
+pub struct MockUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl MockUpstream {
+    /// Binds `127.0.0.1:0` and starts serving.
+    pub fn start() -> MockUpstream {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mock-upstream")
+            .enable_all()
+            .build()
+            .expect("build the mock upstream runtime");
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the mock upstream");
+        std_listener
+            .set_nonblocking(true)
+            .expect("set the listener non-blocking");
+        let addr = std_listener.local_addr().expect("mock upstream address");
+        let (count, _) = watch::channel(0usize);
+        let (aborts, _) = watch::channel(0usize);
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            count,
+            aborts,
+            ids: AtomicU64::new(1),
+        });
+        let accept_shared = shared.clone();
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(std_listener).expect("register the listener");
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = sock.set_nodelay(true);
+                let shared = accept_shared.clone();
+                tokio::spawn(async move {
+                    serve_connection(sock, shared).await;
+                });
+            }
+        });
+        MockUpstream {
+            addr,
+            shared,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/v1` — what OpenAI's SDKs call the base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The requests whose body asked for `model`.
+    pub fn requests_for(&self, model: &str) -> Vec<RecordedRequest> {
+        self.requests().into_iter().filter(|r| r.model() == model).collect()
+    }
+
+    /// The most recent request; panics if none arrived.
+    pub fn last_request(&self) -> RecordedRequest {
+        self.requests().pop().expect("the mock upstream received no request")
+    }
+
+    /// How many streams the mock could not finish writing because the gateway closed the connection.
+    pub fn aborted_streams(&self) -> usize {
+        *self.shared.aborts.borrow()
+    }
+
+    /// Waits until at least `n` streams were aborted by the other side; returns whether they were.
+    pub async fn wait_for_aborts(&self, n: usize, timeout: Duration) -> bool {
+        let mut rx = self.shared.aborts.subscribe();
+        matches!(tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n)).await, Ok(Ok(_)))
+    }
+
+    /// Waits until at least `n` requests have arrived (panics after `timeout`).
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        let mut rx = self.shared.count.subscribe();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n)).await;
+        assert!(
+            matches!(waited, Ok(Ok(_))),
+            "the mock upstream expected {n} request(s) within {timeout:?}, got {}",
+            self.requests().len()
+        );
+        self.requests()
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 server
+// ---------------------------------------------------------------------------------------------
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+enum Body {
+    Complete(Vec<u8>, usize),
+    Incomplete,
+    Invalid,
+}
+
+/// Decodes a chunked body starting at `buf[0]`; returns the body and the bytes consumed.
+fn decode_chunked(buf: &[u8]) -> Body {
+    let mut pos = 0;
+    let mut body = Vec::new();
+    loop {
+        let Some(line_end) = find(&buf[pos..], b"\r\n") else {
+            return Body::Incomplete;
+        };
+        let line = String::from_utf8_lossy(&buf[pos..pos + line_end]).into_owned();
+        let size_str = line.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_str, 16) else {
+            return Body::Invalid;
+        };
+        pos += line_end + 2;
+        if size == 0 {
+            // Trailers until an empty line.
+            loop {
+                let Some(end) = find(&buf[pos..], b"\r\n") else {
+                    return Body::Incomplete;
+                };
+                pos += end + 2;
+                if end == 0 {
+                    return Body::Complete(body, pos);
+                }
+            }
+        }
+        if buf.len() < pos + size + 2 {
+            return Body::Incomplete;
+        }
+        body.extend_from_slice(&buf[pos..pos + size]);
+        pos += size + 2;
+    }
+}
+
+async fn serve_connection(mut sock: TcpStream, shared: Arc<Shared>) {
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        // Request head.
+        let head_end = loop {
+            if let Some(p) = find(&buf, b"\r\n\r\n") {
+                break p;
+            }
+            if buf.len() > 1 << 20 {
+                return;
+            }
+            match sock.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default();
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or_default().to_owned();
+        let path = parts.next().unwrap_or_default().to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                Some((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            })
+            .collect();
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let body_start = head_end + 4;
+        let chunked = header("transfer-encoding")
+            .map(|v| v.to_ascii_lowercase().contains("chunked"))
+            .unwrap_or(false);
+        let (body, consumed) = if chunked {
+            loop {
+                match decode_chunked(&buf[body_start..]) {
+                    Body::Complete(body, used) => break (body, body_start + used),
+                    Body::Invalid => return,
+                    Body::Incomplete => match sock.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    },
+                }
+            }
+        } else {
+            let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            while buf.len() < body_start + len {
+                match sock.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+            (buf[body_start..body_start + len].to_vec(), body_start + len)
+        };
+        buf.drain(..consumed);
+
+        let request = RecordedRequest {
+            method,
+            path,
+            headers,
+            body,
+        };
+        if let Ok(mut all) = shared.requests.lock() {
+            all.push(request.clone());
+            let n = all.len();
+            shared.count.send_replace(n);
+        }
+        let keep_alive = respond(&mut sock, &request, &shared).await;
+        if !keep_alive {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+fn ratelimit_headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("x-ratelimit-limit-requests", "10000".to_owned()),
+        ("x-ratelimit-remaining-requests", RATELIMIT_REMAINING.to_owned()),
+        ("x-ratelimit-reset-requests", "6ms".to_owned()),
+        ("x-ratelimit-limit-tokens", "30000000".to_owned()),
+        ("x-ratelimit-remaining-tokens", "29999000".to_owned()),
+        ("x-ratelimit-reset-tokens", "0s".to_owned()),
+    ]
+}
+
+fn common_headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("x-request-id", UPSTREAM_REQUEST_ID.to_owned()),
+        ("openai-processing-ms", "7".to_owned()),
+        ("openai-version", "2020-10-01".to_owned()),
+    ]
+}
+
+async fn write_json(sock: &mut TcpStream, status: u16, extra: &[(&str, String)], body: &[u8]) -> bool {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", status_text(status));
+    head.push_str("content-type: application/json\r\n");
+    let _ = write!(head, "content-length: {}\r\n", body.len());
+    for (k, v) in common_headers().iter().chain(extra.iter()) {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    sock.write_all(&out).await.is_ok() && sock.flush().await.is_ok()
+}
+
+fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "error": {"message": message, "type": kind, "param": param, "code": code}
+    }))
+    .unwrap_or_default()
+}
+
+fn bearer_key(req: &RecordedRequest) -> Option<String> {
+    let auth = req.header("authorization")?;
+    let key = auth.strip_prefix("Bearer ")?;
+    Some(key.trim().to_owned())
+}
+
+fn mask_key(key: &str) -> String {
+    let head: String = key.chars().take(3).collect();
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{head}*************{tail}")
+}
+
+/// Writes the answer; returns whether the connection stays open for another request.
+async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -> bool {
+    let route = req.path.split('?').next().unwrap_or_default();
+    if route != "/v1/chat/completions" {
+        let body = error_body(
+            &format!("Invalid URL ({} {})", req.method, req.path),
+            "invalid_request_error",
+            None,
+            None,
+        );
+        return write_json(sock, 404, &[], &body).await;
+    }
+    if req.method != "POST" {
+        let body = error_body(
+            &format!("Invalid method for URL ({} {})", req.method, req.path),
+            "invalid_request_error",
+            None,
+            None,
+        );
+        return write_json(sock, 405, &[], &body).await;
+    }
+    let Some(key) = bearer_key(req) else {
+        let body = error_body(
+            "You didn't provide an API key. You need to provide your API key in an Authorization \
+             header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            "invalid_request_error",
+            None,
+            None,
+        );
+        return write_json(sock, 401, &[], &body).await;
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(&req.body) else {
+        let body = error_body(
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            None,
+            None,
+        );
+        return write_json(sock, 400, &[], &body).await;
+    };
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+    let id = shared.ids.fetch_add(1, Ordering::Relaxed);
+
+    match model.as_str() {
+        "fail-500" => {
+            let body = error_body(
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+                None,
+                None,
+            );
+            write_json(sock, 500, &[], &body).await
+        }
+        "fail-503" => {
+            let body = error_body(
+                "The engine is currently overloaded, please try again later.",
+                "server_error",
+                None,
+                None,
+            );
+            write_json(sock, 503, &[], &body).await
+        }
+        "fail-429" => {
+            let body = error_body(
+                "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1.",
+                "requests",
+                None,
+                Some("rate_limit_exceeded"),
+            );
+            let mut headers = vec![("retry-after", "1".to_owned())];
+            headers.push(("x-ratelimit-limit-requests", "3".to_owned()));
+            headers.push(("x-ratelimit-remaining-requests", "0".to_owned()));
+            write_json(sock, 429, &headers, &body).await
+        }
+        "fail-401" => {
+            let body = error_body(
+                &format!(
+                    "Incorrect API key provided: {}. You can find your API key at \
+                     https://platform.openai.com/account/api-keys.",
+                    mask_key(&key)
+                ),
+                "invalid_request_error",
+                None,
+                Some("invalid_api_key"),
+            );
+            write_json(sock, 401, &[], &body).await
+        }
+        "leaky-401" => {
+            let body = error_body(
+                &format!(
+                    "Incorrect API key provided: {key}. You can find your API key at \
+                     https://platform.openai.com/account/api-keys."
+                ),
+                "invalid_request_error",
+                None,
+                Some("invalid_api_key"),
+            );
+            write_json(sock, 401, &[], &body).await
+        }
+        "fail-404" => {
+            let body = error_body(
+                &format!("The model `{model}` does not exist or you do not have access to it."),
+                "invalid_request_error",
+                None,
+                Some("model_not_found"),
+            );
+            write_json(sock, 404, &[], &body).await
+        }
+        "context-400" => {
+            let body = error_body(
+                "This model's maximum context length is 128000 tokens. However, your messages \
+                 resulted in 210345 tokens. Please reduce the length of the messages.",
+                "invalid_request_error",
+                Some("messages"),
+                Some("context_length_exceeded"),
+            );
+            write_json(sock, 400, &[], &body).await
+        }
+        "garbage" => {
+            let body = b"<html><head><title>oops</title></head><body>upstream garbage, not JSON";
+            write_json(sock, 200, &ratelimit_headers(), body).await
+        }
+        "reset" => {
+            let _ = sock.set_zero_linger();
+            false
+        }
+        "slow" => {
+            tokio::time::sleep(SLOW_DELAY).await;
+            answer(sock, shared, &request, &model, id, stream, StreamMode::Normal).await
+        }
+        "stream-cut" => {
+            if stream {
+                answer(sock, shared, &request, &model, id, true, StreamMode::Cut).await
+            } else {
+                // Promise a body, send part of it, drop the connection.
+                let full = serde_json::to_vec(&completion(&request, &model, id)).unwrap_or_default();
+                let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n");
+                let _ = write!(head, "content-length: {}\r\n\r\n", full.len());
+                let mut out = head.into_bytes();
+                out.extend_from_slice(&full[..full.len() / 3]);
+                let _ = sock.write_all(&out).await;
+                let _ = sock.flush().await;
+                false
+            }
+        }
+        "stream-no-done" => answer(sock, shared, &request, &model, id, stream, StreamMode::NoDone).await,
+        "idle-stream" => answer(sock, shared, &request, &model, id, stream, StreamMode::Idle).await,
+        "drip-stream" => {
+            answer(
+                sock,
+                shared,
+                &request,
+                &model,
+                id,
+                stream,
+                StreamMode::Drip(DRIP_CHUNKS),
+            )
+            .await
+        }
+        "drip-stream-long" => {
+            answer(
+                sock,
+                shared,
+                &request,
+                &model,
+                id,
+                stream,
+                StreamMode::Drip(DRIP_CHUNKS_LONG),
+            )
+            .await
+        }
+        "stream-malformed" => answer(sock, shared, &request, &model, id, stream, StreamMode::Malformed).await,
+        "stream-error-first" => answer(sock, shared, &request, &model, id, stream, StreamMode::ErrorFirst).await,
+        m => {
+            if let Some(ms) = m.strip_prefix("delay-").and_then(|ms| ms.parse::<u64>().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            answer(sock, shared, &request, &model, id, stream, StreamMode::Normal).await
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StreamMode {
+    Normal,
+    Cut,
+    NoDone,
+    Idle,
+    Drip(usize),
+    Malformed,
+    ErrorFirst,
+}
+
+async fn answer(
+    sock: &mut TcpStream,
+    shared: &Shared,
+    request: &Value,
+    model: &str,
+    id: u64,
+    stream: bool,
+    mode: StreamMode,
+) -> bool {
+    if stream {
+        let finished = write_stream(sock, request, model, id, mode).await;
+        if !finished && mode != StreamMode::Cut {
+            shared.aborts.send_modify(|n| *n += 1);
+        }
+        finished
+    } else {
+        let body = serde_json::to_vec(&completion(request, model, id)).unwrap_or_default();
+        write_json(sock, 200, &ratelimit_headers(), &body).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a normal answer says
+// ---------------------------------------------------------------------------------------------
+
+/// The text of the last user message (string content or text parts).
+pub fn last_user_text(request: &Value) -> String {
+    let Some(messages) = request.get("messages").and_then(Value::as_array) else {
+        return String::new();
+    };
+    let Some(last) = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    else {
+        return String::new();
+    };
+    match last.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// What the mock answers for `request` (before any JSON formatting): `upstream saw: <text>`.
+pub fn reply_text(request: &Value) -> String {
+    format!("upstream saw: {}", last_user_text(request))
+}
+
+fn wants_json(request: &Value) -> bool {
+    matches!(
+        request.pointer("/response_format/type").and_then(Value::as_str),
+        Some("json_object" | "json_schema")
+    )
+}
+
+/// The assistant's content for `request`.
+pub fn content_for(request: &Value) -> String {
+    if wants_json(request) {
+        json!({"upstream_saw": last_user_text(request)}).to_string()
+    } else {
+        reply_text(request)
+    }
+}
+
+/// The tool the mock calls, if any: the one `tool_choice` names, else the first of `tools`.
+fn tool_to_call(request: &Value) -> Option<String> {
+    let tools = request.get("tools").and_then(Value::as_array)?;
+    if tools.is_empty() {
+        return None;
+    }
+    match request.get("tool_choice") {
+        Some(Value::String(s)) if s == "none" => None,
+        Some(Value::Object(choice)) => choice
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => tools[0]
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}
+
+fn tool_arguments(request: &Value) -> String {
+    json!({"query": last_user_text(request)}).to_string()
+}
+
+/// Splits text into pieces the way a tokenizer might: words with their leading space.
+pub fn pieces(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, word) in text.split(' ').enumerate() {
+        if i == 0 {
+            out.push(word.to_owned());
+        } else {
+            out.push(format!(" {word}"));
+        }
+    }
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+fn n_choices(request: &Value) -> u64 {
+    request.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 8)
+}
+
+fn logprob_entry(token: &str, top: u64) -> Value {
+    let top_list: Vec<Value> = (0..top)
+        .map(|i| {
+            let alt = if i == 0 {
+                token.to_owned()
+            } else {
+                format!("{token}~{i}")
+            };
+            json!({
+                "token": alt,
+                "logprob": -0.25 * (i as f64 + 1.0),
+                "bytes": alt.as_bytes(),
+            })
+        })
+        .collect();
+    json!({
+        "token": token,
+        "logprob": -0.25,
+        "bytes": token.as_bytes(),
+        "top_logprobs": top_list,
+    })
+}
+
+fn logprobs_for(request: &Value, toks: &[String]) -> Value {
+    if request.get("logprobs").and_then(Value::as_bool) != Some(true) {
+        return Value::Null;
+    }
+    let top = request.get("top_logprobs").and_then(Value::as_u64).unwrap_or(0);
+    json!({
+        "content": toks.iter().map(|t| logprob_entry(t, top)).collect::<Vec<_>>(),
+        "refusal": null,
+    })
+}
+
+fn prompt_tokens(request: &Value) -> u64 {
+    let words: usize = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(|msgs| msgs.iter().map(|m| m.to_string().split_whitespace().count()).sum())
+        .unwrap_or(0);
+    10 + words as u64
+}
+
+/// Usage for an answer with `completion` tokens: fixed cached (4) and reasoning (2) details.
+fn usage(request: &Value, completion: u64) -> Value {
+    let prompt = prompt_tokens(request);
+    let completion = completion + 2;
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 2,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0
+        }
+    })
+}
+
+fn created() -> u64 {
+    1_767_225_600
+}
+
+/// The `chat.completion` the mock answers with.
+pub fn completion(request: &Value, model: &str, id: u64) -> Value {
+    let n = n_choices(request);
+    let tool = tool_to_call(request);
+    let content = content_for(request);
+    let toks = pieces(&content);
+    let mut completion_tokens = 0;
+    let choices: Vec<Value> = (0..n)
+        .map(|i| {
+            if let Some(name) = &tool {
+                let args = tool_arguments(request);
+                completion_tokens += pieces(&args).len() as u64;
+                json!({
+                    "index": i,
+                    "message": {
+                        "role": "assistant",
+                        "content": null,
+                        "refusal": null,
+                        "annotations": [],
+                        "tool_calls": [{
+                            "id": format!("call_mock_{id}_{i}"),
+                            "type": "function",
+                            "function": {"name": name, "arguments": args},
+                        }],
+                    },
+                    "logprobs": null,
+                    "finish_reason": "tool_calls",
+                })
+            } else {
+                completion_tokens += toks.len() as u64;
+                json!({
+                    "index": i,
+                    "message": {
+                        "role": "assistant",
+                        "content": content,
+                        "refusal": null,
+                        "annotations": [],
+                    },
+                    "logprobs": logprobs_for(request, &toks),
+                    "finish_reason": "stop",
+                })
+            }
+        })
+        .collect();
+    json!({
+        "id": format!("chatcmpl-mock{id}"),
+        "object": "chat.completion",
+        "created": created(),
+        "model": format!("{model}{MODEL_SUFFIX}"),
+        "choices": choices,
+        "usage": usage(request, completion_tokens),
+        "service_tier": "default",
+        "system_fingerprint": "fp_e2e_mock",
+    })
+}
+
+/// The stream chunks (as JSON values) the mock sends for `request`, usage chunk included when the
+/// request asked for it.
+pub fn stream_chunks(request: &Value, model: &str, id: u64) -> Vec<Value> {
+    let include_usage = request
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let n = n_choices(request);
+    let tool = tool_to_call(request);
+    let content = content_for(request);
+    let toks = pieces(&content);
+    let model_answered = format!("{model}{MODEL_SUFFIX}");
+    let chunk = |choices: Value| {
+        let mut c = json!({
+            "id": format!("chatcmpl-mock{id}"),
+            "object": "chat.completion.chunk",
+            "created": created(),
+            "model": model_answered,
+            "service_tier": "default",
+            "system_fingerprint": "fp_e2e_mock",
+            "choices": choices,
+            "obfuscation": "q7Zx",
+        });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    };
+    let mut out = Vec::new();
+    let mut completion_tokens = 0;
+    for i in 0..n {
+        if let Some(name) = &tool {
+            out.push(chunk(json!([{
+                "index": i,
+                "delta": {
+                    "role": "assistant",
+                    "content": null,
+                    "tool_calls": [{
+                        "index": 0,
+                        "id": format!("call_mock_{id}_{i}"),
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }],
+                    "refusal": null,
+                },
+                "logprobs": null,
+                "finish_reason": null,
+            }])));
+            let args = tool_arguments(request);
+            // Arguments in small fragments, as OpenAI sends them.
+            let chars: Vec<char> = args.chars().collect();
+            for part in chars.chunks(5) {
+                completion_tokens += 1;
+                out.push(chunk(json!([{
+                    "index": i,
+                    "delta": {"tool_calls": [{
+                        "index": 0,
+                        "function": {"arguments": part.iter().collect::<String>()},
+                    }]},
+                    "logprobs": null,
+                    "finish_reason": null,
+                }])));
+            }
+            out.push(chunk(json!([{
+                "index": i, "delta": {}, "logprobs": null, "finish_reason": "tool_calls",
+            }])));
+        } else {
+            out.push(chunk(json!([{
+                "index": i,
+                "delta": {"role": "assistant", "content": "", "refusal": null},
+                "logprobs": null,
+                "finish_reason": null,
+            }])));
+            for tok in &toks {
+                completion_tokens += 1;
+                let logprobs = logprobs_for(request, std::slice::from_ref(tok));
+                out.push(chunk(json!([{
+                    "index": i,
+                    "delta": {"content": tok},
+                    "logprobs": logprobs,
+                    "finish_reason": null,
+                }])));
+            }
+            out.push(chunk(json!([{
+                "index": i, "delta": {}, "logprobs": null, "finish_reason": "stop",
+            }])));
+        }
+    }
+    if include_usage {
+        let mut last = chunk(json!([]));
+        last["usage"] = usage(request, completion_tokens);
+        out.push(last);
+    }
+    out
+}
+
+/// The SSE bytes for `chunks`: LF events, every other one CRLF, `: keep-alive` comments between
+/// some, `data: [DONE]` at the end when `done`.
+pub fn sse_bytes(chunks: &[Value], done: bool) -> Vec<u8> {
+    let mut out = String::new();
+    for (i, c) in chunks.iter().enumerate() {
+        if i % 3 == 1 {
+            out.push_str(": keep-alive\n\n");
+        }
+        if i % 2 == 1 {
+            let _ = write!(out, "data: {c}\r\n\r\n");
+        } else {
+            let _ = write!(out, "data: {c}\n\n");
+        }
+    }
+    if done {
+        out.push_str("data: [DONE]\n\n");
+    }
+    out.into_bytes()
+}
+
+/// Fragment sizes the SSE bytes are cut into (cycled): small and odd, so cuts land mid-line,
+/// mid-`data:`, between `\r` and `\n`, and inside multi-byte UTF-8 characters.
+const FRAGMENTS: [usize; 9] = [1, 7, 2, 31, 3, 64, 5, 13, 120];
+
+async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> bool {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    sock.write_all(&out).await.is_ok() && sock.flush().await.is_ok()
+}
+
+async fn write_fragments(sock: &mut TcpStream, bytes: &[u8]) -> bool {
+    let mut pos = 0;
+    let mut k = 0;
+    while pos < bytes.len() {
+        let len = FRAGMENTS[k % FRAGMENTS.len()].min(bytes.len() - pos);
+        if !write_chunk(sock, &bytes[pos..pos + len]).await {
+            return false;
+        }
+        pos += len;
+        k += 1;
+        if k % 8 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    true
+}
+
+async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u64, mode: StreamMode) -> bool {
+    let mut head = String::from("HTTP/1.1 200 OK\r\n");
+    head.push_str("content-type: text/event-stream; charset=utf-8\r\n");
+    head.push_str("transfer-encoding: chunked\r\n");
+    head.push_str("cache-control: no-cache\r\n");
+    for (k, v) in common_headers().iter().chain(ratelimit_headers().iter()) {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    head.push_str("\r\n");
+    if sock.write_all(head.as_bytes()).await.is_err() {
+        return false;
+    }
+    let chunks = stream_chunks(request, model, id);
+    match mode {
+        StreamMode::Normal => {
+            let bytes = sse_bytes(&chunks, true);
+            write_fragments(sock, &bytes).await && write_chunk_end(sock).await
+        }
+        StreamMode::NoDone => {
+            let bytes = sse_bytes(&chunks, false);
+            write_fragments(sock, &bytes).await && write_chunk_end(sock).await
+        }
+        StreamMode::Cut => {
+            // Three whole events, then half of the fourth, then the connection goes away.
+            let first = sse_bytes(&chunks[..3.min(chunks.len())], false);
+            let _ = write_fragments(sock, &first).await;
+            // Give the gateway time to pass those on, so the failure is really mid-stream.
+            tokio::time::sleep(CUT_PAUSE).await;
+            if let Some(next) = chunks.get(3) {
+                let partial = format!("data: {next}");
+                let _ = write_chunk(sock, &partial.as_bytes()[..partial.len() / 2]).await;
+            }
+            let _ = sock.set_zero_linger();
+            false
+        }
+        StreamMode::Malformed => {
+            // A broken event between good ones: a gateway skips it and goes on.
+            let split = 2.min(chunks.len());
+            let mut bytes = sse_bytes(&chunks[..split], false);
+            bytes.extend_from_slice(b"data: {\"id\": \"broken\", \"choices\": [\n\n");
+            bytes.extend_from_slice(&sse_bytes(&chunks[split..], true));
+            write_fragments(sock, &bytes).await && write_chunk_end(sock).await
+        }
+        StreamMode::ErrorFirst => {
+            // A 200 stream whose first event is an error, as OpenAI sends for failures that
+            // happen after the headers went out.
+            let event = json!({"error": {
+                "message": "The server had an error while processing your request. Sorry about that!",
+                "type": "server_error", "param": null, "code": null}});
+            let bytes = format!("data: {event}\n\n");
+            write_fragments(sock, bytes.as_bytes()).await && write_chunk_end(sock).await
+        }
+        StreamMode::Idle => {
+            let split = 2.min(chunks.len());
+            let first = sse_bytes(&chunks[..split], false);
+            if !write_fragments(sock, &first).await {
+                return false;
+            }
+            tokio::time::sleep(SLOW_DELAY).await;
+            let rest = sse_bytes(&chunks[split..], true);
+            write_fragments(sock, &rest).await && write_chunk_end(sock).await
+        }
+        StreamMode::Drip(count) => {
+            // The content is replaced by `count` numbered pieces, one per interval.
+            let mut events = Vec::new();
+            let base = chunks.first().cloned().unwrap_or(Value::Null);
+            for i in 0..count {
+                let mut c = base.clone();
+                c["choices"] = json!([{
+                    "index": 0,
+                    "delta": {"content": format!("drip{i} ")},
+                    "logprobs": null,
+                    "finish_reason": null,
+                }]);
+                events.push(c);
+            }
+            let mut fin = base.clone();
+            fin["choices"] = json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}]);
+            events.push(fin);
+            if let Some(usage_chunk) = chunks
+                .last()
+                .filter(|c| c.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty))
+            {
+                events.push(usage_chunk.clone());
+            }
+            for ev in &events {
+                let bytes = format!("data: {ev}\n\n");
+                if !write_chunk(sock, bytes.as_bytes()).await {
+                    return false;
+                }
+                tokio::time::sleep(DRIP_INTERVAL).await;
+            }
+            write_chunk(sock, b"data: [DONE]\n\n").await && write_chunk_end(sock).await
+        }
+    }
+}
+
+async fn write_chunk_end(sock: &mut TcpStream) -> bool {
+    sock.write_all(b"0\r\n\r\n").await.is_ok() && sock.flush().await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_decode() {
+        let raw = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\nNEXT";
+        match decode_chunked(raw) {
+            Body::Complete(body, used) => {
+                assert_eq!(body, b"Wikipedia");
+                assert_eq!(&raw[used..], b"NEXT");
+            }
+            _ => panic!("expected a complete body"),
+        }
+        assert!(matches!(decode_chunked(b"4\r\nWi"), Body::Incomplete));
+    }
+
+    #[test]
+    fn stream_usage_chunk_only_when_asked() {
+        let req = json!({"model": "m", "messages": [{"role": "user", "content": "a b"}]});
+        let chunks = stream_chunks(&req, "m", 1);
+        assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+        let req = json!({"model": "m", "messages": [{"role": "user", "content": "a b"}],
+            "stream_options": {"include_usage": true}});
+        let chunks = stream_chunks(&req, "m", 1);
+        let last = chunks.last().expect("chunks");
+        assert_eq!(last["choices"], json!([]));
+        assert!(last["usage"]["total_tokens"].as_u64().is_some());
+    }
+}
