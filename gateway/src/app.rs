@@ -75,6 +75,18 @@ pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle
     for (name, p) in &cfg.providers {
         let runtime = build_provider(name, p, source, &mut loader, arbiter, &mut warnings)?;
         secrets.extend(runtime.keys.iter().map(|k| k.secret.to_string()));
+        // Configured headers often carry credentials too (org ids, gateway tokens).
+        secrets.extend(p.headers.values().cloned());
+        if runtime
+            .keys
+            .iter()
+            .any(|k| k.secret.len() < crate::redact::MIN_SECRET_LEN)
+        {
+            warnings.push(format!(
+                "providers.{name}.keys: a key shorter than {} characters cannot be redacted from upstream error messages",
+                crate::redact::MIN_SECRET_LEN
+            ));
+        }
         providers.insert(name.clone(), Arc::new(runtime));
     }
     let aliases = routing::build_aliases(cfg, &providers);
@@ -109,9 +121,14 @@ fn build_provider(
         provider_error(source, name, "plugin", format!("plugin `{}`: {e}", p.plugin), fix)
     })?;
     let setup = serde_json::json!({ "name": name, "base_url": p.base_url, "options": p.options });
-    let codec = lib
-        .provider(name, setup.to_string().as_bytes())
-        .map_err(|e| provider_error(source, name, "options", e.to_string(), None))?;
+    let codec = lib.provider(name, setup.to_string().as_bytes()).map_err(|e| {
+        let field = if matches!(e, LoadError::NotAProvider { .. }) {
+            "plugin"
+        } else {
+            "options"
+        };
+        provider_error(source, name, field, e.to_string(), None)
+    })?;
     let keys = routing::build_keys(name, p, warnings);
     let client = build_client(p.connect_timeout.0).map_err(|e| {
         provider_error(
@@ -160,12 +177,14 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupErro
             router: RouterHandle::start(&actors.handle(), built.table),
             cost: CostTrackerHandle::start(&actors.handle()),
             max_body_size: cfg.server.max_body_size.0,
-            body_read_timeout: cfg.server.body_read_timeout.non_zero().unwrap_or(Duration::from_secs(30)),
+            // 0 = no limit.
+            body_read_timeout: cfg.server.body_read_timeout.non_zero().unwrap_or(Duration::MAX),
         });
         let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
         let server = HttpServer::new(move || App::new().configure(http::configure(state.clone())))
             .disable_signals()
-            .shutdown_timeout(cfg.server.shutdown_timeout.0.as_secs())
+            // Whole seconds is what actix takes; round up so `500ms` does not become 0.
+            .shutdown_timeout(cfg.server.shutdown_timeout.0.as_secs_f64().ceil() as u64)
             .client_request_timeout(CLIENT_HEADER_TIMEOUT)
             .bind(&addr)
             .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;

@@ -7,7 +7,7 @@ pub struct Redactor {
 }
 
 /// Secrets shorter than this are not searched for: they would match ordinary text.
-const MIN_SECRET_LEN: usize = 6;
+pub const MIN_SECRET_LEN: usize = 6;
 
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Redactor {

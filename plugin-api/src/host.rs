@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+/// Size of the provider vtable in ABI 1.0 (the smallest the host accepts).
+const PROVIDER_VTABLE_V1_0_SIZE: usize = std::mem::size_of::<ProviderVTable>();
+
 /// After this many caught panics a provider instance is disabled: every further call fails
 /// fast instead of running code that is known to be broken.
 pub const PANIC_LIMIT: u32 = 5;
@@ -233,7 +236,9 @@ pub unsafe fn from_declaration(decl_ptr: *const PluginDecl, path: &Path) -> Resu
         }
         // SAFETY: non-null static vtable.
         let vt_size = unsafe { std::ptr::read(decl.provider.cast::<u32>()) } as usize;
-        if !(std::mem::size_of::<u32>()..=1 << 16).contains(&vt_size) {
+        // At least the ABI 1.0 vtable: the host then holds a reference to a whole, readable
+        // struct, and later (appended) fields are checked against the size one by one.
+        if !(PROVIDER_VTABLE_V1_0_SIZE..=1 << 16).contains(&vt_size) {
             return Err(bad(&format!("provider vtable size {vt_size} is not sane")));
         }
     }
@@ -503,7 +508,9 @@ impl ProviderCodec {
             )
         };
         match self.outcome(code, &mut sink, "decode_error") {
-            Ok(()) | Err(CallError::Plugin(_)) => {}
+            Ok(()) => {}
+            // Reporting the error item with status ERROR is as valid as with OK here.
+            Err(CallError::Plugin(e)) => return Ok(e),
             Err(e) => return Err(e),
         }
         sink.take_error().ok_or_else(|| CallError::Contract {

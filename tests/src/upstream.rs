@@ -545,6 +545,13 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             );
             write_json(sock, 400, &[], &body).await
         }
+        // A 200 stream that ends before any chunk: nothing was answered.
+        "empty-stream" => write_json(sock, 200, &[], b"data: [DONE]\n\n").await,
+        // A redirect to this same server: a gateway that followed it would send a second request.
+        "redirect" => {
+            let headers = [("location", "/v1/chat/completions?moved=1".to_owned())];
+            write_json(sock, 302, &headers, b"{}").await
+        }
         "garbage" => {
             let body = b"<html><head><title>oops</title></head><body>upstream garbage, not JSON";
             write_json(sock, 200, &ratelimit_headers(), body).await

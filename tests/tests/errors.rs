@@ -521,3 +521,39 @@ async fn curl_style_request_with_expect_continue() {
     assert!(final_status.starts_with("HTTP/1.1 200"), "response:\n{text}");
     assert!(text.contains("upstream saw: xxxx"), "response:\n{text}");
 }
+
+#[tokio::test]
+async fn upstream_redirects_are_not_followed() {
+    let up = MockUpstream::start();
+    let gw = start(&up);
+    let reply = gw.chat(&chat_body("up/redirect", "redirect")).await;
+    reply.assert_status(502);
+    reply.assert_error_shape();
+    assert_eq!(
+        up.requests().len(),
+        1,
+        "a redirect would carry the provider key elsewhere; it must not be followed"
+    );
+    gw.assert_serving().await;
+}
+
+#[tokio::test]
+async fn client_headers_never_replace_configured_ones() {
+    let up = MockUpstream::start();
+    let gw = start(&up);
+    let reply = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat_body("gpt", "headers"),
+            &[("x-bf-eh-x-provider-header", "from-client")],
+        )
+        .await;
+    reply.assert_status(200);
+    let rec = up.last_request();
+    assert_eq!(
+        rec.header_all("x-provider-header"),
+        vec!["from-config"],
+        "configured headers win over x-bf-eh-* ones; headers: {:?}",
+        rec.headers
+    );
+}

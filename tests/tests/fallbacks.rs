@@ -238,3 +238,17 @@ async fn when_everything_fails_the_client_gets_the_primary_error() {
     assert!(!up.requests_for("fail-503").is_empty(), "the fallback was tried");
     gw.assert_serving().await;
 }
+
+#[tokio::test]
+async fn a_stream_that_ends_before_its_first_chunk_is_a_failed_attempt() {
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&standard_config(&up));
+    let sse = gw.stream(&stream_body("up/empty-stream", "nothing comes")).await;
+    assert_eq!(sse.status, 502, "an empty stream is not a success; {}", sse.dump());
+
+    let mut body = stream_body("up/empty-stream", "nothing comes");
+    body["fallbacks"] = json!(["local/echo"]);
+    let sse = gw.stream(&body).await;
+    sse.assert_complete();
+    assert_eq!(sse.content(), "nothing comes", "{}", sse.dump());
+}

@@ -73,30 +73,37 @@ fn start_ticker() {
 
 /// Sends everything this worker has collected.
 pub fn flush() {
-    let (usage, cost, attempts) = OUTBOX.with_borrow_mut(|o| {
-        o.oldest = None;
-        (
-            std::mem::take(&mut o.usage),
-            o.cost.clone(),
-            std::mem::take(&mut o.attempts),
-        )
-    });
-    if let (Some(cost), false) = (cost, usage.is_empty())
-        && cost.try_send(UsageBatch(usage)).is_err()
-    {
-        DROPPED_BATCHES.fetch_add(1, Ordering::Relaxed);
-    }
-    // Group by destination; a worker sees few providers, so a linear scan is cheapest.
-    let mut groups: Vec<(Addr<ProviderPoolActor>, Vec<AttemptRecord>)> = Vec::new();
-    for (addr, rec) in attempts {
-        match groups.iter_mut().find(|(a, _)| *a == addr) {
-            Some((_, v)) => v.push(rec),
-            None => groups.push((addr, vec![rec])),
-        }
-    }
-    for (addr, batch) in groups {
-        if addr.try_send(AttemptBatch(batch)).is_err() {
+    OUTBOX.with_borrow_mut(Outbox::send_all);
+}
+
+impl Outbox {
+    fn send_all(&mut self) {
+        self.oldest = None;
+        let usage = std::mem::take(&mut self.usage);
+        if let (Some(cost), false) = (&self.cost, usage.is_empty())
+            && cost.try_send(UsageBatch(usage)).is_err()
+        {
             DROPPED_BATCHES.fetch_add(1, Ordering::Relaxed);
         }
+        // Group by destination; a worker sees few providers, so a linear scan is cheapest.
+        let mut groups: Vec<(Addr<ProviderPoolActor>, Vec<AttemptRecord>)> = Vec::new();
+        for (addr, rec) in std::mem::take(&mut self.attempts) {
+            match groups.iter_mut().find(|(a, _)| *a == addr) {
+                Some((_, v)) => v.push(rec),
+                None => groups.push((addr, vec![rec])),
+            }
+        }
+        for (addr, batch) in groups {
+            if addr.try_send(AttemptBatch(batch)).is_err() {
+                DROPPED_BATCHES.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A worker thread that exits (shutdown) sends what it still holds.
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.send_all();
     }
 }

@@ -21,7 +21,8 @@ pub async fn read(
         return Err(GatewayError::BodyTooLarge { limit });
     }
     let read_all = async {
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit) as usize);
+        // Grow as bytes arrive: a declared length is a promise, not a reason to reserve memory.
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit).min(64 * 1024) as usize);
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
                 GatewayError::bad_request(

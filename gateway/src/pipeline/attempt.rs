@@ -137,15 +137,45 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
     })
 }
 
-async fn read_body(response: reqwest::Response, limit: Duration, provider: &str) -> Result<bytes::Bytes, GatewayError> {
-    match tokio::time::timeout(limit, response.bytes()).await {
+/// Largest upstream body the gateway buffers; past it the upstream is treated as broken
+/// rather than allowed to exhaust memory.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+async fn read_body(
+    mut response: reqwest::Response,
+    limit: Duration,
+    provider: &str,
+) -> Result<bytes::Bytes, GatewayError> {
+    let too_large = || GatewayError::UpstreamMalformed {
+        provider: provider.to_string(),
+        reason: format!("the response body is larger than {MAX_UPSTREAM_BODY} bytes"),
+    };
+    if response.content_length().is_some_and(|n| n > MAX_UPSTREAM_BODY as u64) {
+        return Err(too_large());
+    }
+    let read_all = async {
+        let mut parts: Vec<bytes::Bytes> = Vec::new();
+        let mut total = 0;
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(provider, &e))? {
+            total += chunk.len();
+            if total > MAX_UPSTREAM_BODY {
+                return Err(too_large());
+            }
+            parts.push(chunk);
+        }
+        // One part (the common case) is returned without a copy.
+        Ok(match parts.len() {
+            1 => parts.pop().unwrap_or_default(),
+            _ => parts.concat().into(),
+        })
+    };
+    match tokio::time::timeout(limit, read_all).await {
         Err(_) => Err(GatewayError::UpstreamTimeout {
             provider: provider.to_string(),
             phase: "timeout",
             secs: limit.as_secs_f64(),
         }),
-        Ok(Err(e)) => Err(transport_error(provider, &e)),
-        Ok(Ok(b)) => Ok(b),
+        Ok(result) => result,
     }
 }
 

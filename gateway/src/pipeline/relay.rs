@@ -41,7 +41,9 @@ pub struct Relay {
     last_emit: Instant,
     first_chunk_seen: bool,
     ended: bool,
-    first_token_timeout: Option<Duration>,
+    /// Until the first chunk: a deadline from the stream's start (keep-alive comments do
+    /// not extend it).
+    first_token_deadline: Option<tokio::time::Instant>,
     idle_timeout: Option<Duration>,
 }
 
@@ -86,7 +88,7 @@ impl Relay {
             chunk_index: 0,
             first_chunk_seen: false,
             ended: false,
-            first_token_timeout,
+            first_token_deadline: first_token_timeout.map(|t| tokio::time::Instant::now() + t),
             idle_timeout,
         }
     }
@@ -99,11 +101,18 @@ impl Relay {
                 Some(Item::Delay(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Some(Item::Error(e)) => return Err(self.ctx.upstream_error(e)),
                 Some(Item::Response(_)) => continue,
-                Some(item) => {
+                Some(item @ Item::Chunk(_)) => {
                     self.pending.push_front(item);
                     return Ok(());
                 }
-                None => return Ok(()),
+                // A stream that ends before its first chunk has answered nothing: a failed
+                // attempt (so a fallback may serve), never an empty success.
+                Some(Item::Done) | None => {
+                    return Err(GatewayError::UpstreamMalformed {
+                        provider: self.ctx.provider.to_string(),
+                        reason: "the stream ended before its first chunk".into(),
+                    });
+                }
             }
         }
     }
@@ -121,10 +130,12 @@ impl Relay {
             if let Some(item) = self.pending.pop_front() {
                 return Ok(Some(item));
             }
-            let wait = if self.first_chunk_seen {
-                self.idle_timeout
-            } else {
-                self.first_token_timeout.or(self.idle_timeout)
+            let wait = match (self.first_chunk_seen, self.first_token_deadline) {
+                (false, Some(deadline)) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    Some(self.idle_timeout.map_or(left, |idle| idle.min(left)))
+                }
+                _ => self.idle_timeout,
             };
             let (body, decoder, eof) = match &mut self.source {
                 Source::Local { items } => return Ok(items.pop_front()),
@@ -185,7 +196,7 @@ impl Relay {
                 Ok(Some(Item::Response(_))) => {}
                 Ok(Some(Item::Done) | None) => {
                     self.ended = true;
-                    self.flush_held(&mut out);
+                    self.flush_held(true, &mut out);
                     out.extend_from_slice(b"data: [DONE]\n\n");
                 }
                 Ok(Some(Item::Error(e))) => {
@@ -204,7 +215,7 @@ impl Relay {
     fn fail(&mut self, err: GatewayError, out: &mut Vec<u8>) {
         self.ended = true;
         tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, error = %err, "stream ended by an upstream failure");
-        self.flush_held(out);
+        self.flush_held(true, out);
         let event = serde_json::json!({ "error": {
             "message": err.client_message(),
             "type": err.error_type(),
@@ -221,7 +232,7 @@ impl Relay {
         }
         if p.has_empty_choices() {
             if self.ctx.include_usage {
-                self.flush_held(out);
+                self.flush_held(false, out);
                 self.emit(&p.json, true, out);
             } else if let Some(held) = self.held.take() {
                 // Usage rides on the finish_reason chunk; the usage-only chunk is not sent.
@@ -230,7 +241,8 @@ impl Relay {
             }
             return;
         }
-        self.flush_held(out);
+        // Another chunk follows (n > 1): the held one is not the last.
+        self.flush_held(false, out);
         if p.has_finish_reason() && !self.ctx.include_usage {
             self.held = Some(p);
         } else {
@@ -238,9 +250,9 @@ impl Relay {
         }
     }
 
-    fn flush_held(&mut self, out: &mut Vec<u8>) {
+    fn flush_held(&mut self, last: bool, out: &mut Vec<u8>) {
         if let Some(held) = self.held.take() {
-            self.emit(&held.json, true, out);
+            self.emit(&held.json, last, out);
         }
     }
 

@@ -51,6 +51,9 @@ pub fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwes
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
+        // Never follow redirects: a redirect to another host would carry the provider's key
+        // (in whatever header its plugin uses) there. A 3xx is an upstream failure.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 

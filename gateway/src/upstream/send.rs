@@ -36,8 +36,10 @@ pub async fn send(
     for (k, v) in configured {
         headers.insert(k.clone(), v.clone());
     }
+    // Client-supplied headers only fill gaps: they can never replace the codec's (auth among
+    // them, whatever its name) or the operator's.
     for (k, v) in forwarded {
-        headers.insert(k.clone(), v.clone());
+        headers.entry(k.clone()).or_insert_with(|| v.clone());
     }
     let request = client.request(method, url).headers(headers).body(parts.body);
     match tokio::time::timeout(first_byte, request.send()).await {
