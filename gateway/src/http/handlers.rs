@@ -13,7 +13,9 @@ use tracing::Instrument;
 pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
     let request_id = respond::request_id(&req);
-    let span = tracing::info_span!("chat", request_id = %request_id, model = tracing::field::Empty);
+    // A debug-level span: at the default `info` level an enabled span per request cost ~45 µs
+    // of CPU (measured, fmt layer). Events that matter carry the request id themselves.
+    let span = tracing::debug_span!("chat", request_id = %request_id, model = tracing::field::Empty);
     async move {
         let bytes = match body::read(&req, payload, state.max_body_size, state.body_read_timeout).await {
             Ok(b) => b,
@@ -54,7 +56,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
                 resp.streaming(relay.into_body())
             }
             Err(failure) => {
-                tracing::info!(error = %failure.error, status = failure.error.status().as_u16(), "request failed");
+                tracing::info!(request_id = %request_id, model = %model, error = %failure.error, status = failure.error.status().as_u16(), "request failed");
                 let details = ErrorDetails {
                     request_type: Some(request_type),
                     provider: failure.provider.as_deref(),

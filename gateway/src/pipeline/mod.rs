@@ -114,7 +114,7 @@ pub async fn chat(
                         latency_ms,
                     },
                 );
-                tracing::warn!(provider = %target.provider.name, model = %target.model, %error, "attempt failed");
+                tracing::warn!(request_id = %req.request_id, provider = %target.provider.name, model = %target.model, %error, "attempt failed");
                 attempts.push(AttemptSummary {
                     provider: target.provider.name.to_string(),
                     model: target.model.to_string(),
