@@ -456,17 +456,12 @@ impl ProviderCodec {
         Ok(req)
     }
 
-    /// A 2xx upstream body → the unified response.
-    pub fn decode_response(&self, info: &CallInfo<'_>, http_status: u16, body: &[u8]) -> Result<Payload, CallError> {
-        self.check_enabled()?;
-        let f = self
-            .vt
-            .decode_response()
-            .ok_or_else(|| self.unsupported("decode_response"))?;
+    /// Runs one of the two body decoders (same signature) into a fresh sink.
+    fn call_decode(&self, f: abi::DecodeFn, info: &CallInfo<'_>, http_status: u16, body: &[u8]) -> (i32, Collector) {
         let ctx = info.to_abi();
         let mut sink = Collector::default();
         let out = sink.output();
-        // SAFETY: as in encode_request.
+        // SAFETY: valid instance, context and sink for the duration of the call.
         let code = unsafe {
             f(
                 self.instance,
@@ -476,6 +471,17 @@ impl ProviderCodec {
                 &out,
             )
         };
+        (code, sink)
+    }
+
+    /// A 2xx upstream body → the unified response.
+    pub fn decode_response(&self, info: &CallInfo<'_>, http_status: u16, body: &[u8]) -> Result<Payload, CallError> {
+        self.check_enabled()?;
+        let f = self
+            .vt
+            .decode_response()
+            .ok_or_else(|| self.unsupported("decode_response"))?;
+        let (code, mut sink) = self.call_decode(f, info, http_status, body);
         self.outcome(code, &mut sink, "decode_response")?;
         sink.items
             .into_iter()
@@ -489,24 +495,11 @@ impl ProviderCodec {
             })
     }
 
-    /// A non-2xx upstream body → the unified error. Never fails: a plugin that cannot say
-    /// gets a status-based error.
+    /// A non-2xx upstream body → the unified error.
     pub fn decode_error(&self, info: &CallInfo<'_>, http_status: u16, body: &[u8]) -> Result<PluginError, CallError> {
         self.check_enabled()?;
         let f = self.vt.decode_error().ok_or_else(|| self.unsupported("decode_error"))?;
-        let ctx = info.to_abi();
-        let mut sink = Collector::default();
-        let out = sink.output();
-        // SAFETY: as in encode_request.
-        let code = unsafe {
-            f(
-                self.instance,
-                &ctx,
-                u32::from(http_status),
-                ByteSlice::from_slice(body),
-                &out,
-            )
-        };
+        let (code, mut sink) = self.call_decode(f, info, http_status, body);
         match self.outcome(code, &mut sink, "decode_error") {
             Ok(()) => {}
             // Reporting the error item with status ERROR is as valid as with OK here.

@@ -324,7 +324,8 @@ pub fn default_error(status: u16, body: &[u8]) -> ProviderError {
     ProviderError::new(status, kind, message).retryable(retryable)
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

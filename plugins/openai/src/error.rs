@@ -6,7 +6,7 @@
 //! `{"message":..}`, `{"detail":..}`, a list around the object) with the least code.
 
 use serde_json::{Map, Value};
-use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error};
+use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error, truncate};
 
 /// Upstream messages are passed to clients; a runaway one is cut here.
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -208,17 +208,6 @@ fn text(value: Option<&Value>) -> Option<String> {
 
 fn lower(field: &Option<String>) -> String {
     field.as_deref().unwrap_or_default().to_ascii_lowercase()
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]
