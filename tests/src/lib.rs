@@ -10,9 +10,11 @@
 //! - [`client`]: HTTP helpers for talking to the daemon, SSE parsing, assertions.
 //! - [`config`]: config documents as JSON values, rendered to block YAML.
 
+pub mod anthropic_upstream;
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod gemini_upstream;
 pub mod paths;
 pub mod upstream;
 

@@ -1,0 +1,1 @@
+//! placeholder: the mock anthropic upstream
