@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Switchyard's overhead benchmark, side by side with nginx, in one run on this machine.
+#
+#   bench/run.sh            full run (about 3 minutes of load after the build)
+#   bench/run.sh --quick    a few seconds per step: checks the harness works (used by CI)
+#
+# Targets, all in front of the same mock upstream (nginx `return 200` with a fixed OpenAI chat
+# completion, or a fixed 20-chunk SSE stream):
+#   direct      the mock upstream itself
+#   nginx       nginx proxy_pass with upstream keepalive
+#   switchyard  the release build through the `openai` plugin; and with the in-process `mock`
+#               provider, which isolates the gateway's own cost
+# Servers run pinned to the last core, the load generator to the first (taskset), so the
+# figures are comparable within a run. CPU per request = utime+stime of the serving process
+# from /proc over the run, divided by the requests served. Loads target 127.0.0.1 only and are
+# bounded in time and count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+dur=${BENCH_SECONDS:-10}
+streams=${BENCH_STREAMS:-10000}
+rate=${BENCH_RATE:-1000}
+if [ $quick = 1 ]; then dur=1; streams=200; rate=200; fi
+
+log() { printf '%s\n' "$*" >&2; }
+
+# ---- tools ---------------------------------------------------------------------------------
+if ! command -v nginx >/dev/null 2>&1; then
+    log "installing nginx (Debian's nginx-light)…"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+fi
+nginx_bin=$(command -v nginx)
+
+log "building the release binaries…"
+cargo build --release --workspace --exclude switchyard-e2e --quiet
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+bin=$target_dir/release/switchyard
+loadgen=$target_dir/release/loadgen
+
+ncpu=$(nproc)
+server_cpu=$((ncpu - 1))
+client_cpu=0
+pin_server=(taskset -c "$server_cpu")
+pin_client=(taskset -c "$client_cpu")
+if [ "$ncpu" -lt 2 ]; then pin_server=(); pin_client=(); fi
+
+# Open streams need file descriptors on both sides.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+mock_port=$(free_port)
+proxy_port=$(free_port)
+gw_port=$(free_port)
+
+# ---- the mock upstream and the nginx proxy --------------------------------------------------
+python3 - "$work" <<'EOF'
+import json, sys
+work = sys.argv[1]
+completion = {"id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
+    "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello, benchmark! It is sunny and calm today.", "refusal": None},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 38, "completion_tokens": 12, "total_tokens": 50,
+              "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}}
+open(f"{work}/completion.json", "w").write(json.dumps(completion, separators=(",", ":")))
+words = ("Hello, benchmark! It is a sunny and calm day here, and every token of this answer "
+         "arrives as its own event.").split(" ")
+base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
+        "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_bench"}
+events = [dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}], usage=None)]
+for i, w in enumerate(words[:18]):
+    events.append(dict(base, choices=[{"index": 0, "delta": {"content": (" " if i else "") + w}, "logprobs": None, "finish_reason": None}], usage=None))
+events.append(dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}], usage=None))
+events.append(dict(base, choices=[], usage=completion["usage"]))
+sse = "".join("data: " + json.dumps(e, separators=(",", ":")) + "\n\n" for e in events) + "data: [DONE]\n\n"
+open(f"{work}/stream.sse", "w").write(sse)
+print(len(events), file=open(f"{work}/stream.count", "w"))
+EOF
+chunks=$(cat "$work/stream.count")
+
+# nginx config strings are single-quoted; the bodies contain no single quotes.
+completion=$(cat "$work/completion.json")
+stream_body=$(cat "$work/stream.sse")
+cat > "$work/mock.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/mock.pid;
+error_log $work/mock-error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$mock_port;
+    location = /v1/chat/completions { default_type application/json; return 200 '$completion'; }
+    location = /stream/v1/chat/completions { default_type text/event-stream; return 200 '$stream_body'; }
+  }
+}
+EOF
+cat > "$work/proxy.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/proxy.pid;
+error_log $work/proxy-error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
+  server {
+    listen 127.0.0.1:$proxy_port;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}
+EOF
+cat > "$work/gateway.yaml" <<EOF
+server: {host: 127.0.0.1, port: $gw_port, max_body_size: 1MiB}
+plugins: {dir: $target_dir/release}
+providers:
+  up:
+    plugin: openai
+    base_url: http://127.0.0.1:$mock_port/v1
+    keys: [{value: sk-bench-0123456789}]
+    concurrency: 20000
+  upstream_stream:
+    plugin: openai
+    base_url: http://127.0.0.1:$mock_port/stream/v1
+    keys: [{value: sk-bench-0123456789}]
+    concurrency: 20000
+  local:
+    plugin: mock
+    options: {text: "Hello, benchmark! It is sunny and calm today."}
+  slow:
+    plugin: mock
+    options: {chunk_delay_ms: 1000, text: "$(printf 'word %.0s' $(seq 1 100))"}
+models:
+  bench: {targets: [{provider: up, model: gpt-4o-mini}]}
+  bench-stream: {targets: [{provider: upstream_stream, model: gpt-4o-mini}]}
+  bench-mock: {targets: [{provider: local, model: gpt-4o-mini}]}
+  bench-hold: {targets: [{provider: slow, model: hold}]}
+EOF
+
+"${pin_server[@]}" "$nginx_bin" -c "$work/mock.conf" & pids+=($!)
+"${pin_server[@]}" "$nginx_bin" -c "$work/proxy.conf" & pids+=($!)
+"${pin_server[@]}" "$bin" --config "$work/gateway.yaml" --log-level warn >"$work/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
+
+wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; cat "$work"/*.log >&2; exit 1; }
+wait_port "$mock_port"; wait_port "$proxy_port"; wait_port "$gw_port"
+sleep 0.2
+worker_of() { pgrep -P "$(cat "$1")" | head -1; }
+mock_worker=$(worker_of "$work/mock.pid")
+proxy_worker=$(worker_of "$work/proxy.pid")
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+tck=$(getconf CLK_TCK)
+idle_rss=$(rss_kib "$gw_pid")
+
+# body file → a request whose model is replaced
+body_for() { sed "s/\"model\":\"bench\"/\"model\":\"$2\"/" "$root/bench/$1" > "$work/$2-$1"; echo "$work/$2-$1"; }
+
+# run NAME PID URL BODY LOADGEN-ARGS… → prints "rps p50 p99 cpu_us_per_request events_per_request"
+run() {
+    local pid=$2 url=$3 body=$4; shift 4
+    "${pin_client[@]}" "$loadgen" --url "$url" --body "$body" --duration 0.5 "$@" >/dev/null   # warm-up
+    local c0; c0=$(cpu_ticks "$pid")
+    local out; out=$("${pin_client[@]}" "$loadgen" --url "$url" --body "$body" --duration "$dur" "$@")
+    local c1; c1=$(cpu_ticks "$pid")
+    python3 - "$out" "$c0" "$c1" "$tck" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1]); c0, c1, tck = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+n = max(r["requests"], 1)
+cpu_us = (c1 - c0) / tck / n * 1e6
+if r["errors"]:
+    print(f"warning: {r['errors']} errors", file=sys.stderr)
+print(f'{r["rps"]:.0f} {r["p50_us"]} {r["p99_us"]} {cpu_us:.1f} {r["sse_events"] / n:.1f}')
+EOF
+}
+
+declare -A R
+measure() { # KEY PID URL BODY
+    local key=$1; shift
+    log "  $key…"
+    R[$key.sat]=$(run "$@" --connections 32)
+    R[$key.c1]=$(run "$@" --connections 1)
+    R[$key.rate]=$(run "$@" --connections 8 --rate "$rate")
+}
+
+log "measuring (${dur}s per step)…"
+plain=$root/bench/request.json
+measure direct "$mock_worker" "http://127.0.0.1:$mock_port/v1/chat/completions" "$plain"
+measure nginx "$proxy_worker" "http://127.0.0.1:$proxy_port/v1/chat/completions" "$plain"
+measure switchyard "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request.json bench)"
+measure switchyard_mock "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request.json bench-mock)"
+
+log "  streaming…"
+S_direct=$(run "$mock_worker" "http://127.0.0.1:$mock_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
+S_nginx=$(run "$proxy_worker" "http://127.0.0.1:$proxy_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
+S_gw=$(run "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request-stream.json bench-stream)" --connections 32)
+peak_rss=$(hwm_kib "$gw_pid")
+
+log "  $streams open streams…"
+before_streams=$(rss_kib "$gw_pid")
+hold_body=$(body_for request-stream.json bench-hold)
+"${pin_client[@]}" "$loadgen" --url "http://127.0.0.1:$gw_port/v1/chat/completions" --body "$hold_body" \
+    --hold-streams "$streams" --duration 3 >"$work/hold.json" 2>"$work/hold.err" &
+hold_pid=$!
+for _ in $(seq 1 1200); do grep -q "streams open" "$work/hold.err" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+streams_rss=$(rss_kib "$gw_pid")
+wait "$hold_pid" || true
+opened=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["streams_open"])' "$work/hold.json" 2>/dev/null || echo 0)
+sleep 2
+after_streams=$(rss_kib "$gw_pid")
+
+# ---- the table -------------------------------------------------------------------------------
+python3 - "$dur" "$chunks" "$idle_rss" "$peak_rss" "$before_streams" "$streams_rss" "$after_streams" "$opened" "$streams" "$rate" \
+    "${R[direct.sat]}" "${R[direct.c1]}" "${R[direct.rate]}" \
+    "${R[nginx.sat]}" "${R[nginx.c1]}" "${R[nginx.rate]}" \
+    "${R[switchyard.sat]}" "${R[switchyard.c1]}" "${R[switchyard.rate]}" \
+    "${R[switchyard_mock.sat]}" "${R[switchyard_mock.c1]}" "${R[switchyard_mock.rate]}" \
+    "$S_direct" "$S_nginx" "$S_gw" <<'EOF'
+import sys, datetime, os
+a = sys.argv[1:]
+dur, chunks, idle, peak, before, during, after, opened, streams, rate = a[:10]
+rows = [list(map(float, x.split())) for x in a[10:]]
+names = ["direct", "nginx", "switchyard (openai plugin)", "switchyard (mock provider)"]
+sat, c1, rt = {}, {}, {}
+for i, n in enumerate(names):
+    sat[n], c1[n], rt[n] = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
+s_direct, s_nginx, s_gw = rows[12], rows[13], rows[14]
+ng, gw = "nginx", "switchyard (openai plugin)"
+def added(n, row, i):  # added latency over direct, µs
+    return row[n][i] - row["direct"][i]
+print(f"### Switchyard overhead — {datetime.date.today()}, {os.cpu_count()} cores, `bench/run.sh` ({dur}s per step)\n")
+print("| target | req/s (32 conns) | CPU µs/req | × nginx CPU | p50 µs (c=1) | p99 µs (c=1) | p50 µs @ %s/s | p99 µs @ %s/s |" % (rate, rate))
+print("|---|---|---|---|---|---|---|---|")
+for n in names:
+    x = "" if n == "direct" else f"{sat[n][3] / sat[ng][3]:.2f}×"
+    print(f"| {n} | {sat[n][0]:.0f} | {sat[n][3]:.1f} | {x} | {c1[n][1]:.0f} | {c1[n][2]:.0f} | {rt[n][1]:.0f} | {rt[n][2]:.0f} |")
+print()
+print(f"- Throughput vs nginx: {sat[gw][0] / sat[ng][0]:.2f}× (target ≥ 0.75×). CPU per request vs nginx: {sat[gw][3] / sat[ng][3]:.2f}× (target ≤ 1.5×).")
+print(f"- Added latency over direct at c=1: nginx p50 +{added(ng, c1, 1):.0f} µs, p99 +{added(ng, c1, 2):.0f} µs; switchyard p50 +{added(gw, c1, 1):.0f} µs, p99 +{added(gw, c1, 2):.0f} µs (targets: nginx + 30 / + 60 µs).")
+print(f"- Streaming ({chunks} chunks per response, 32 conns): direct {s_direct[0]:.0f} streams/s; nginx {s_nginx[0]:.0f} streams/s at {s_nginx[3]:.1f} µs CPU each; switchyard {s_gw[0]:.0f} streams/s at {s_gw[3]:.1f} µs CPU each ({s_gw[3] / s_nginx[3]:.2f}× nginx; {s_gw[3] / float(chunks):.2f} µs per chunk, all-in), {s_gw[4]:.0f} events per response.")
+print(f"- Memory: idle RSS {int(idle) / 1024:.1f} MiB; peak after the loads {int(peak) / 1024:.1f} MiB; {opened} of {streams} streams open at once: {int(during) / 1024:.1f} MiB (from {int(before) / 1024:.1f} MiB); {int(after) / 1024:.1f} MiB after they closed.")
+print("\nServers pinned to the last core and the load generator to the first with taskset; CPU = utime+stime from /proc over the run ÷ requests.")
+EOF

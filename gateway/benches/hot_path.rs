@@ -1,0 +1,156 @@
+//! Micro-benchmarks of the request path's pieces (`cargo bench -p switchyard`): request parse
+//! and re-encode, route selection, the OpenAI codec through the real C ABI (encode, decode,
+//! stream decode), and the SSE framing with `extra_fields`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard::actors::provider_pool::PoolStatsHandle;
+use switchyard::pipeline::ChatRequest;
+use switchyard::pipeline::extra_fields::{self, CHAT_STREAM, ExtraFields};
+use switchyard::redact::Redactor;
+use switchyard::routing::{Alias, ApiKey, ProviderRuntime, RouteTable, Target, Timeouts};
+use switchyard::upstream::ProviderPool;
+use switchyard_plugin_api::abi::PluginDecl;
+use switchyard_plugin_api::host::{self, CallInfo, ProviderCodec};
+
+// The openai plugin is linked as an rlib here; its entry symbol is reached by its C name, the
+// way the gateway reaches it in the .so.
+use switchyard_openai as _;
+unsafe extern "C" {
+    fn switchyard_plugin_entry_v1() -> *const PluginDecl;
+}
+
+fn main() {
+    divan::main();
+}
+
+const REQUEST: &[u8] = include_bytes!("../../bench/request.json");
+const RESPONSE: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello, benchmark! It is sunny and calm today.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":38,"completion_tokens":12,"total_tokens":50,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}"#;
+const CHUNK: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_bench","choices":[{"index":0,"delta":{"content":" sunny"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+
+fn codec() -> Arc<ProviderCodec> {
+    // SAFETY: the declaration is the plugin's static one, linked into this binary.
+    let lib = unsafe { host::from_declaration(switchyard_plugin_entry_v1(), std::path::Path::new("openai")) }
+        .expect("openai plugin declaration");
+    let setup = br#"{"name":"up","base_url":"http://127.0.0.1:9/v1","options":{}}"#;
+    Arc::new(lib.provider("up", setup).expect("openai codec"))
+}
+
+fn info() -> CallInfo<'static> {
+    CallInfo {
+        stream: false,
+        unix_time_ms: 1,
+        model: "gpt-4o-mini",
+        api_key: "sk-bench-0123456789",
+        request_id: "r",
+    }
+}
+
+#[divan::bench]
+fn parse_and_encode_request(b: divan::Bencher) {
+    b.bench(|| {
+        let mut r = ChatRequest::parse(black_box(REQUEST)).expect("valid");
+        black_box(r.encode_for("gpt-4o-mini"))
+    });
+}
+
+#[divan::bench]
+fn route_selection(b: divan::Bencher) {
+    let table = actix::System::new().block_on(async {
+        let arbiter = actix::Arbiter::current();
+        let provider = Arc::new(ProviderRuntime {
+            name: Arc::from("up"),
+            codec: codec(),
+            keys: vec![ApiKey {
+                secret: Arc::from("sk-bench-0123456789"),
+                weight: 1.0,
+                models: None,
+            }],
+            keys_configured: true,
+            pool: ProviderPool::new(
+                reqwest::Client::new(),
+                100,
+                Default::default(),
+                PoolStatsHandle::start(&arbiter),
+            ),
+            timeouts: Timeouts {
+                timeout: Duration::from_secs(30),
+                first_byte: Duration::from_secs(30),
+                first_token: None,
+                stream_idle: None,
+            },
+        });
+        let target = |w: f64| Target {
+            provider: Arc::clone(&provider),
+            model: Arc::from("gpt-4o-mini"),
+            weight: w,
+        };
+        let mut aliases = indexmap::IndexMap::new();
+        aliases.insert(
+            "bench".to_string(),
+            Alias {
+                targets: vec![target(3.0), target(1.0)],
+                fallbacks: vec![],
+            },
+        );
+        let mut providers = indexmap::IndexMap::new();
+        providers.insert("up".to_string(), Arc::clone(&provider));
+        RouteTable {
+            providers,
+            aliases,
+            redactor: Arc::new(Redactor::default()),
+        }
+    });
+    b.bench(|| {
+        let plan = table.plan(black_box("bench"), &[]).expect("routed");
+        black_box(plan[0].provider.pick_key(&plan[0].model).ok());
+    });
+}
+
+#[divan::bench]
+fn openai_encode_request(b: divan::Bencher) {
+    let c = codec();
+    b.bench(|| black_box(c.encode_request(&info(), black_box(REQUEST)).expect("encoded")));
+}
+
+#[divan::bench]
+fn openai_decode_response(b: divan::Bencher) {
+    let c = codec();
+    b.bench(|| black_box(c.decode_response(&info(), 200, black_box(RESPONSE)).expect("decoded")));
+}
+
+#[divan::bench]
+fn openai_stream_decode_per_event(b: divan::Bencher) {
+    let c = codec();
+    let mut event = b"data: ".to_vec();
+    event.extend_from_slice(CHUNK);
+    event.extend_from_slice(b"\n\n");
+    let mut decoder = c.open_stream(&info()).expect("stream");
+    let mut items = Vec::with_capacity(4);
+    b.bench_local(|| {
+        items.clear();
+        decoder.feed(&info(), black_box(&event), &mut items).expect("fed");
+        black_box(items.len())
+    });
+}
+
+#[divan::bench]
+fn sse_frame_with_extra_fields(b: divan::Bencher) {
+    let mut out = Vec::with_capacity(1024);
+    b.bench_local(|| {
+        out.clear();
+        let extra = ExtraFields {
+            request_type: CHAT_STREAM,
+            provider: "up",
+            model_requested: "bench",
+            model_deployment: "gpt-4o-mini",
+            latency: 1,
+            chunk_index: 7,
+        };
+        out.extend_from_slice(b"data: ");
+        extra_fields::append_to(&mut out, black_box(CHUNK), &extra);
+        out.extend_from_slice(b"\n\n");
+        black_box(out.len())
+    });
+}
