@@ -51,11 +51,12 @@ if [ "$ncpu" -lt 2 ]; then pin_server=(); pin_client=(); fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)
+chmod 755 "$work"   # nginx workers run as an unprivileged user and read the stream body here
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$work"
+    if [ -n "${BENCH_KEEP:-}" ]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -92,7 +93,6 @@ chunks=$(cat "$work/stream.count")
 
 # nginx config strings are single-quoted; the bodies contain no single quotes.
 completion=$(cat "$work/completion.json")
-stream_body=$(cat "$work/stream.sse")
 cat > "$work/mock.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -105,7 +105,10 @@ http {
   server {
     listen 127.0.0.1:$mock_port;
     location = /v1/chat/completions { default_type application/json; return 200 '$completion'; }
-    location = /stream/v1/chat/completions { default_type text/event-stream; return 200 '$stream_body'; }
+    # nginx limits a parameter's length, so the stream comes from a file. A POST to a static
+    # file is a 405; the error_page redirect re-serves it as a GET with status 200.
+    location = /stream/v1/chat/completions { error_page 405 =200 /sse-body; return 405; }
+    location = /sse-body { internal; default_type text/event-stream; alias $work/stream.sse; }
   }
 }
 EOF
@@ -144,7 +147,8 @@ providers:
     options: {text: "Hello, benchmark! It is sunny and calm today."}
   slow:
     plugin: mock
-    options: {chunk_delay_ms: 1000, text: "$(printf 'word %.0s' $(seq 1 100))"}
+    # Few, slow chunks: the stream stays open while the memory of open streams is sampled.
+    options: {chunk_delay_ms: 10000, text: "held open stream"}
 models:
   bench: {targets: [{provider: up, model: gpt-4o-mini}]}
   bench-stream: {targets: [{provider: upstream_stream, model: gpt-4o-mini}]}
@@ -172,9 +176,9 @@ idle_rss=$(rss_kib "$gw_pid")
 # body file → a request whose model is replaced
 body_for() { sed "s/\"model\":\"bench\"/\"model\":\"$2\"/" "$root/bench/$1" > "$work/$2-$1"; echo "$work/$2-$1"; }
 
-# run NAME PID URL BODY LOADGEN-ARGS… → prints "rps p50 p99 cpu_us_per_request events_per_request"
+# run PID URL BODY LOADGEN-ARGS… → prints "rps p50 p99 cpu_us_per_request events_per_request"
 run() {
-    local pid=$2 url=$3 body=$4; shift 4
+    local pid=$1 url=$2 body=$3; shift 3
     "${pin_client[@]}" "$loadgen" --url "$url" --body "$body" --duration 0.5 "$@" >/dev/null   # warm-up
     local c0; c0=$(cpu_ticks "$pid")
     local out; out=$("${pin_client[@]}" "$loadgen" --url "$url" --body "$body" --duration "$dur" "$@")

@@ -1,1 +1,982 @@
-//! placeholder: the mock gemini upstream
+//! A mock Google Gemini API upstream on `127.0.0.1:0`, on raw tokio sockets so it controls framing,
+//! fragmentation and connection faults exactly.
+//!
+//! It speaks the Gemini API's wire protocol (from the public API reference): `POST
+//! /v1beta/models/{model}:generateContent` answers a `GenerateContentResponse`;
+//! `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` answers server-sent events, one
+//! `GenerateContentResponse` per `data:` line, and no terminator (the stream ends when the body
+//! does). Failures are Google's error body `{"error": {"code", "message", "status", "details"}}`.
+//! Every request is recorded.
+//!
+//! Like the real service it refuses what it does not know: a request without `x-goog-api-key`
+//! (403 `PERMISSION_DENIED`), a wrong key (400 `API_KEY_INVALID`), unknown top-level request
+//! fields and schema keywords Gemini's `Schema` lacks (`additionalProperties`, `$schema`, …) with
+//! 400 `INVALID_ARGUMENT`; and, as a tripwire for a leaking gateway, any `key=` in the URL.
+//!
+//! Answers by the model in the path:
+//!
+//! | model | answer |
+//! |---|---|
+//! | anything else | a response reflecting the request (below) |
+//! | `unavailable` | 503 `UNAVAILABLE` (model overloaded) |
+//! | `exhausted` | 429 `RESOURCE_EXHAUSTED` with a `RetryInfo` detail |
+//! | `internal` | 500 `INTERNAL`, the error object wrapped in a list |
+//! | `missing` | 404 `NOT_FOUND` |
+//! | `unauthenticated` | 401 `UNAUTHENTICATED` |
+//! | `too-long` | 400 `INVALID_ARGUMENT`: the input token count exceeds the maximum |
+//! | `blocked` | 200 with `promptFeedback.blockReason: SAFETY` and no candidates (streams: as the only event) |
+//! | `stream-cut` | streams two events and half of a third, then drops the connection (non-stream: a truncated body) |
+//!
+//! Normal answers: a `functionCall` of the first declared (or the only allowed) function with
+//! args `{"query": <last user text>}` when tools are given and `toolConfig` is not `NONE`; after a
+//! `functionResponse`, the text `gemini got <name>: <response JSON>`; otherwise the text
+//! `gemini saw: <last user text>` — as JSON `{"gemini_saw": …}` when `responseMimeType` is
+//! `application/json`. A thought part (`thought: true`) comes first when
+//! `thinkingConfig.includeThoughts` is set. `candidateCount` candidates; `usageMetadata` with
+//! [`CACHED_TOKENS`] cached tokens and [`THOUGHT_TOKENS`] thoughts tokens when thinking;
+//! `modelVersion` = model + [`MODEL_VERSION_SUFFIX`]; `responseId` `gemini-mock-N`. Streams cut
+//! the text into word pieces, one event each, written in awkward fragments (mid-line, mid-UTF-8,
+//! between `\r` and `\n`), CRLF on some events, LF on others, with a comment line once.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::upstream::{RecordedRequest, pieces};
+
+/// The only API key the mock accepts.
+pub const GEMINI_KEY: &str = "AIzaSy-e2e-GEMINI-secret-5be1c7a0d93f";
+/// Appended to the model in `modelVersion` (`gemini-2.5-flash` → `gemini-2.5-flash-001`).
+pub const MODEL_VERSION_SUFFIX: &str = "-001";
+/// `cachedContentTokenCount` on every answer.
+pub const CACHED_TOKENS: u64 = 4;
+/// `thoughtsTokenCount` when thinking was asked for.
+pub const THOUGHT_TOKENS: u64 = 7;
+/// How long `stream-cut` waits after its first events before it drops the connection.
+pub const CUT_PAUSE: Duration = Duration::from_millis(300);
+
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    count: watch::Sender<usize>,
+    ids: AtomicU64,
+}
+
+/// The mock upstream. Runs on its own tokio runtime, so tests can block or use any runtime.
+pub struct GeminiUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl GeminiUpstream {
+    /// Binds `127.0.0.1:0` and starts serving.
+    pub fn start() -> GeminiUpstream {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mock-gemini")
+            .enable_all()
+            .build()
+            .expect("build the mock Gemini runtime");
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the mock Gemini upstream");
+        std_listener
+            .set_nonblocking(true)
+            .expect("set the listener non-blocking");
+        let addr = std_listener.local_addr().expect("mock Gemini address");
+        let (count, _) = watch::channel(0usize);
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            count,
+            ids: AtomicU64::new(1),
+        });
+        let accept_shared = shared.clone();
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(std_listener).expect("register the listener");
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = sock.set_nodelay(true);
+                let shared = accept_shared.clone();
+                tokio::spawn(async move {
+                    serve_connection(sock, shared).await;
+                });
+            }
+        });
+        GeminiUpstream {
+            addr,
+            shared,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` — what Google's SDKs call the base URL (no API version).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The requests for `model` (the model in the path).
+    pub fn requests_for(&self, model: &str) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| model_in_path(r).as_deref() == Some(model))
+            .collect()
+    }
+
+    /// The most recent request; panics if none arrived.
+    pub fn last_request(&self) -> RecordedRequest {
+        self.requests()
+            .pop()
+            .expect("the mock Gemini upstream received no request")
+    }
+
+    /// Waits until at least `n` requests have arrived (panics after `timeout`).
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        let mut rx = self.shared.count.subscribe();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n)).await;
+        assert!(
+            matches!(waited, Ok(Ok(_))),
+            "the mock Gemini upstream expected {n} request(s) within {timeout:?}, got {}",
+            self.requests().len()
+        );
+        self.requests()
+    }
+}
+
+impl Drop for GeminiUpstream {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The model named in a request's path (`/v1beta/models/{model}:method`), percent-decoded.
+pub fn model_in_path(req: &RecordedRequest) -> Option<String> {
+    let route = req.path.split('?').next()?;
+    let rest = route.strip_prefix("/v1beta/models/")?;
+    let (model, _) = rest.rsplit_once(':')?;
+    Some(percent_decode(model))
+}
+
+/// Whether a request asked for `streamGenerateContent?alt=sse`.
+pub fn is_stream(req: &RecordedRequest) -> bool {
+    let (route, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    route.ends_with(":streamGenerateContent") && query.split('&').any(|p| p == "alt=sse")
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 server
+// ---------------------------------------------------------------------------------------------
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads until `buf` holds at least `len` bytes; false when the connection ended first.
+async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> bool {
+    while buf.len() < len {
+        match sock.read_buf(buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+    true
+}
+
+/// Reads a chunked body that starts at `buf[start]`; returns it and the bytes consumed.
+async fn read_chunked(sock: &mut TcpStream, buf: &mut Vec<u8>, start: usize) -> Option<(Vec<u8>, usize)> {
+    let mut pos = start;
+    let mut body = Vec::new();
+    loop {
+        let line_end = loop {
+            if let Some(at) = find(&buf[pos..], b"\r\n") {
+                break pos + at;
+            }
+            let want = buf.len() + 1;
+            if !fill(sock, buf, want).await {
+                return None;
+            }
+        };
+        let line = String::from_utf8_lossy(&buf[pos..line_end]).into_owned();
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).ok()?;
+        pos = line_end + 2;
+        if size == 0 {
+            // No trailers from reqwest: the final CRLF.
+            if !fill(sock, buf, pos + 2).await {
+                return None;
+            }
+            return Some((body, pos + 2));
+        }
+        if !fill(sock, buf, pos + size + 2).await {
+            return None;
+        }
+        body.extend_from_slice(&buf[pos..pos + size]);
+        pos += size + 2;
+    }
+}
+
+async fn serve_connection(mut sock: TcpStream, shared: Arc<Shared>) {
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        let head_end = loop {
+            if let Some(p) = find(&buf, b"\r\n\r\n") {
+                break p;
+            }
+            if buf.len() > 1 << 20 {
+                return;
+            }
+            match sock.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut request_line = lines.next().unwrap_or_default().split(' ');
+        let method = request_line.next().unwrap_or_default().to_owned();
+        let path = request_line.next().unwrap_or_default().to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                Some((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            })
+            .collect();
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let body_start = head_end + 4;
+        let chunked = header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let (body, consumed) = if chunked {
+            match read_chunked(&mut sock, &mut buf, body_start).await {
+                Some(read) => read,
+                None => return,
+            }
+        } else {
+            let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            if !fill(&mut sock, &mut buf, body_start + len).await {
+                return;
+            }
+            (buf[body_start..body_start + len].to_vec(), body_start + len)
+        };
+        buf.drain(..consumed);
+
+        let request = RecordedRequest {
+            method,
+            path,
+            headers,
+            body,
+        };
+        if let Ok(mut all) = shared.requests.lock() {
+            all.push(request.clone());
+            shared.count.send_replace(all.len());
+        }
+        if !respond(&mut sock, &request, &shared).await {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+async fn write_json(sock: &mut TcpStream, status: u16, body: &Value) -> bool {
+    let body = serde_json::to_vec_pretty(body).unwrap_or_default();
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", status_text(status));
+    head.push_str("content-type: application/json; charset=UTF-8\r\n");
+    head.push_str("vary: Origin, X-Origin, Referer\r\n");
+    head.push_str("server: scaffolding on HTTPServer2\r\n");
+    let _ = write!(head, "content-length: {}\r\n\r\n", body.len());
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&body);
+    sock.write_all(&out).await.is_ok() && sock.flush().await.is_ok()
+}
+
+/// Google's error body.
+pub fn google_error(code: u16, status: &str, message: &str) -> Value {
+    json!({"error": {"code": code, "message": message, "status": status}})
+}
+
+async fn write_error(sock: &mut TcpStream, code: u16, status: &str, message: &str) -> bool {
+    write_json(sock, code, &google_error(code, status, message)).await
+}
+
+/// Request fields of `GenerateContentRequest` (both JSON spellings, as the API accepts).
+const REQUEST_FIELDS: &[&str] = &[
+    "contents",
+    "systemInstruction",
+    "system_instruction",
+    "tools",
+    "toolConfig",
+    "tool_config",
+    "generationConfig",
+    "generation_config",
+    "safetySettings",
+    "safety_settings",
+    "cachedContent",
+    "cached_content",
+];
+
+/// JSON Schema keywords Gemini's `Schema` does not define (it refuses them).
+const FOREIGN_SCHEMA_KEYWORDS: &[&str] = &[
+    "additionalProperties",
+    "$schema",
+    "$ref",
+    "$defs",
+    "definitions",
+    "strict",
+    "oneOf",
+    "allOf",
+    "const",
+    "uniqueItems",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+];
+
+/// The first foreign keyword inside a schema, with where it is.
+fn foreign_keyword(schema: &Value, at: &str) -> Option<String> {
+    let map = schema.as_object()?;
+    for (k, v) in map {
+        if FOREIGN_SCHEMA_KEYWORDS.contains(&k.as_str()) {
+            return Some(format!("Unknown name \"{k}\" at '{at}': Cannot find field."));
+        }
+        let nested = match k.as_str() {
+            "properties" => v.as_object().and_then(|props| {
+                props
+                    .iter()
+                    .find_map(|(name, s)| foreign_keyword(s, &format!("{at}.properties[{name}].value")))
+            }),
+            "items" => foreign_keyword(v, &format!("{at}.items")),
+            "anyOf" => v
+                .as_array()
+                .and_then(|all| all.iter().find_map(|s| foreign_keyword(s, &format!("{at}.any_of")))),
+            _ => None,
+        };
+        if nested.is_some() {
+            return nested;
+        }
+    }
+    None
+}
+
+/// What the real API would refuse in this body, as its message.
+fn invalid_request(request: &Value) -> Option<String> {
+    let Some(top) = request.as_object() else {
+        return Some("Invalid JSON payload received. Expected an object.".into());
+    };
+    if let Some(unknown) = top.keys().find(|k| !REQUEST_FIELDS.contains(&k.as_str())) {
+        return Some(format!(
+            "Invalid JSON payload received. Unknown name \"{unknown}\": Cannot find field."
+        ));
+    }
+    let contents = top.get("contents").and_then(Value::as_array);
+    let Some(contents) = contents.filter(|c| !c.is_empty()) else {
+        return Some("* GenerateContentRequest.contents: contents is not specified".into());
+    };
+    for (i, content) in contents.iter().enumerate() {
+        if !matches!(content.get("role").and_then(Value::as_str), Some("user" | "model")) {
+            return Some(format!(
+                "* GenerateContentRequest.contents[{i}].role: Please use a valid role: user, model."
+            ));
+        }
+        if content.get("parts").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+            return Some(format!(
+                "* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty."
+            ));
+        }
+    }
+    if let Some(schema) = request.pointer("/generationConfig/responseSchema")
+        && let Some(problem) = foreign_keyword(schema, "generation_config.response_schema")
+    {
+        return Some(format!("Invalid JSON payload received. {problem}"));
+    }
+    for (t, tool) in top
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (f, decl) in tool
+            .get("functionDeclarations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(params) = decl.get("parameters")
+                && let Some(problem) =
+                    foreign_keyword(params, &format!("tools[{t}].function_declarations[{f}].parameters"))
+            {
+                return Some(format!("Invalid JSON payload received. {problem}"));
+            }
+        }
+    }
+    None
+}
+
+/// Writes the answer; returns whether the connection stays open for another request.
+async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -> bool {
+    let (route, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    if query.split('&').any(|p| p.starts_with("key=")) {
+        // The real API accepts this; the gateway must never do it (keys in URLs end up in logs).
+        return write_error(
+            sock,
+            400,
+            "INVALID_ARGUMENT",
+            "mock: the API key was sent in the URL; it belongs in the x-goog-api-key header",
+        )
+        .await;
+    }
+    let Some(model) = model_in_path(req) else {
+        let message = format!("The requested URL {route} was not found on this server.");
+        return write_error(sock, 404, "NOT_FOUND", &message).await;
+    };
+    let stream = route.ends_with(":streamGenerateContent");
+    if !stream && !route.ends_with(":generateContent") {
+        let message = format!("Method not found: {route}");
+        return write_error(sock, 404, "NOT_FOUND", &message).await;
+    }
+    if stream && !query.split('&').any(|p| p == "alt=sse") {
+        // The real API would answer a JSON array; this mock only speaks SSE.
+        return write_error(sock, 400, "INVALID_ARGUMENT", "mock: streams need ?alt=sse").await;
+    }
+    if req.method != "POST" {
+        return write_error(sock, 404, "NOT_FOUND", "mock: use POST").await;
+    }
+    match req.header("x-goog-api-key") {
+        None => {
+            return write_error(
+                sock,
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established identity). \
+                 Please use API Key or other form of API consumer identity to call this API.",
+            )
+            .await;
+        }
+        Some(key) if key != GEMINI_KEY => {
+            let body = json!({"error": {
+                "code": 400,
+                "message": "API key not valid. Please pass a valid API key.",
+                "status": "INVALID_ARGUMENT",
+                "details": [{
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }],
+            }});
+            return write_json(sock, 400, &body).await;
+        }
+        Some(_) => {}
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&req.body) else {
+        return write_error(sock, 400, "INVALID_ARGUMENT", "Invalid JSON payload received.").await;
+    };
+    if let Some(message) = invalid_request(&request) {
+        return write_error(sock, 400, "INVALID_ARGUMENT", &message).await;
+    }
+    let id = shared.ids.fetch_add(1, Ordering::Relaxed);
+
+    match model.as_str() {
+        "unavailable" => {
+            write_error(
+                sock,
+                503,
+                "UNAVAILABLE",
+                "The model is overloaded. Please try again later.",
+            )
+            .await
+        }
+        "exhausted" => {
+            let body = json!({"error": {
+                "code": 429,
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}],
+            }});
+            write_json(sock, 429, &body).await
+        }
+        "internal" => {
+            let body = json!([google_error(
+                500,
+                "INTERNAL",
+                "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"
+            )]);
+            write_json(sock, 500, &body).await
+        }
+        "missing" => {
+            let message = format!("models/{model} is not found for API version v1beta, or is not supported for generateContent.");
+            write_error(sock, 404, "NOT_FOUND", &message).await
+        }
+        "unauthenticated" => {
+            write_error(
+                sock,
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+            )
+            .await
+        }
+        "too-long" => {
+            write_error(
+                sock,
+                400,
+                "INVALID_ARGUMENT",
+                "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576).",
+            )
+            .await
+        }
+        "blocked" => {
+            let body = blocked(&request, &model);
+            if stream {
+                write_stream(sock, &[body], false).await
+            } else {
+                write_json(sock, 200, &body).await
+            }
+        }
+        "stream-cut" if !stream => {
+            // Promise a body, send part of it, drop the connection.
+            let full = serde_json::to_vec(&answer(&request, &model, id)).unwrap_or_default();
+            let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=UTF-8\r\n");
+            let _ = write!(head, "content-length: {}\r\n\r\n", full.len());
+            let mut out = head.into_bytes();
+            out.extend_from_slice(&full[..full.len() / 3]);
+            let _ = sock.write_all(&out).await;
+            let _ = sock.flush().await;
+            false
+        }
+        "stream-cut" => {
+            let events = stream_events(&request, &model, id);
+            write_stream(sock, &events, true).await
+        }
+        _ if stream => {
+            let events = stream_events(&request, &model, id);
+            write_stream(sock, &events, false).await
+        }
+        _ => write_json(sock, 200, &answer(&request, &model, id)).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a normal answer says
+// ---------------------------------------------------------------------------------------------
+
+/// The text parts of the last `user` content.
+pub fn last_user_text(request: &Value) -> String {
+    let Some(contents) = request.get("contents").and_then(Value::as_array) else {
+        return String::new();
+    };
+    contents
+        .iter()
+        .rev()
+        .find(|c| c.get("role").and_then(Value::as_str) == Some("user") && has_text(c))
+        .and_then(|c| c.get("parts").and_then(Value::as_array))
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("")
+        })
+        .unwrap_or_default()
+}
+
+fn has_text(content: &Value) -> bool {
+    content
+        .get("parts")
+        .and_then(Value::as_array)
+        .is_some_and(|parts| parts.iter().any(|p| p.get("text").is_some()))
+}
+
+/// The function responses in the last content, if it is the user's answer to calls.
+fn function_responses(request: &Value) -> Vec<(String, Value)> {
+    let last = request.get("contents").and_then(Value::as_array).and_then(|c| c.last());
+    last.and_then(|c| c.get("parts"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let r = p.get("functionResponse")?;
+            let name = r.get("name")?.as_str()?.to_owned();
+            Some((name, r.get("response").cloned().unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
+/// The function the mock calls, if any.
+fn function_to_call(request: &Value) -> Option<String> {
+    let config = request.pointer("/toolConfig/functionCallingConfig");
+    if config.and_then(|c| c.get("mode")).and_then(Value::as_str) == Some("NONE") {
+        return None;
+    }
+    if let Some(name) = config
+        .and_then(|c| c.pointer("/allowedFunctionNames/0"))
+        .and_then(Value::as_str)
+    {
+        return Some(name.to_owned());
+    }
+    request
+        .pointer("/tools/0/functionDeclarations/0/name")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn thinking(request: &Value) -> bool {
+    request
+        .pointer("/generationConfig/thinkingConfig/includeThoughts")
+        .and_then(Value::as_bool)
+        == Some(true)
+}
+
+fn candidate_count(request: &Value) -> u64 {
+    request
+        .pointer("/generationConfig/candidateCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .clamp(1, 8)
+}
+
+/// The text of a normal answer for `request` (no function call).
+pub fn answer_text(request: &Value) -> String {
+    let results = function_responses(request);
+    if !results.is_empty() {
+        return results
+            .iter()
+            .map(|(name, response)| format!("gemini got {name}: {response}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    let text = last_user_text(request);
+    if request
+        .pointer("/generationConfig/responseMimeType")
+        .and_then(Value::as_str)
+        == Some("application/json")
+    {
+        json!({"gemini_saw": text}).to_string()
+    } else {
+        format!("gemini saw: {text}")
+    }
+}
+
+/// The thought the mock "has" when thinking is on.
+pub fn thought_text(request: &Value) -> String {
+    format!("Thinking about: {}", last_user_text(request))
+}
+
+fn prompt_tokens(request: &Value) -> u64 {
+    let words = request
+        .get("contents")
+        .map(|c| c.to_string().split_whitespace().count())
+        .unwrap_or(0);
+    10 + words as u64
+}
+
+fn usage(request: &Value, candidates_tokens: u64) -> Value {
+    let prompt = prompt_tokens(request);
+    let thoughts = if thinking(request) { THOUGHT_TOKENS } else { 0 };
+    let mut usage = json!({
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates_tokens,
+        "cachedContentTokenCount": CACHED_TOKENS,
+        "totalTokenCount": prompt + candidates_tokens + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": CACHED_TOKENS}],
+    });
+    if thoughts > 0 {
+        usage["thoughtsTokenCount"] = json!(thoughts);
+    }
+    usage
+}
+
+/// What a call's args are: `{"query": <last user text>}`.
+pub fn call_args(request: &Value) -> Value {
+    json!({"query": last_user_text(request)})
+}
+
+fn safety_ratings() -> Value {
+    json!([
+        {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+        {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+        {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+        {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "NEGLIGIBLE"}
+    ])
+}
+
+/// The candidate parts of a whole answer.
+fn parts(request: &Value) -> (Vec<Value>, u64) {
+    let mut parts = Vec::new();
+    if thinking(request) {
+        parts.push(json!({"text": thought_text(request), "thought": true}));
+    }
+    if function_responses(request).is_empty()
+        && let Some(name) = function_to_call(request)
+    {
+        parts.push(json!({"functionCall": {"name": name, "args": call_args(request)}, "thoughtSignature": "bW9jay1zaWduYXR1cmU="}));
+        return (parts, 8);
+    }
+    let text = answer_text(request);
+    let tokens = pieces(&text).len() as u64;
+    parts.push(json!({"text": text}));
+    (parts, tokens)
+}
+
+/// The `GenerateContentResponse` of a normal non-streamed answer.
+pub fn answer(request: &Value, model: &str, id: u64) -> Value {
+    let n = candidate_count(request);
+    let (parts, tokens) = parts(request);
+    let candidates: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut c = json!({
+                "content": {"parts": parts, "role": "model"},
+                "finishReason": "STOP",
+                "safetyRatings": safety_ratings(),
+                "avgLogprobs": -0.0421,
+            });
+            // proto3 JSON leaves a zero index out.
+            if i > 0 {
+                c["index"] = json!(i);
+            }
+            c
+        })
+        .collect();
+    json!({
+        "candidates": candidates,
+        "usageMetadata": usage(request, tokens * n),
+        "modelVersion": format!("{model}{MODEL_VERSION_SUFFIX}"),
+        "responseId": format!("gemini-mock-{id}"),
+    })
+}
+
+fn blocked(request: &Value, model: &str) -> Value {
+    json!({
+        "promptFeedback": {
+            "blockReason": "SAFETY",
+            "safetyRatings": [
+                {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true}
+            ],
+        },
+        "usageMetadata": {"promptTokenCount": prompt_tokens(request), "totalTokenCount": prompt_tokens(request)},
+        "modelVersion": format!("{model}{MODEL_VERSION_SUFFIX}"),
+    })
+}
+
+/// The stream events of a normal answer: per candidate a thought event (when thinking), the
+/// text in word pieces (or the function call), then a last event with `finishReason` and the
+/// full usage. Running usage (prompt only) rides on every event, as Google sends it.
+pub fn stream_events(request: &Value, model: &str, id: u64) -> Vec<Value> {
+    let n = candidate_count(request);
+    let (parts, tokens) = parts(request);
+    let version = format!("{model}{MODEL_VERSION_SUFFIX}");
+    let response_id = format!("gemini-mock-{id}");
+    let prompt = prompt_tokens(request);
+    let running = json!({"promptTokenCount": prompt, "totalTokenCount": prompt});
+    let event = |index: u64, parts: Value, finish: Option<&str>, usage: Value| {
+        let mut candidate = json!({"content": {"parts": parts, "role": "model"}});
+        if index > 0 {
+            candidate["index"] = json!(index);
+        }
+        if let Some(reason) = finish {
+            candidate["finishReason"] = json!(reason);
+            candidate["safetyRatings"] = safety_ratings();
+        }
+        json!({
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": version,
+            "responseId": response_id,
+        })
+    };
+    let mut events = Vec::new();
+    for i in 0..n {
+        for part in &parts {
+            match part.get("text").and_then(Value::as_str) {
+                Some(text) if part.get("thought").is_none() => {
+                    for piece in pieces(text) {
+                        events.push(event(i, json!([{"text": piece}]), None, running.clone()));
+                    }
+                }
+                _ => events.push(event(i, json!([part]), None, running.clone())),
+            }
+        }
+        let last_usage = if i + 1 == n {
+            usage(request, tokens * n)
+        } else {
+            running.clone()
+        };
+        events.push(event(i, json!([{"text": ""}]), Some("STOP"), last_usage));
+    }
+    events
+}
+
+/// The SSE bytes for `events`: CRLF on even events, LF on odd ones, one comment line.
+pub fn sse_bytes(events: &[Value]) -> Vec<u8> {
+    let mut out = String::new();
+    for (i, e) in events.iter().enumerate() {
+        if i == 1 {
+            out.push_str(": mock keep-alive\r\n\r\n");
+        }
+        if i % 2 == 0 {
+            let _ = write!(out, "data: {e}\r\n\r\n");
+        } else {
+            let _ = write!(out, "data: {e}\n\n");
+        }
+    }
+    out.into_bytes()
+}
+
+/// Fragment sizes the SSE bytes are cut into (cycled): small and odd, so cuts land mid-line,
+/// mid-`data:`, between `\r` and `\n`, and inside multi-byte UTF-8 characters.
+const FRAGMENTS: [usize; 9] = [1, 7, 2, 31, 3, 64, 5, 13, 120];
+
+async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> bool {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    sock.write_all(&out).await.is_ok() && sock.flush().await.is_ok()
+}
+
+async fn write_fragments(sock: &mut TcpStream, bytes: &[u8]) -> bool {
+    let mut pos = 0;
+    let mut k = 0;
+    while pos < bytes.len() {
+        let len = FRAGMENTS[k % FRAGMENTS.len()].min(bytes.len() - pos);
+        if !write_chunk(sock, &bytes[pos..pos + len]).await {
+            return false;
+        }
+        pos += len;
+        k += 1;
+        if k % 8 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    true
+}
+
+/// Writes an SSE answer. `cut`: two events and half of the third, then the connection drops.
+async fn write_stream(sock: &mut TcpStream, events: &[Value], cut: bool) -> bool {
+    let mut head = String::from("HTTP/1.1 200 OK\r\n");
+    head.push_str("content-type: text/event-stream\r\n");
+    head.push_str("content-disposition: attachment\r\n");
+    head.push_str("transfer-encoding: chunked\r\n");
+    head.push_str("server: scaffolding on HTTPServer2\r\n\r\n");
+    if sock.write_all(head.as_bytes()).await.is_err() {
+        return false;
+    }
+    if !cut {
+        return write_fragments(sock, &sse_bytes(events)).await
+            && sock.write_all(b"0\r\n\r\n").await.is_ok()
+            && sock.flush().await.is_ok();
+    }
+    let first = sse_bytes(&events[..2.min(events.len())]);
+    let _ = write_fragments(sock, &first).await;
+    // Give the gateway time to pass those on, so the failure is really mid-stream.
+    tokio::time::sleep(CUT_PAUSE).await;
+    if let Some(next) = events.get(2) {
+        let partial = format!("data: {next}");
+        let _ = write_chunk(sock, &partial.as_bytes()[..partial.len() / 2]).await;
+    }
+    let _ = sock.set_zero_linger();
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(path: &str) -> RecordedRequest {
+        RecordedRequest {
+            method: "POST".into(),
+            path: path.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn paths_name_the_model_and_the_method() {
+        let r = recorded("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+        assert_eq!(model_in_path(&r).as_deref(), Some("gemini-2.5-flash"));
+        assert!(is_stream(&r));
+        let r = recorded("/v1beta/models/odd%2Fname:generateContent");
+        assert_eq!(model_in_path(&r).as_deref(), Some("odd/name"));
+        assert!(!is_stream(&r));
+        assert_eq!(model_in_path(&recorded("/v1/chat/completions")), None);
+    }
+
+    #[test]
+    fn the_mock_refuses_what_gemini_refuses() {
+        assert!(invalid_request(&json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}]})).is_none());
+        assert!(invalid_request(&json!({"model": "m", "contents": []})).is_some());
+        assert!(invalid_request(&json!({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]})).is_some());
+        let schema = json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}],
+            "generationConfig": {"responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "OBJECT", "additionalProperties": false}}}}});
+        let message = invalid_request(&schema).expect("refused");
+        assert!(message.contains("additionalProperties"), "{message}");
+    }
+
+    #[test]
+    fn streams_end_with_a_finish_reason_and_usage() {
+        let request = json!({"contents": [{"role": "user", "parts": [{"text": "a b c"}]}],
+            "generationConfig": {"candidateCount": 2, "thinkingConfig": {"includeThoughts": true}}});
+        let events = stream_events(&request, "m", 1);
+        let text: String = events
+            .iter()
+            .filter_map(|e| e.pointer("/candidates/0/content/parts/0"))
+            .filter(|p| p.get("thought").is_none() && p.get("text").is_some())
+            .filter_map(|p| p["text"].as_str())
+            .collect();
+        assert_eq!(text, "gemini saw: a b cgemini saw: a b c");
+        let last = events.last().expect("events");
+        assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+        assert_eq!(last["candidates"][0]["index"], 1);
+        assert_eq!(last["usageMetadata"]["thoughtsTokenCount"], THOUGHT_TOKENS);
+    }
+}

@@ -323,11 +323,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for ThinkingView<'a> {
     }
 }
 
-/// A JSON string's value, or `None` when the value is not a string.
-pub(crate) fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +340,10 @@ mod tests {
             "temperature":0.70,"thinking":{"type":"enabled","budget_tokens":2048},"unknown":[1]}"#;
         let r = ChatRequest::parse(body).expect("parsed");
         assert_eq!(r.messages.len(), 4);
-        assert!(matches!(&r.messages[0].content, Content::Text(Cow::Borrowed("be brief"))));
+        assert!(matches!(
+            &r.messages[0].content,
+            Content::Text(Cow::Borrowed("be brief"))
+        ));
         let Content::Parts(parts) = &r.messages[1].content else {
             panic!("parts")
         };

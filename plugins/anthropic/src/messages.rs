@@ -414,7 +414,10 @@ mod tests {
         )
         .expect("parsed");
         let usage = m.usage.expect("usage");
-        assert_eq!((usage.input_tokens, usage.output_tokens), (Some(Count(3)), Some(Count(2))));
+        assert_eq!(
+            (usage.input_tokens, usage.output_tokens),
+            (Some(Count(3)), Some(Count(2)))
+        );
         assert_eq!(usage.cache_read_input_tokens, None);
         assert!(m.stop_reason.is_none());
         assert!(MessageView::parse(b"[1]").is_err());

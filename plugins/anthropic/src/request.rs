@@ -7,12 +7,13 @@
 
 use crate::chat::{ChatRequest, Content, Message, Part, ReasoningDetail, ResponseFormat, ToolCall, ToolChoice};
 use crate::messages::{
-    Block, FixedSchema, Metadata, MessagesRequest, Role, Schema, Source, System, Thinking, ThinkingBudget,
+    Block, FixedSchema, MessagesRequest, Metadata, Role, Schema, Source, System, Thinking, ThinkingBudget,
     ToolChoice as ToolChoiceOut, ToolChoiceKind, ToolDef, ToolResultContent, Turn,
 };
 use crate::setup::Endpoint;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::fmt;
 use switchyard_plugin_api::sdk::{Context, Out, ProviderError};
 
 type Str<'a> = Cow<'a, str>;
@@ -24,16 +25,29 @@ pub(crate) const RESPONSE_TOOL: &str = "switchyard_json_response";
 /// The smallest thinking budget the API accepts.
 const MIN_THINKING_BUDGET: u64 = 1024;
 
-pub(crate) fn encode(endpoint: &Endpoint, ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
-    let request = ChatRequest::parse(body)
-        .map_err(|e| ProviderError::invalid_request(format!("the request is not a valid chat completion request: {e}")))?;
+pub(crate) fn encode(
+    endpoint: &Endpoint,
+    ctx: &Context<'_>,
+    body: &[u8],
+    out: &mut Out<'_>,
+) -> Result<(), ProviderError> {
+    let request = ChatRequest::parse(body).map_err(|e| {
+        ProviderError::invalid_request(format!("the request is not a valid chat completion request: {e}"))
+    })?;
     let messages = translate(endpoint, ctx, request)?;
     let json = serde_json::to_vec(&messages)
         .map_err(|e| ProviderError::invalid_request(format!("the request could not be translated: {e}")))?;
     out.method("POST");
     out.url(&endpoint.url);
     out.header("content-type", "application/json");
-    out.header("accept", if ctx.stream { "text/event-stream" } else { "application/json" });
+    out.header(
+        "accept",
+        if ctx.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        },
+    );
     out.header("anthropic-version", &endpoint.version);
     // A keyless provider (a local proxy that adds its own auth) gets no empty header.
     if !ctx.api_key.is_empty() {
@@ -45,6 +59,28 @@ pub(crate) fn encode(endpoint: &Endpoint, ctx: &Context<'_>, body: &[u8], out: &
 
 fn invalid(param: &str, message: impl Into<String>) -> ProviderError {
     ProviderError::invalid_request(message).with_param(param)
+}
+
+/// Where in `messages` a value sits; spelled out only when an error names it.
+#[derive(Clone, Copy)]
+enum At {
+    /// `messages[i].content[j]`
+    Part(usize, usize),
+    /// `messages[i].tool_calls[j]`
+    ToolCall(usize, usize),
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Part(i, j) => write!(f, "messages[{i}].content[{j}]"),
+            At::ToolCall(i, j) => write!(f, "messages[{i}].tool_calls[{j}]"),
+        }
+    }
+}
+
+fn invalid_at(at: At, suffix: &str, message: impl Into<String>) -> ProviderError {
+    invalid(&format!("{at}{suffix}"), message)
 }
 
 /// The whole translation; public to the crate for the golden tests.
@@ -134,7 +170,10 @@ pub(crate) fn translate<'a>(
         tools,
         tool_choice,
         thinking,
-        metadata: request.user.filter(|u| !u.is_empty()).map(|user_id| Metadata { user_id }),
+        metadata: request
+            .user
+            .filter(|u| !u.is_empty())
+            .map(|user_id| Metadata { user_id }),
         stream: ctx.stream,
     })
 }
@@ -152,7 +191,7 @@ fn conversation(messages: Vec<Message<'_>>) -> Result<(Option<System<'_>>, Vec<T
             // Anthropic has one system prompt: every system message joins it, in order.
             "system" | "developer" => {
                 let start = system.len();
-                text_blocks(message.content, &mut system, &format!("messages[{i}].content"))?;
+                text_blocks(message.content, &mut system, i)?;
                 if let Some(cc) = message.cache_control
                     && system.len() > start
                     && let Some(last) = system.last_mut()
@@ -214,7 +253,7 @@ fn tool_results_first(blocks: &mut [Block<'_>]) {
     }
 }
 
-fn text_blocks<'a>(content: Content<'a>, out: &mut Vec<Block<'a>>, param: &str) -> Result<(), ProviderError> {
+fn text_blocks<'a>(content: Content<'a>, out: &mut Vec<Block<'a>>, i: usize) -> Result<(), ProviderError> {
     match content {
         Content::None => {}
         Content::Text(text) => {
@@ -232,8 +271,9 @@ fn text_blocks<'a>(content: Content<'a>, out: &mut Vec<Block<'a>>, param: &str) 
                         }
                     }
                     other => {
-                        return Err(invalid(
-                            &format!("{param}[{j}]"),
+                        return Err(invalid_at(
+                            At::Part(i, j),
+                            "",
                             format!("a `{other}` part cannot appear here; only text is supported"),
                         ));
                     }
@@ -245,7 +285,6 @@ fn text_blocks<'a>(content: Content<'a>, out: &mut Vec<Block<'a>>, param: &str) 
 }
 
 fn user_blocks(content: Content<'_>, i: usize) -> Result<Vec<Block<'_>>, ProviderError> {
-    let param = format!("messages[{i}].content");
     let mut blocks = Vec::new();
     match content {
         Content::None => {}
@@ -257,7 +296,7 @@ fn user_blocks(content: Content<'_>, i: usize) -> Result<Vec<Block<'_>>, Provide
         Content::Parts(parts) => {
             blocks.reserve(parts.len());
             for (j, part) in parts.into_iter().enumerate() {
-                if let Some(block) = media_or_text(part, &format!("{param}[{j}]"))? {
+                if let Some(block) = media_or_text(part, At::Part(i, j))? {
                     blocks.push(block);
                 }
             }
@@ -267,7 +306,7 @@ fn user_blocks(content: Content<'_>, i: usize) -> Result<Vec<Block<'_>>, Provide
 }
 
 /// A user (or tool result) part: text, image or PDF file.
-fn media_or_text<'a>(part: Part<'a>, param: &str) -> Result<Option<Block<'a>>, ProviderError> {
+fn media_or_text<'a>(part: Part<'a>, at: At) -> Result<Option<Block<'a>>, ProviderError> {
     let cache_control = part.cache_control;
     match part.kind.as_ref() {
         "text" => {
@@ -277,29 +316,36 @@ fn media_or_text<'a>(part: Part<'a>, param: &str) -> Result<Option<Block<'a>>, P
         "image_url" => {
             let url = part
                 .image_url
-                .ok_or_else(|| invalid(param, "an `image_url` part needs `image_url.url`"))?
+                .ok_or_else(|| invalid_at(at, "", "an `image_url` part needs `image_url.url`"))?
                 .url;
-            let source = image_source(url, param)?;
+            let source = image_source(url, at)?;
             Ok(Some(Block::Image { source, cache_control }))
         }
         "file" => {
             let file = part
                 .file
-                .ok_or_else(|| invalid(param, "a `file` part needs a `file` object"))?;
+                .ok_or_else(|| invalid_at(at, "", "a `file` part needs a `file` object"))?;
             if file.file_id.is_some() && file.file_data.is_none() {
-                return Err(invalid(
-                    param,
+                return Err(invalid_at(
+                    at,
+                    "",
                     "`file.file_id` refers to an OpenAI upload, which Anthropic cannot read; send `file_data`",
                 ));
             }
             let data = file
                 .file_data
-                .ok_or_else(|| invalid(param, "a `file` part needs `file.file_data` (a base64 data URL)"))?;
-            let (media_type, data) = data_url(data)
-                .ok_or_else(|| invalid(param, "`file.file_data` must be a base64 data URL (data:application/pdf;base64,…)"))?;
+                .ok_or_else(|| invalid_at(at, "", "a `file` part needs `file.file_data` (a base64 data URL)"))?;
+            let (media_type, data) = data_url(data).ok_or_else(|| {
+                invalid_at(
+                    at,
+                    "",
+                    "`file.file_data` must be a base64 data URL (data:application/pdf;base64,…)",
+                )
+            })?;
             if media_type != "application/pdf" {
-                return Err(invalid(
-                    param,
+                return Err(invalid_at(
+                    at,
+                    "",
                     format!("Anthropic reads PDF documents only, not `{media_type}`"),
                 ));
             }
@@ -309,22 +355,26 @@ fn media_or_text<'a>(part: Part<'a>, param: &str) -> Result<Option<Block<'a>>, P
                 cache_control,
             }))
         }
-        "input_audio" => Err(invalid(param, "Anthropic models do not accept audio input")),
-        other => Err(invalid(param, format!("unknown content part type `{other}`"))),
+        "input_audio" => Err(invalid_at(at, "", "Anthropic models do not accept audio input")),
+        other => Err(invalid_at(at, "", format!("unknown content part type `{other}`"))),
     }
 }
 
-fn image_source<'a>(url: Str<'a>, param: &str) -> Result<Source<'a>, ProviderError> {
+fn image_source<'a>(url: Str<'a>, at: At) -> Result<Source<'a>, ProviderError> {
     if url.starts_with("data:") {
         let (media_type, data) = data_url(url)
-            .ok_or_else(|| invalid(param, "an image data URL must be base64 (data:image/png;base64,…)"))?;
+            .ok_or_else(|| invalid_at(at, "", "an image data URL must be base64 (data:image/png;base64,…)"))?;
         return Ok(Source::Base64 { media_type, data });
     }
     let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
     if lower.starts_with("https://") || lower.starts_with("http://") {
         return Ok(Source::Url { url });
     }
-    Err(invalid(param, "an image must be an http(s) URL or a base64 data URL"))
+    Err(invalid_at(
+        at,
+        "",
+        "an image must be an http(s) URL or a base64 data URL",
+    ))
 }
 
 /// `data:<media type>[;params];base64,<data>` → (media type, data), borrowing when it can.
@@ -365,7 +415,6 @@ fn assistant_blocks(message: Message<'_>, i: usize) -> Result<Vec<Block<'_>>, Pr
             blocks.push(block);
         }
     }
-    let param = format!("messages[{i}].content");
     match message.content {
         Content::None => {}
         Content::Text(text) => {
@@ -385,8 +434,9 @@ fn assistant_blocks(message: Message<'_>, i: usize) -> Result<Vec<Block<'_>>, Pr
                     // A refusal the model gave earlier has no block of its own in Anthropic's history.
                     "refusal" => {}
                     other => {
-                        return Err(invalid(
-                            &format!("{param}[{j}]"),
+                        return Err(invalid_at(
+                            At::Part(i, j),
+                            "",
                             format!("an assistant message cannot carry a `{other}` part"),
                         ));
                     }
@@ -395,7 +445,7 @@ fn assistant_blocks(message: Message<'_>, i: usize) -> Result<Vec<Block<'_>>, Pr
         }
     }
     for (j, call) in message.tool_calls.into_iter().flatten().enumerate() {
-        blocks.push(tool_use(call, &format!("messages[{i}].tool_calls[{j}]"))?);
+        blocks.push(tool_use(call, At::ToolCall(i, j))?);
     }
     if let (Some(cc), Some(last)) = (message.cache_control, blocks.last_mut()) {
         last.cache(cc);
@@ -422,17 +472,17 @@ fn thinking_block(detail: ReasoningDetail<'_>) -> Option<Block<'_>> {
     }
 }
 
-fn tool_use<'a>(call: ToolCall<'a>, param: &str) -> Result<Block<'a>, ProviderError> {
+fn tool_use<'a>(call: ToolCall<'a>, at: At) -> Result<Block<'a>, ProviderError> {
     if call.kind.as_deref().is_some_and(|k| k != "function") {
-        return Err(invalid(param, "only `function` tool calls are supported"));
+        return Err(invalid_at(at, ".type", "only `function` tool calls are supported"));
     }
     let id = call
         .id
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| invalid(&format!("{param}.id"), "a tool call needs an `id`"))?;
+        .ok_or_else(|| invalid_at(at, ".id", "a tool call needs an `id`"))?;
     let function = call
         .function
-        .ok_or_else(|| invalid(&format!("{param}.function"), "a tool call needs a `function`"))?;
+        .ok_or_else(|| invalid_at(at, ".function", "a tool call needs a `function`"))?;
     let arguments = function.arguments.unwrap_or_default();
     let input = if arguments.trim().is_empty() {
         empty_object()
@@ -441,8 +491,9 @@ fn tool_use<'a>(call: ToolCall<'a>, param: &str) -> Result<Block<'a>, ProviderEr
             .ok()
             .filter(|raw| raw.get().trim_start().starts_with('{'))
             .ok_or_else(|| {
-                invalid(
-                    &format!("{param}.function.arguments"),
+                invalid_at(
+                    at,
+                    ".function.arguments",
                     "tool call arguments must be a JSON object serialised as a string",
                 )
             })?
@@ -461,11 +512,12 @@ fn empty_object() -> Box<RawValue> {
 }
 
 fn tool_result<'a>(message: Message<'a>, i: usize) -> Result<Block<'a>, ProviderError> {
-    let id = message
-        .tool_call_id
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| invalid(&format!("messages[{i}].tool_call_id"), "a `tool` message needs a `tool_call_id`"))?;
-    let param = format!("messages[{i}].content");
+    let id = message.tool_call_id.filter(|id| !id.is_empty()).ok_or_else(|| {
+        invalid(
+            &format!("messages[{i}].tool_call_id"),
+            "a `tool` message needs a `tool_call_id`",
+        )
+    })?;
     let content = match message.content {
         Content::None => ToolResultContent::Text(Cow::Borrowed("")),
         Content::Text(text) => ToolResultContent::Text(text),
@@ -473,12 +525,13 @@ fn tool_result<'a>(message: Message<'a>, i: usize) -> Result<Block<'a>, Provider
             let mut blocks = Vec::with_capacity(parts.len());
             for (j, part) in parts.into_iter().enumerate() {
                 if part.kind == "file" {
-                    return Err(invalid(
-                        &format!("{param}[{j}]"),
+                    return Err(invalid_at(
+                        At::Part(i, j),
+                        "",
                         "a tool result can carry text and images only",
                     ));
                 }
-                if let Some(block) = media_or_text(part, &format!("{param}[{j}]"))? {
+                if let Some(block) = media_or_text(part, At::Part(i, j))? {
                     blocks.push(block);
                 }
             }
@@ -582,7 +635,10 @@ fn structured_output(format: Option<ResponseFormat<'_>>) -> Result<Option<Struct
         })),
         "json_schema" => {
             let spec = format.json_schema.ok_or_else(|| {
-                invalid("response_format.json_schema", "`json_schema` is required with type json_schema")
+                invalid(
+                    "response_format.json_schema",
+                    "`json_schema` is required with type json_schema",
+                )
             })?;
             let schema = spec.schema.ok_or_else(|| {
                 invalid(
@@ -673,7 +729,10 @@ fn tools<'a>(
                     format!("tool_choice names `{name}`, which is not among `tools`"),
                 ));
             }
-            return Ok((defs, Some(tool_choice(ToolChoiceKind::Tool, Some(name), disable_parallel))));
+            return Ok((
+                defs,
+                Some(tool_choice(ToolChoiceKind::Tool, Some(name), disable_parallel)),
+            ));
         }
     };
 
@@ -702,7 +761,11 @@ fn tools<'a>(
         // The API refuses forced tool use with extended thinking.
         tool_choice(ToolChoiceKind::Auto, None, disable_parallel)
     } else if defs.len() == 1 {
-        tool_choice(ToolChoiceKind::Tool, Some(Cow::Borrowed(RESPONSE_TOOL)), disable_parallel)
+        tool_choice(
+            ToolChoiceKind::Tool,
+            Some(Cow::Borrowed(RESPONSE_TOOL)),
+            disable_parallel,
+        )
     } else {
         // The client's tools stay callable, but the turn must end in a tool call: its own, or
         // the final answer through the response tool.
@@ -727,7 +790,10 @@ mod tests {
     #[test]
     fn data_urls() {
         let (m, d) = data_url(Cow::Borrowed("data:image/png;base64,iVBORw0KGgo=")).expect("png");
-        assert!(matches!((&m, &d), (Cow::Borrowed("image/png"), Cow::Borrowed("iVBORw0KGgo="))));
+        assert!(matches!(
+            (&m, &d),
+            (Cow::Borrowed("image/png"), Cow::Borrowed("iVBORw0KGgo="))
+        ));
         let (m, d) = data_url(Cow::Owned("data:Image/JPEG;charset=x;BASE64,/9j/4A==".into())).expect("jpeg");
         assert_eq!((m.as_ref(), d.as_ref()), ("image/jpeg", "/9j/4A=="));
         assert!(data_url(Cow::Borrowed("data:image/svg+xml,<svg/>")).is_none());
@@ -756,7 +822,12 @@ mod tests {
             content: ToolResultContent::Text(Cow::Borrowed("")),
             cache_control: None,
         };
-        let mut blocks = vec![Block::text("a".into(), None), result("1"), Block::text("b".into(), None), result("2")];
+        let mut blocks = vec![
+            Block::text("a".into(), None),
+            result("1"),
+            Block::text("b".into(), None),
+            result("2"),
+        ];
         tool_results_first(&mut blocks);
         let order: Vec<String> = blocks
             .iter()

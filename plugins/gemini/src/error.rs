@@ -256,7 +256,11 @@ mod tests {
     fn rate_limits_and_server_failures_retry() {
         let e = from_status(
             429,
-            &google(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing details."),
+            &google(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "You exceeded your current quota, please check your plan and billing details.",
+            ),
         );
         check(&e, 429, ErrorKind::RateLimit, true);
         assert_eq!(e.error_type.as_deref(), Some("rate_limit_error"));
@@ -268,13 +272,23 @@ mod tests {
             true,
         );
         check(
-            &from_status(503, &google(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
+            &from_status(
+                503,
+                &google(503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
+            ),
             503,
             ErrorKind::Overloaded,
             true,
         );
         check(
-            &from_status(504, &google(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")),
+            &from_status(
+                504,
+                &google(
+                    504,
+                    "DEADLINE_EXCEEDED",
+                    "Deadline expired before operation could complete.",
+                ),
+            ),
             504,
             ErrorKind::Server,
             true,
@@ -285,13 +299,20 @@ mod tests {
     fn client_errors_are_final() {
         let e = from_status(
             400,
-            &google(400, "INVALID_ARGUMENT", "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."),
+            &google(
+                400,
+                "INVALID_ARGUMENT",
+                "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+            ),
         );
         check(&e, 400, ErrorKind::ContextLength, false);
         assert_eq!(e.code.as_deref(), Some("context_length_exceeded"));
         assert_eq!(e.error_type.as_deref(), Some("invalid_request_error"));
 
-        let e = from_status(400, &google(400, "INVALID_ARGUMENT", "Invalid value at 'contents[0].role'"));
+        let e = from_status(
+            400,
+            &google(400, "INVALID_ARGUMENT", "Invalid value at 'contents[0].role'"),
+        );
         check(&e, 400, ErrorKind::InvalidRequest, false);
         assert_eq!(e.code.as_deref(), Some("invalid_argument"));
 
@@ -306,7 +327,14 @@ mod tests {
         );
         check(&e, 403, ErrorKind::Authentication, false);
         check(
-            &from_status(401, &google(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")),
+            &from_status(
+                401,
+                &google(
+                    401,
+                    "UNAUTHENTICATED",
+                    "Request had invalid authentication credentials.",
+                ),
+            ),
             401,
             ErrorKind::Authentication,
             false,
@@ -318,7 +346,14 @@ mod tests {
         check(&e, 404, ErrorKind::NotFound, false);
         assert_eq!(e.error_type.as_deref(), Some("not_found_error"));
         check(
-            &from_status(400, &google(400, "FAILED_PRECONDITION", "User location is not supported for the API use.")),
+            &from_status(
+                400,
+                &google(
+                    400,
+                    "FAILED_PRECONDITION",
+                    "User location is not supported for the API use.",
+                ),
+            ),
             400,
             ErrorKind::InvalidRequest,
             false,

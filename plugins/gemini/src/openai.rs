@@ -440,14 +440,20 @@ mod tests {
             {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"},"extra_content":{"google":{"thought_signature":"sig"}}}]}
         ],"stop":"END","tool_choice":"auto"}"#;
         let r: ChatRequest<'_> = serde_json::from_slice(body).expect("parsed");
-        assert!(matches!(&r.messages[0].content, Some(Content::Text(Str(Cow::Borrowed("plain"))))));
+        assert!(matches!(
+            &r.messages[0].content,
+            Some(Content::Text(Str(Cow::Borrowed("plain"))))
+        ));
         let Some(Content::Parts(parts)) = &r.messages[1].content else {
             panic!("parts")
         };
         assert_eq!(parts.len(), 3);
         let url = &parts[1].image_url.as_ref().expect("image").url;
         assert!(matches!(url.0, Cow::Borrowed(_)), "data URLs are read in place");
-        assert_eq!(&**parts[2].image_url.as_ref().expect("image").url, "https://x.test/a.png");
+        assert_eq!(
+            &*parts[2].image_url.as_ref().expect("image").url,
+            "https://x.test/a.png"
+        );
         assert!(r.messages[2].content.is_none());
         let call = &r.messages[2].tool_calls.as_ref().expect("calls")[0];
         assert_eq!(call.thought_signature().map(|s| &**s), Some("sig"));

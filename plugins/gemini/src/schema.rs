@@ -207,21 +207,23 @@ fn translate(schema: &Value, defs: &Defs<'_>, usage: Use, depth: usize) -> Map<S
             .iter()
             .map(|(name, s)| (name.clone(), Value::Object(translate(s, defs, usage, depth + 1))))
             .collect();
-        if usage == Use::Response && translated.len() > 1 && !input.contains_key("propertyOrdering") {
-            let order = translated.keys().cloned().map(Value::String).collect();
+        let ordering = (usage == Use::Response && translated.len() > 1 && !input.contains_key("propertyOrdering"))
+            .then(|| translated.keys().cloned().map(Value::String).collect::<Vec<_>>());
+        let required: Vec<Value> = input
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.as_str().is_some_and(|r| translated.contains_key(r)))
+            .cloned()
+            .collect();
+        out.insert("properties".into(), Value::Object(translated));
+        if !required.is_empty() {
+            out.insert("required".into(), Value::Array(required));
+        }
+        if let Some(order) = ordering {
             out.insert("propertyOrdering".into(), Value::Array(order));
         }
-        if let Some(required) = input.get("required").and_then(Value::as_array) {
-            let kept: Vec<Value> = required
-                .iter()
-                .filter(|r| r.as_str().is_some_and(|r| translated.contains_key(r)))
-                .cloned()
-                .collect();
-            if !kept.is_empty() {
-                out.insert("required".into(), Value::Array(kept));
-            }
-        }
-        out.insert("properties".into(), Value::Object(translated));
     }
     if let Some(Value::Array(order)) = input.get("propertyOrdering") {
         out.insert("propertyOrdering".into(), Value::Array(order.clone()));
@@ -302,7 +304,10 @@ mod tests {
             p["first"],
             json!({"type": "OBJECT", "description": "the first step", "properties": {"say": {"enum": ["hi"]}}})
         );
-        assert_eq!(p["wrapped"], json!({"type": "OBJECT", "properties": {"say": {"enum": ["hi"]}}}));
+        assert_eq!(
+            p["wrapped"],
+            json!({"type": "OBJECT", "properties": {"say": {"enum": ["hi"]}}})
+        );
         assert_eq!(p["either"], json!({"anyOf": [{"type": "STRING"}, {"type": "NUMBER"}]}));
         assert_eq!(
             p["multi"],
@@ -331,7 +336,10 @@ mod tests {
 
     #[test]
     fn empty_parameter_objects() {
-        assert!(is_empty_object(&to_gemini(&json!({"type": "object", "properties": {}}), Use::Parameters)));
+        assert!(is_empty_object(&to_gemini(
+            &json!({"type": "object", "properties": {}}),
+            Use::Parameters
+        )));
         assert!(is_empty_object(&to_gemini(&json!({"type": "object"}), Use::Parameters)));
         assert!(!is_empty_object(&to_gemini(
             &json!({"type": "object", "properties": {"a": {"type": "string"}}}),

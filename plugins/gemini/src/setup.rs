@@ -106,12 +106,19 @@ fn parse_options(value: &Value) -> Result<&str, String> {
                     .as_str()
                     .ok_or_else(|| format!("option `api_version` must be a string, not {}", type_name(value)))?;
             }
-            _ => return Err(format!("unknown option `{key}`; the gemini plugin accepts {OPTION_KEYS}")),
+            _ => {
+                return Err(format!(
+                    "unknown option `{key}`; the gemini plugin accepts {OPTION_KEYS}"
+                ));
+            }
         }
     }
     let valid = api_version.len() >= 2
         && api_version.starts_with('v')
-        && api_version.bytes().skip(1).all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && api_version
+            .bytes()
+            .skip(1)
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && api_version.as_bytes()[1].is_ascii_digit();
     if !valid {
         return Err(format!(

@@ -198,12 +198,7 @@ mod tests {
         event: message\rdata: two\r\rid: 9\nretry: 5\ndata:a\ndata\ndata:  b\n\n:\n\ndata: last";
 
     fn sample_events() -> Vec<Seen> {
-        vec![
-            data("{\"text\":\"€\"}"),
-            data("two"),
-            data("a\n\n b"),
-            data("last"),
-        ]
+        vec![data("{\"text\":\"€\"}"), data("two"), data("a\n\n b"), data("last")]
     }
 
     #[test]
@@ -216,7 +211,11 @@ mod tests {
         for at in 0..=SAMPLE.len() {
             let (a, b) = SAMPLE.split_at(at);
             assert_eq!(parse(&[a, b]), sample_events(), "split at {at}");
-            assert_eq!(parse(&[a, b"", b]), sample_events(), "split at {at}, empty fragment between");
+            assert_eq!(
+                parse(&[a, b"", b]),
+                sample_events(),
+                "split at {at}, empty fragment between"
+            );
         }
         let bytes: Vec<&[u8]> = SAMPLE.chunks(1).collect();
         assert_eq!(parse(&bytes), sample_events());

@@ -1,0 +1,315 @@
+//! Anthropic error bodies (`{"type":"error","error":{"type","message"}}`) → the unified error,
+//! classified so the host knows whether to retry, fall back, or answer the client as is.
+//!
+//! | Anthropic `error.type` | HTTP | kind | retried | OpenAI `type` | `code` |
+//! |---|---|---|---|---|---|
+//! | `invalid_request_error` (prompt too long) | 400 | context length | no (fallback) | `invalid_request_error` | `context_length_exceeded` |
+//! | `invalid_request_error` | 400 | invalid request | no | `invalid_request_error` | `invalid_request_error` |
+//! | `authentication_error` | 401 | authentication | no | `authentication_error` | same |
+//! | `billing_error` | 402 | rate limit | no (fallback) | `insufficient_quota` | same |
+//! | `permission_error` | 403 | authentication | no | `permission_error` | same |
+//! | `not_found_error` | 404 | not found | no | `not_found_error` | same |
+//! | `request_too_large` | 413 | invalid request | no | `invalid_request_error` | same |
+//! | `rate_limit_error` | 429 | rate limit | yes | `rate_limit_error` | same |
+//! | `api_error` | 500 | server | yes | `server_error` | same |
+//! | `timeout_error` | 504 | server | yes | `server_error` | same |
+//! | `overloaded_error` | 529 | overloaded | yes | `server_error` | same |
+//!
+//! Error paths are cold: bodies are read into a `serde_json::Value`.
+
+use serde_json::Value;
+use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error, truncate};
+
+/// Upstream messages are passed to clients; a runaway one is cut here.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// A non-2xx upstream answer.
+pub(crate) fn from_status(status: u16, body: &[u8]) -> ProviderError {
+    match ErrorFields::parse(body) {
+        Some(fields) => fields.into_error(Some(status)),
+        None => with_default_type(default_error(status, body)),
+    }
+}
+
+/// An error that arrived without an error status: a 200 body or a stream `error` event. Its
+/// `error.type` says what the status would have been.
+pub(crate) fn embedded(body: &[u8]) -> ProviderError {
+    match ErrorFields::parse(body) {
+        Some(fields) => fields.into_error(None),
+        None => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            let message = if text.is_empty() {
+                "upstream reported an error".to_string()
+            } else {
+                format!("upstream reported an error: {}", truncate(text, 512))
+            };
+            ProviderError::new(502, ErrorKind::Server, message)
+                .retryable(true)
+                .with_type("server_error")
+        }
+    }
+}
+
+struct ErrorFields {
+    error_type: Option<String>,
+    message: Option<String>,
+}
+
+impl ErrorFields {
+    fn parse(body: &[u8]) -> Option<ErrorFields> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let top = value.as_object()?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        match top.get("error") {
+            Some(Value::Object(inner)) => Some(ErrorFields {
+                error_type: text(inner.get("type")),
+                message: text(inner.get("message")),
+            }),
+            Some(Value::String(message)) => Some(ErrorFields {
+                error_type: None,
+                message: Some(message.clone()),
+            }),
+            _ if top.contains_key("message") => Some(ErrorFields {
+                error_type: text(top.get("type")).filter(|t| t != "error"),
+                message: text(top.get("message")),
+            }),
+            _ => None,
+        }
+    }
+
+    fn is_context_length(&self) -> bool {
+        let message = self.message.as_deref().unwrap_or_default().to_ascii_lowercase();
+        [
+            "prompt is too long",
+            "exceed context limit",
+            "context window",
+            "context length",
+            "maximum context",
+        ]
+        .iter()
+        .any(|needle| message.contains(needle))
+    }
+
+    /// `status` is the HTTP status when there was one; embedded errors get the one their type
+    /// stands for.
+    fn into_error(self, status: Option<u16>) -> ProviderError {
+        let known = self.error_type.as_deref().and_then(class_of);
+        let (status, kind, retryable, openai_type) = match (known, status) {
+            (Some(class), status) => (
+                status.unwrap_or(class.status),
+                class.kind,
+                class.retryable,
+                class.openai_type,
+            ),
+            (None, Some(status)) => {
+                let (kind, retryable) = status_class(status);
+                (status, kind, retryable, type_word(kind))
+            }
+            (None, None) => (500, ErrorKind::Server, true, "server_error"),
+        };
+        let (kind, code) =
+            if kind == ErrorKind::InvalidRequest && (400..=499).contains(&status) && self.is_context_length() {
+                (ErrorKind::ContextLength, Some("context_length_exceeded".to_string()))
+            } else {
+                (kind, self.error_type.clone())
+            };
+        let message = match self.message.as_deref() {
+            Some(m) if !m.trim().is_empty() => truncate(m, MAX_MESSAGE_BYTES).to_string(),
+            _ => match &self.error_type {
+                Some(t) => format!("upstream answered HTTP {status} ({t})"),
+                None => format!("upstream answered HTTP {status}"),
+            },
+        };
+        let mut error = ProviderError::new(status, kind, message)
+            .retryable(retryable)
+            .with_type(openai_type);
+        error.code = code;
+        error
+    }
+}
+
+struct Class {
+    status: u16,
+    kind: ErrorKind,
+    retryable: bool,
+    openai_type: &'static str,
+}
+
+const fn class(status: u16, kind: ErrorKind, retryable: bool, openai_type: &'static str) -> Class {
+    Class {
+        status,
+        kind,
+        retryable,
+        openai_type,
+    }
+}
+
+fn class_of(error_type: &str) -> Option<Class> {
+    Some(match error_type {
+        "invalid_request_error" => class(400, ErrorKind::InvalidRequest, false, "invalid_request_error"),
+        "authentication_error" => class(401, ErrorKind::Authentication, false, "authentication_error"),
+        // An empty balance stays empty: rate-limit class (another provider may serve), never retried.
+        "billing_error" => class(402, ErrorKind::RateLimit, false, "insufficient_quota"),
+        "permission_error" => class(403, ErrorKind::Authentication, false, "permission_error"),
+        "not_found_error" => class(404, ErrorKind::NotFound, false, "not_found_error"),
+        "request_too_large" => class(413, ErrorKind::InvalidRequest, false, "invalid_request_error"),
+        "rate_limit_error" => class(429, ErrorKind::RateLimit, true, "rate_limit_error"),
+        "api_error" => class(500, ErrorKind::Server, true, "server_error"),
+        "timeout_error" => class(504, ErrorKind::Server, true, "server_error"),
+        "overloaded_error" => class(529, ErrorKind::Overloaded, true, "server_error"),
+        _ => return None,
+    })
+}
+
+/// Classification by HTTP status alone (the same table as the SDK's `default_error`).
+fn status_class(status: u16) -> (ErrorKind, bool) {
+    match status {
+        429 => (ErrorKind::RateLimit, true),
+        401 | 403 => (ErrorKind::Authentication, false),
+        404 => (ErrorKind::NotFound, false),
+        500 | 502 | 503 | 504 => (ErrorKind::Server, true),
+        529 => (ErrorKind::Overloaded, true),
+        400..=499 => (ErrorKind::InvalidRequest, false),
+        _ => (ErrorKind::Server, false),
+    }
+}
+
+fn type_word(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::RateLimit => "rate_limit_error",
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::ContextLength | ErrorKind::ContentFilter | ErrorKind::InvalidRequest => "invalid_request_error",
+        ErrorKind::Server | ErrorKind::Overloaded | ErrorKind::Malformed | ErrorKind::Other => "server_error",
+    }
+}
+
+/// Clients read `error.type`; when there is none, use OpenAI's word for the class.
+fn with_default_type(error: ProviderError) -> ProviderError {
+    if error.error_type.is_some() {
+        return error;
+    }
+    let word = type_word(error.kind);
+    error.with_type(word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anthropic(kind: &str, message: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"
+        }))
+        .expect("json")
+    }
+
+    #[track_caller]
+    fn check(e: &ProviderError, status: u16, kind: ErrorKind, retryable: bool, openai_type: &str, code: &str) {
+        assert_eq!(
+            (
+                e.status,
+                e.kind,
+                e.retryable,
+                e.error_type.as_deref(),
+                e.code.as_deref()
+            ),
+            (status, kind, retryable, Some(openai_type), Some(code)),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_documented_error_type() {
+        let cases = [
+            (
+                400,
+                "invalid_request_error",
+                ErrorKind::InvalidRequest,
+                false,
+                "invalid_request_error",
+            ),
+            (
+                401,
+                "authentication_error",
+                ErrorKind::Authentication,
+                false,
+                "authentication_error",
+            ),
+            (402, "billing_error", ErrorKind::RateLimit, false, "insufficient_quota"),
+            (
+                403,
+                "permission_error",
+                ErrorKind::Authentication,
+                false,
+                "permission_error",
+            ),
+            (404, "not_found_error", ErrorKind::NotFound, false, "not_found_error"),
+            (
+                413,
+                "request_too_large",
+                ErrorKind::InvalidRequest,
+                false,
+                "invalid_request_error",
+            ),
+            (429, "rate_limit_error", ErrorKind::RateLimit, true, "rate_limit_error"),
+            (500, "api_error", ErrorKind::Server, true, "server_error"),
+            (504, "timeout_error", ErrorKind::Server, true, "server_error"),
+            (529, "overloaded_error", ErrorKind::Overloaded, true, "server_error"),
+        ];
+        for (status, kind_word, kind, retryable, openai_type) in cases {
+            let body = anthropic(kind_word, "something happened");
+            let e = from_status(status, &body);
+            check(&e, status, kind, retryable, openai_type, kind_word);
+            assert_eq!(e.message, "something happened");
+            // The same body without a status (a stream error event) implies the status.
+            check(&embedded(&body), status, kind, retryable, openai_type, kind_word);
+        }
+    }
+
+    #[test]
+    fn prompt_too_long_is_a_context_length_error() {
+        let body = anthropic(
+            "invalid_request_error",
+            "prompt is too long: 210345 tokens > 200000 maximum",
+        );
+        let e = from_status(400, &body);
+        check(
+            &e,
+            400,
+            ErrorKind::ContextLength,
+            false,
+            "invalid_request_error",
+            "context_length_exceeded",
+        );
+        let body = anthropic(
+            "invalid_request_error",
+            "input length and `max_tokens` exceed context limit: 197000 + 8192 > 200000, decrease input length or `max_tokens` and try again",
+        );
+        assert_eq!(from_status(400, &body).kind, ErrorKind::ContextLength);
+        let body = anthropic("invalid_request_error", "messages: roles must alternate");
+        assert_eq!(from_status(400, &body).kind, ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn unknown_types_and_foreign_bodies_fall_back_to_the_status() {
+        let e = from_status(503, &anthropic("brand_new_error", "later"));
+        check(&e, 503, ErrorKind::Server, true, "server_error", "brand_new_error");
+        let e = from_status(502, b"<html>bad gateway</html>");
+        assert_eq!((e.status, e.kind, e.retryable), (502, ErrorKind::Server, true));
+        assert_eq!(e.error_type.as_deref(), Some("server_error"));
+        assert!(e.message.contains("bad gateway"), "{}", e.message);
+        let e = from_status(429, br#"{"error":"slow down"}"#);
+        assert_eq!(
+            (e.kind, e.retryable, e.message.as_str()),
+            (ErrorKind::RateLimit, true, "slow down")
+        );
+        let e = from_status(401, br#"{"type":"error","error":{"type":"authentication_error"}}"#);
+        assert_eq!(e.message, "upstream answered HTTP 401 (authentication_error)");
+        let e = embedded(b"not json");
+        assert_eq!((e.status, e.kind, e.retryable), (502, ErrorKind::Server, true));
+        let long = anthropic("api_error", &"x".repeat(10_000));
+        assert!(from_status(500, &long).message.len() <= MAX_MESSAGE_BYTES);
+    }
+}

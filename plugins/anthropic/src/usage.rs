@@ -1,0 +1,157 @@
+//! Anthropic usage → OpenAI usage, and `stop_reason` → `finish_reason`: the two mappings the
+//! response and the stream share.
+//!
+//! Anthropic counts input in three disjoint parts: `input_tokens` (after the last cache
+//! breakpoint), `cache_read_input_tokens` and `cache_creation_input_tokens`. OpenAI's
+//! `prompt_tokens` is the whole prompt, with `prompt_tokens_details.cached_tokens` a subset of
+//! it. So `prompt_tokens` is the sum of all three, `cached_tokens` the cache reads, and
+//! `cache_write_tokens` (the gateway's own detail, priced separately) the cache writes.
+//! Thinking is part of `output_tokens`, and Anthropic does not report it apart, so no
+//! `reasoning_tokens` are claimed.
+
+use crate::messages::UsageView;
+use serde::Serialize;
+use switchyard_plugin_api::sdk::Usage;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenCounts {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl TokenCounts {
+    pub(crate) fn from_view(view: &UsageView) -> TokenCounts {
+        let mut counts = TokenCounts::default();
+        counts.update(view);
+        counts
+    }
+
+    /// Takes every count the view has (a later `message_delta` restates the final ones).
+    pub(crate) fn update(&mut self, view: &UsageView) {
+        let set = |slot: &mut u64, count: Option<crate::messages::Count>| {
+            if let Some(c) = count {
+                *slot = c.0;
+            }
+        };
+        set(&mut self.input, view.input_tokens);
+        set(&mut self.output, view.output_tokens);
+        set(&mut self.cache_read, view.cache_read_input_tokens);
+        set(&mut self.cache_write, view.cache_creation_input_tokens);
+    }
+
+    pub(crate) fn prompt(&self) -> u64 {
+        self.input
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
+    }
+
+    pub(crate) fn to_usage(self) -> Usage {
+        let prompt_tokens = self.prompt();
+        Usage {
+            prompt_tokens,
+            completion_tokens: self.output,
+            total_tokens: prompt_tokens.saturating_add(self.output),
+            cached_tokens: self.cache_read,
+            cache_write_tokens: self.cache_write,
+            reasoning_tokens: 0,
+        }
+    }
+
+    /// OpenAI's `CompletionUsage` object.
+    pub(crate) fn to_openai(self) -> OpenAiUsage {
+        let usage = self.to_usage();
+        OpenAiUsage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+            prompt_tokens_details: PromptDetails {
+                cached_tokens: usage.cached_tokens,
+                cache_write_tokens: usage.cache_write_tokens,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct OpenAiUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub prompt_tokens_details: PromptDetails,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PromptDetails {
+    pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+}
+
+/// OpenAI's `finish_reason` for an Anthropic `stop_reason`. `tool_use` becomes `tool_calls`
+/// only when a client tool was called: an answer through the response-format tool is `stop`.
+pub(crate) fn finish_reason(stop_reason: Option<&str>, client_tool_called: bool) -> &'static str {
+    match stop_reason {
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("tool_use") if client_tool_called => "tool_calls",
+        Some("refusal") => "content_filter",
+        // end_turn, stop_sequence, pause_turn (a server tool paused the turn), an answer
+        // through the response tool, and anything newer: the model stopped on its own.
+        _ if client_tool_called => "tool_calls",
+        _ => "stop",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::Count;
+
+    #[test]
+    fn prompt_tokens_include_the_cache() {
+        let view = UsageView {
+            input_tokens: Some(Count(20)),
+            output_tokens: Some(Count(7)),
+            cache_creation_input_tokens: Some(Count(100)),
+            cache_read_input_tokens: Some(Count(1000)),
+        };
+        let counts = TokenCounts::from_view(&view);
+        let usage = counts.to_usage();
+        assert_eq!(
+            (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
+            (1120, 7, 1127)
+        );
+        assert_eq!((usage.cached_tokens, usage.cache_write_tokens), (1000, 100));
+        let json = serde_json::to_string(&counts.to_openai()).expect("json");
+        assert_eq!(
+            json,
+            r#"{"prompt_tokens":1120,"completion_tokens":7,"total_tokens":1127,"prompt_tokens_details":{"cached_tokens":1000,"cache_write_tokens":100}}"#
+        );
+    }
+
+    #[test]
+    fn later_counts_replace_earlier_ones() {
+        let mut counts = TokenCounts::from_view(&UsageView {
+            input_tokens: Some(Count(5)),
+            output_tokens: Some(Count(1)),
+            ..UsageView::default()
+        });
+        counts.update(&UsageView {
+            output_tokens: Some(Count(42)),
+            ..UsageView::default()
+        });
+        assert_eq!((counts.input, counts.output), (5, 42));
+    }
+
+    #[test]
+    fn finish_reasons() {
+        assert_eq!(finish_reason(Some("end_turn"), false), "stop");
+        assert_eq!(finish_reason(Some("stop_sequence"), false), "stop");
+        assert_eq!(finish_reason(Some("max_tokens"), true), "length");
+        assert_eq!(finish_reason(Some("tool_use"), true), "tool_calls");
+        assert_eq!(finish_reason(Some("tool_use"), false), "stop");
+        assert_eq!(finish_reason(Some("refusal"), false), "content_filter");
+        assert_eq!(finish_reason(Some("pause_turn"), false), "stop");
+        assert_eq!(finish_reason(None, false), "stop");
+    }
+}
