@@ -50,7 +50,7 @@ fn info() -> CallInfo<'static> {
 #[divan::bench]
 fn parse_and_encode_request(b: divan::Bencher) {
     b.bench(|| {
-        let mut r = ChatRequest::parse(black_box(REQUEST)).expect("valid");
+        let r = ChatRequest::parse(black_box(REQUEST)).expect("valid");
         black_box(r.encode_for("gpt-4o-mini"))
     });
 }

@@ -72,7 +72,7 @@ impl From<GatewayError> for Failure {
 pub async fn chat(
     table: Arc<RouteTable>,
     cost: &CostTrackerHandle,
-    mut request: ChatRequest,
+    request: ChatRequest<'_>,
     req: &RequestContext,
 ) -> Result<Answer, Failure> {
     let plan = table.plan(&request.model, &request.fallbacks)?;

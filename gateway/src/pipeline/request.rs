@@ -1,16 +1,80 @@
 //! The client's chat request: parsed once, validated, normalised for upstreams.
 //!
-//! Every field is kept (unknown ones too) except gateway-only ones; the known OpenAI fields
-//! get a type check so a wrong type is a clear 400 naming the field, not an upstream mystery.
+//! The body is split into its top-level fields, each kept as the client's raw JSON text
+//! (`RawValue`): nothing is re-built as a value tree, and the upstream body is re-assembled
+//! from the original bytes with only `model` (resolved), `fallbacks` (removed) and, for
+//! streams, `stream_options.include_usage` changed. Unknown fields pass through as sent. The
+//! known OpenAI fields get a type check from their first byte, so a wrong type is a clear 400
+//! naming the field.
 
 use crate::error::GatewayError;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::fmt;
 
-/// A validated chat completion request.
+/// A field name as it appeared: borrowed when it had no escapes.
 #[derive(Debug, Clone)]
-pub struct ChatRequest {
-    /// The body without gateway-only fields; `model` is replaced per attempt.
-    body: Map<String, Value>,
+enum Key<'a> {
+    Borrowed(&'a str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The top-level fields of a JSON object, in order, values unparsed.
+struct Fields<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    fields.push(entry);
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A validated chat completion request, borrowing the client's body.
+#[derive(Debug, Clone)]
+pub struct ChatRequest<'a> {
+    fields: Vec<(Key<'a>, &'a RawValue)>,
     /// What the client asked for (alias or `provider/model`).
     pub model: String,
     pub stream: bool,
@@ -18,6 +82,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// Request-level fallbacks (Bifrost's field).
     pub fallbacks: Vec<String>,
+    /// For streams: the client's `stream_options` with `include_usage` forced on.
+    stream_options: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Copy)]
@@ -32,17 +98,31 @@ enum Kind {
     StringOrObject,
 }
 
+/// The JSON type of a raw value, from its first byte (serde_json already checked the syntax).
+fn json_type(raw: &RawValue) -> &'static str {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        _ if text.contains(['.', 'e', 'E']) => "a number",
+        _ => "an integer",
+    }
+}
+
 impl Kind {
-    fn accepts(self, v: &Value) -> bool {
+    fn accepts(self, found: &str) -> bool {
         match self {
-            Kind::String => v.is_string(),
-            Kind::Bool => v.is_boolean(),
-            Kind::Integer => v.is_i64() || v.is_u64(),
-            Kind::Number => v.is_number(),
-            Kind::Object => v.is_object(),
-            Kind::Array => v.is_array(),
-            Kind::StringOrArray => v.is_string() || v.is_array(),
-            Kind::StringOrObject => v.is_string() || v.is_object(),
+            Kind::String => found == "a string",
+            Kind::Bool => found == "a boolean",
+            Kind::Integer => found == "an integer",
+            Kind::Number => found == "a number" || found == "an integer",
+            Kind::Object => found == "an object",
+            Kind::Array => found == "an array",
+            Kind::StringOrArray => found == "a string" || found == "an array",
+            Kind::StringOrObject => found == "a string" || found == "an object",
         }
     }
 
@@ -93,28 +173,25 @@ const FIELD_TYPES: &[(&str, Kind)] = &[
     ("fallbacks", Kind::Array),
 ];
 
-fn type_error(field: &str, kind: Kind, got: &Value) -> GatewayError {
-    let got = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
-    GatewayError::bad_request(
-        format!(
-            "Invalid type for '{field}': expected {}, but got {got}.",
-            kind.describe()
-        ),
-        "invalid_type",
-        Some(field),
-    )
+fn type_error(field: &str, expected: &str, found: &str) -> GatewayError {
+    GatewayError::BadRequest {
+        message: format!("Invalid type for '{field}': expected {expected}, but got {found}."),
+        code: "invalid_type",
+        param: Some(field.to_string()),
+    }
 }
 
-impl ChatRequest {
+fn missing(field: &str) -> GatewayError {
+    GatewayError::BadRequest {
+        message: format!("Missing required parameter: '{field}'."),
+        code: "missing_field",
+        param: Some(field.to_string()),
+    }
+}
+
+impl<'a> ChatRequest<'a> {
     /// Parses and validates a request body.
-    pub fn parse(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
+    pub fn parse(bytes: &'a [u8]) -> Result<ChatRequest<'a>, GatewayError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(GatewayError::bad_request(
                 "The request body is empty; send a JSON chat completion request.",
@@ -122,118 +199,150 @@ impl ChatRequest {
                 None,
             ));
         }
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            GatewayError::bad_request(
-                format!("The request body is not valid JSON: {e}."),
-                "invalid_json",
-                None,
-            )
+        let Fields(fields) = serde_json::from_slice(bytes).map_err(|e| {
+            let message = if e.is_data() {
+                "The request body must be a JSON object.".to_string()
+            } else {
+                format!("The request body is not valid JSON: {e}.")
+            };
+            GatewayError::bad_request(message, "invalid_json", None)
         })?;
-        let Value::Object(mut body) = value else {
-            return Err(GatewayError::bad_request(
-                "The request body must be a JSON object.",
-                "invalid_json",
-                None,
-            ));
-        };
+        // Later duplicates win, as in every JSON object model the upstreams use.
+        let get = |name: &str| fields.iter().rev().find(|(k, _)| k.as_str() == name).map(|(_, v)| *v);
 
-        let model = match body.get("model") {
-            Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-            None | Some(Value::Null) => {
-                return Err(GatewayError::bad_request(
-                    "Missing required parameter: 'model'.",
-                    "missing_field",
-                    Some("model"),
-                ));
-            }
-            Some(Value::String(_)) => {
-                return Err(GatewayError::bad_request(
-                    "'model' must not be empty.",
-                    "invalid_value",
-                    Some("model"),
-                ));
-            }
-            Some(other) => return Err(type_error("model", Kind::String, other)),
+        let model = match get("model") {
+            None => return Err(missing("model")),
+            Some(raw) => match json_type(raw) {
+                "null" => return Err(missing("model")),
+                "a string" => {
+                    let m: String = serde_json::from_str(raw.get()).map_err(|e| {
+                        GatewayError::bad_request(format!("Invalid 'model': {e}."), "invalid_value", Some("model"))
+                    })?;
+                    if m.trim().is_empty() {
+                        return Err(GatewayError::bad_request(
+                            "'model' must not be empty.",
+                            "invalid_value",
+                            Some("model"),
+                        ));
+                    }
+                    m
+                }
+                found => return Err(type_error("model", "a string", found)),
+            },
         };
-        validate_messages(body.get("messages"))?;
+        validate_messages(get("messages"))?;
 
         for (field, kind) in FIELD_TYPES {
-            if let Some(v) = body.get(*field)
-                && !v.is_null()
-                && !kind.accepts(v)
-            {
-                return Err(type_error(field, *kind, v));
+            if let Some(raw) = get(field) {
+                let found = json_type(raw);
+                if found != "null" && !kind.accepts(found) {
+                    return Err(type_error(field, kind.describe(), found));
+                }
             }
         }
 
-        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        let include_usage = body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .map(|v| match v {
-                Value::Bool(b) => Ok(*b),
-                Value::Null => Ok(false),
-                other => Err(type_error("stream_options.include_usage", Kind::Bool, other)),
-            })
-            .transpose()?
-            .unwrap_or(false);
+        let stream = get("stream").is_some_and(|raw| raw.get() == "true");
+        let mut include_usage = false;
+        let mut options = serde_json::Map::new();
+        if let Some(raw) = get("stream_options").filter(|r| json_type(r) == "an object") {
+            options = serde_json::from_str(raw.get()).map_err(|e| {
+                GatewayError::bad_request(
+                    format!("Invalid 'stream_options': {e}."),
+                    "invalid_value",
+                    Some("stream_options"),
+                )
+            })?;
+            match options.get("include_usage") {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::Bool(b)) => include_usage = *b,
+                Some(other) => {
+                    let found = if other.is_number() { "a number" } else { "another type" };
+                    return Err(type_error("stream_options.include_usage", "a boolean", found));
+                }
+            }
+        }
+        // The gateway always asks for usage on streams; where the client sees it is decided later.
+        let stream_options = stream.then(|| {
+            options.insert("include_usage".into(), serde_json::Value::Bool(true));
+            serde_json::to_vec(&options).unwrap_or_else(|_| b"{\"include_usage\":true}".to_vec())
+        });
 
-        let fallbacks = match body.shift_remove("fallbacks") {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s),
-                    other => Err(type_error("fallbacks", Kind::String, &other)),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => Vec::new(),
+        let fallbacks = match get("fallbacks").filter(|r| json_type(r) == "an array") {
+            Some(raw) => serde_json::from_str::<Vec<String>>(raw.get())
+                .map_err(|_| type_error("fallbacks", "an array of strings", "another array"))?,
+            None => Vec::new(),
         };
 
-        if stream {
-            // The gateway always asks for usage; where the client sees it is decided later.
-            match body.get_mut("stream_options") {
-                Some(Value::Object(opts)) => {
-                    opts.insert("include_usage".into(), Value::Bool(true));
-                }
-                _ => {
-                    let mut opts = Map::new();
-                    opts.insert("include_usage".into(), Value::Bool(true));
-                    body.insert("stream_options".into(), Value::Object(opts));
-                }
-            }
-        }
-
         Ok(ChatRequest {
-            body,
+            fields,
             model,
             stream,
             include_usage,
             fallbacks,
+            stream_options,
         })
     }
 
-    /// The upstream body for one attempt: the client's request with `model` resolved.
-    pub fn encode_for(&mut self, upstream_model: &str) -> Vec<u8> {
-        if let Some(slot) = self.body.get_mut("model") {
-            *slot = Value::String(upstream_model.to_string());
+    /// The upstream body for one attempt: the client's fields, as sent, with `model` resolved,
+    /// `fallbacks` removed and (streams) usage requested.
+    pub fn encode_for(&self, upstream_model: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            self.fields
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.get().len() + 4)
+                .sum::<usize>()
+                + 64,
+        );
+        out.push(b'{');
+        let mut first = true;
+        let mut wrote_options = false;
+        for (key, raw) in &self.fields {
+            let key = key.as_str();
+            if key == "fallbacks" {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            // Writing a &str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, key);
+            out.push(b':');
+            match (key, &self.stream_options) {
+                ("model", _) => {
+                    let _ = serde_json::to_writer(&mut out, upstream_model);
+                }
+                ("stream_options", Some(opts)) => {
+                    out.extend_from_slice(opts);
+                    wrote_options = true;
+                }
+                _ => out.extend_from_slice(raw.get().as_bytes()),
+            }
         }
-        // Serialising a Map of Values cannot fail (no non-string keys, no custom Serialize).
-        serde_json::to_vec(&self.body).unwrap_or_default()
+        if let (Some(opts), false) = (&self.stream_options, wrote_options) {
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"stream_options\":");
+            out.extend_from_slice(opts);
+        }
+        out.push(b'}');
+        out
     }
 }
 
-fn validate_messages(messages: Option<&Value>) -> Result<(), GatewayError> {
-    let list = match messages {
-        None | Some(Value::Null) => {
-            return Err(GatewayError::bad_request(
-                "Missing required parameter: 'messages'.",
-                "missing_field",
-                Some("messages"),
-            ));
-        }
-        Some(Value::Array(list)) => list,
-        Some(other) => return Err(type_error("messages", Kind::Array, other)),
+/// Each message must be an object with a string `role`; the rest is the upstream's to judge.
+fn validate_messages(messages: Option<&RawValue>) -> Result<(), GatewayError> {
+    let Some(raw) = messages else {
+        return Err(missing("messages"));
     };
+    match json_type(raw) {
+        "an array" => {}
+        "null" => return Err(missing("messages")),
+        found => return Err(type_error("messages", "an array", found)),
+    }
+    let list: Vec<&RawValue> =
+        serde_json::from_str(raw.get()).map_err(|_| type_error("messages", "an array", "something else"))?;
     if list.is_empty() {
         return Err(GatewayError::bad_request(
             "'messages' must contain at least one message.",
@@ -241,25 +350,21 @@ fn validate_messages(messages: Option<&Value>) -> Result<(), GatewayError> {
             Some("messages"),
         ));
     }
+    #[derive(Deserialize)]
+    struct RoleOnly<'a> {
+        #[serde(borrow)]
+        role: Option<&'a RawValue>,
+    }
     for (i, m) in list.iter().enumerate() {
-        let param = format!("messages[{i}]");
-        let Value::Object(obj) = m else {
-            return Err(GatewayError::BadRequest {
-                message: format!("Invalid type for '{param}': expected an object."),
-                code: "invalid_type",
-                param: Some(param),
-            });
-        };
-        match obj.get("role") {
-            Some(Value::String(_)) => {}
-            None => {
-                return Err(GatewayError::BadRequest {
-                    message: format!("Missing required parameter: '{param}.role'."),
-                    code: "missing_field",
-                    param: Some(format!("{param}.role")),
-                });
-            }
-            Some(other) => return Err(type_error(&format!("{param}.role"), Kind::String, other)),
+        let found = json_type(m);
+        if found != "an object" {
+            return Err(type_error(&format!("messages[{i}]"), "an object", found));
+        }
+        let role = serde_json::from_str::<RoleOnly<'_>>(m.get()).ok().and_then(|r| r.role);
+        match role.map(json_type) {
+            Some("a string") => {}
+            None | Some("null") => return Err(missing(&format!("messages[{i}].role"))),
+            Some(found) => return Err(type_error(&format!("messages[{i}].role"), "a string", found)),
         }
     }
     Ok(())
@@ -268,6 +373,7 @@ fn validate_messages(messages: Option<&Value>) -> Result<(), GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn err(body: &str) -> GatewayError {
         ChatRequest::parse(body.as_bytes()).expect_err("should be refused")
@@ -275,7 +381,7 @@ mod tests {
 
     #[test]
     fn keeps_unknown_fields_and_drops_fallbacks() {
-        let mut r = ChatRequest::parse(
+        let r = ChatRequest::parse(
             br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"seed":7,"x_custom":{"k":[1]},"fallbacks":["p/m"]}"#,
         )
         .expect("valid");
@@ -290,7 +396,7 @@ mod tests {
 
     #[test]
     fn streams_always_ask_for_usage_and_remember_what_the_client_asked() {
-        let mut r = ChatRequest::parse(br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"stream":true}"#)
+        let r = ChatRequest::parse(br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"stream":true}"#)
             .expect("valid");
         assert!(r.stream && !r.include_usage);
         let out: Value = serde_json::from_slice(&r.encode_for("m")).expect("json");
@@ -305,9 +411,8 @@ mod tests {
 
     #[test]
     fn field_order_is_preserved() {
-        let mut r =
-            ChatRequest::parse(br#"{"messages":[{"role":"user","content":"x"}],"zeta":1,"model":"a","alpha":2}"#)
-                .expect("valid");
+        let r = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"x"}],"zeta":1,"model":"a","alpha":2}"#)
+            .expect("valid");
         let out = String::from_utf8(r.encode_for("m")).expect("utf8");
         assert_eq!(
             out,

@@ -12,7 +12,7 @@
 //! | OpenAI (unified) | Anthropic | notes |
 //! |---|---|---|
 //! | `system` / `developer` messages | `system` | all of them, in order, wherever they stand (a string, or text blocks when cached) |
-//! | `user` text, `image_url` (https URL or base64 data URL), `file` (PDF data URL) | `text`, `image` (`url` / `base64` source), `document` blocks | `detail` is dropped |
+//! | `user` text, `image_url` (http(s) URL or base64 data URL), `file` (PDF data URL) | `text`, `image` (`url` / `base64` source), `document` blocks | `detail` is dropped |
 //! | consecutive same-role messages | one turn | the API wants alternating turns; `tool` results join the user turn, first |
 //! | assistant `tool_calls` | `tool_use` blocks | arguments parsed back to an object; ids made `[A-Za-z0-9_-]` |
 //! | `tool` messages | `tool_result` blocks (text or text + images) | |
@@ -62,7 +62,8 @@
 //! - `image_url.detail`, tool `strict`, JSON-schema `strict` and `name` (the name goes into the
 //!   tool description) have no counterpart.
 //! - Thinking disables `temperature` / `top_p` / `top_k`; `reasoning_effort` maps to a budget,
-//!   not to an effort.
+//!   not to an effort. `temperature` is forwarded as written: OpenAI allows 0–2, Anthropic 0–1,
+//!   and the API's own refusal of a value above 1 reaches the client.
 //! - Anthropic does not report thinking tokens apart from output tokens: `reasoning_tokens` is
 //!   not claimed. `stop_sequence` (which sequence matched) is not reported.
 //! - Server-tool blocks (web search, code execution) and citations are not translated.

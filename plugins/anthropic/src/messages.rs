@@ -127,6 +127,8 @@ impl<'a> Block<'a> {
         matches!(self, Block::ToolResult { .. })
     }
 
+    /// A text block with its own `cache_control` (a system prompt stays a plain string only
+    /// without one).
     pub(crate) fn has_cache_control(&self) -> bool {
         matches!(
             self,
