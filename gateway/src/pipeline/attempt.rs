@@ -86,15 +86,7 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
     } else {
         timeouts.first_byte.min(timeouts.timeout)
     };
-    let reply = upstream::send(
-        &provider.pool.client,
-        parts,
-        &provider.pool.headers,
-        &req.forwarded_headers,
-        first_byte,
-        name,
-    )
-    .await?;
+    let reply = upstream::send(&provider.pool, parts, &req.forwarded_headers, first_byte, name).await?;
     let headers = passthrough_headers(reply.response.headers());
     let status = reply.status;
 

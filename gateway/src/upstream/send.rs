@@ -13,9 +13,8 @@ pub struct UpstreamReply {
 /// Headers: the codec's, then the provider's configured ones, then the client's `x-bf-eh-*`
 /// (already filtered against the denylist).
 pub async fn send(
-    client: &reqwest::Client,
+    pool: &super::ProviderPool,
     parts: HttpRequestParts,
-    configured: &HeaderMap,
     forwarded: &[(HeaderName, HeaderValue)],
     first_byte: Duration,
     provider: &str,
@@ -26,7 +25,10 @@ pub async fn send(
     };
     let method = reqwest::Method::from_bytes(parts.method.as_bytes())
         .map_err(|_| fault(format!("invalid HTTP method `{}`", parts.method)))?;
-    let url = reqwest::Url::parse(&parts.url).map_err(|e| fault(format!("invalid upstream URL: {e}")))?;
+    let url = pool
+        .parse_url(&parts.url)
+        .map_err(|e| fault(format!("invalid upstream URL: {e}")))?;
+    let configured = &pool.headers;
     let mut headers = HeaderMap::with_capacity(parts.headers.len() + configured.len() + forwarded.len());
     for (k, v) in &parts.headers {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| fault(format!("invalid header name `{k}`")))?;
@@ -41,7 +43,7 @@ pub async fn send(
     for (k, v) in forwarded {
         headers.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    let request = client.request(method, url).headers(headers).body(parts.body);
+    let request = pool.client.request(method, url).headers(headers).body(parts.body);
     match tokio::time::timeout(first_byte, request.send()).await {
         Err(_) => Err(GatewayError::UpstreamTimeout {
             provider: provider.to_string(),
