@@ -18,7 +18,7 @@
 //! Error paths are cold: bodies are read into a `serde_json::Value`.
 
 use serde_json::Value;
-use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error, truncate};
+use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error, status_class, truncate};
 
 /// Upstream messages are passed to clients; a runaway one is cut here.
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -27,7 +27,7 @@ const MAX_MESSAGE_BYTES: usize = 4096;
 pub(crate) fn from_status(status: u16, body: &[u8]) -> ProviderError {
     match ErrorFields::parse(body) {
         Some(fields) => fields.into_error(Some(status)),
-        None => with_default_type(default_error(status, body)),
+        None => default_error(status, body).with_default_type(),
     }
 }
 
@@ -104,7 +104,7 @@ impl ErrorFields {
             ),
             (None, Some(status)) => {
                 let (kind, retryable) = status_class(status);
-                (status, kind, retryable, type_word(kind))
+                (status, kind, retryable, kind.openai_type())
             }
             (None, None) => (500, ErrorKind::Server, true, "server_error"),
         };
@@ -160,38 +160,6 @@ fn class_of(error_type: &str) -> Option<Class> {
         "overloaded_error" => class(529, ErrorKind::Overloaded, true, "server_error"),
         _ => return None,
     })
-}
-
-/// Classification by HTTP status alone (the same table as the SDK's `default_error`).
-fn status_class(status: u16) -> (ErrorKind, bool) {
-    match status {
-        429 => (ErrorKind::RateLimit, true),
-        401 | 403 => (ErrorKind::Authentication, false),
-        404 => (ErrorKind::NotFound, false),
-        500 | 502 | 503 | 504 => (ErrorKind::Server, true),
-        529 => (ErrorKind::Overloaded, true),
-        400..=499 => (ErrorKind::InvalidRequest, false),
-        _ => (ErrorKind::Server, false),
-    }
-}
-
-fn type_word(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::RateLimit => "rate_limit_error",
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::ContextLength | ErrorKind::ContentFilter | ErrorKind::InvalidRequest => "invalid_request_error",
-        ErrorKind::Server | ErrorKind::Overloaded | ErrorKind::Malformed | ErrorKind::Other => "server_error",
-    }
-}
-
-/// Clients read `error.type`; when there is none, use OpenAI's word for the class.
-fn with_default_type(error: ProviderError) -> ProviderError {
-    if error.error_type.is_some() {
-        return error;
-    }
-    let word = type_word(error.kind);
-    error.with_type(word)
 }
 
 #[cfg(test)]

@@ -84,7 +84,6 @@ mod messages;
 mod request;
 mod response;
 mod setup;
-mod sse;
 mod stream;
 mod usage;
 

@@ -2,11 +2,11 @@
 //! borrowed parts, in a fixed field order) and borrowed views of what the API answers (a
 //! `message`, stream events, the usage object).
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt;
+use switchyard_plugin_api::sdk::TokenCount;
 
 type Str<'a> = Cow<'a, str>;
 
@@ -328,41 +328,13 @@ pub(crate) struct DeltaView<'a> {
 #[derive(Deserialize, Default, Clone, Copy)]
 pub(crate) struct UsageView {
     #[serde(default)]
-    pub input_tokens: Option<Count>,
+    pub input_tokens: Option<TokenCount>,
     #[serde(default)]
-    pub output_tokens: Option<Count>,
+    pub output_tokens: Option<TokenCount>,
     #[serde(default)]
-    pub cache_creation_input_tokens: Option<Count>,
+    pub cache_creation_input_tokens: Option<TokenCount>,
     #[serde(default)]
-    pub cache_read_input_tokens: Option<Count>,
-}
-
-/// A token count. Integers, and from lax compatible servers floats such as `12.0`, so a
-/// cosmetic difference in usage never turns a good answer into a 502.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Count(pub u64);
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CountVisitor;
-        impl Visitor<'_> for CountVisitor {
-            type Value = Count;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a token count")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
-                Ok(Count(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
-                Ok(Count(u64::try_from(v).unwrap_or(0)))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Count, E> {
-                // `as` saturates and maps NaN to 0, which is what a count should do.
-                Ok(Count(v as u64))
-            }
-        }
-        deserializer.deserialize_any(CountVisitor)
-    }
+    pub cache_read_input_tokens: Option<TokenCount>,
 }
 
 #[cfg(test)]
@@ -418,7 +390,7 @@ mod tests {
         let usage = m.usage.expect("usage");
         assert_eq!(
             (usage.input_tokens, usage.output_tokens),
-            (Some(Count(3)), Some(Count(2)))
+            (Some(TokenCount(3)), Some(TokenCount(2)))
         );
         assert_eq!(usage.cache_read_input_tokens, None);
         assert!(m.stop_reason.is_none());

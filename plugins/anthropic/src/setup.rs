@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use switchyard_plugin_api::sdk::ProviderSetup;
+use switchyard_plugin_api::sdk::setup::{OptionsReader, base_url, json_type};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 const MESSAGES_PATH: &str = "/v1/messages";
@@ -10,7 +11,7 @@ const MESSAGES_PATH: &str = "/v1/messages";
 pub(crate) const DEFAULT_VERSION: &str = "2023-06-01";
 /// The Messages API requires `max_tokens`; OpenAI clients usually leave it out.
 pub(crate) const DEFAULT_MAX_TOKENS: u64 = 4096;
-const OPTION_KEYS: &str = "anthropic_version, default_max_tokens";
+const OPTIONS: OptionsReader<'static> = OptionsReader::new("anthropic", &["anthropic_version", "default_max_tokens"]);
 
 /// Where and how requests go; built once so per-request code only copies bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,16 +27,7 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     pub(crate) fn from_setup(setup: &ProviderSetup) -> Result<Endpoint, String> {
         let options = Options::parse(&setup.options)?;
-        let base = setup.base_url.as_deref().map(str::trim).unwrap_or(DEFAULT_BASE_URL);
-        let base = base.trim_end_matches('/');
-        if !has_http_scheme(base) {
-            return Err(format!(
-                "base_url `{base}` must start with http:// or https:// (for example {DEFAULT_BASE_URL})"
-            ));
-        }
-        if base.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("base_url `{base}` contains whitespace or control characters"));
-        }
+        let base = base_url(setup, DEFAULT_BASE_URL)?;
         if base.contains('?') || base.contains('#') {
             return Err(format!(
                 "base_url `{base}` must not carry a query or fragment: the plugin appends {MESSAGES_PATH}"
@@ -51,13 +43,6 @@ impl Endpoint {
     }
 }
 
-fn has_http_scheme(url: &str) -> bool {
-    let starts = |scheme: &str| {
-        url.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) && url.len() > scheme.len()
-    };
-    starts("http://") || starts("https://")
-}
-
 /// The plugin's `options:` mapping, checked key by key so a typo or a wrong type is named in the
 /// startup error instead of being silently ignored.
 struct Options<'a> {
@@ -71,23 +56,13 @@ impl<'a> Options<'a> {
             version: DEFAULT_VERSION,
             default_max_tokens: DEFAULT_MAX_TOKENS,
         };
-        let map = match value {
-            Value::Null => return Ok(options),
-            Value::Object(map) => map,
-            other => {
-                return Err(format!(
-                    "options must be a mapping ({OPTION_KEYS}), not {}",
-                    type_name(other)
-                ));
-            }
-        };
-        for (key, value) in map {
-            match key.as_str() {
+        for (key, value) in OPTIONS.entries(value)? {
+            match key {
                 "anthropic_version" => {
                     let version = value.as_str().ok_or_else(|| {
                         format!(
                             "option `anthropic_version` must be a string such as \"{DEFAULT_VERSION}\", not {}",
-                            type_name(value)
+                            json_type(value)
                         )
                     })?;
                     if version.is_empty() || !version.bytes().all(|b| b.is_ascii_graphic()) {
@@ -103,30 +78,15 @@ impl<'a> Options<'a> {
                             "option `default_max_tokens` must be a positive integer, not {}",
                             match value {
                                 Value::Number(n) => n.to_string(),
-                                other => type_name(other).to_string(),
+                                other => json_type(other).to_string(),
                             }
                         )
                     })?;
                 }
-                _ => {
-                    return Err(format!(
-                        "unknown option `{key}`; the anthropic plugin accepts {OPTION_KEYS}"
-                    ));
-                }
+                _ => return Err(OPTIONS.unknown(key)),
             }
         }
         Ok(options)
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
 

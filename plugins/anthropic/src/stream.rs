@@ -23,10 +23,10 @@
 use crate::error;
 use crate::messages::{BlockView, DeltaView, EventView, MessageView};
 use crate::request::RESPONSE_TOOL;
-use crate::sse::{MAX_EVENT_BYTES, SseEvent, SseParser};
 use crate::usage::{TokenCounts, finish_reason};
 use serde_json::value::RawValue;
 use std::io::Write as _;
+use switchyard_plugin_api::sdk::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
 use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, ProviderError, StreamDecoder};
 
 /// More content blocks than any message has; a bound on what an upstream's `index` can make
@@ -98,11 +98,13 @@ impl State {
             return;
         }
         let (data, error_event) = match event {
-            SseEvent::Message { data, error } => (data, error),
+            // Anthropic repeats the event's name as the data's `type`; only `error` is read
+            // from the name, for an error event whose data lacks its type.
+            SseEvent::Message { event_type, data } => (data, event_type == b"error"),
             SseEvent::Oversized => {
                 return out.warn(&format!(
                     "skipped oversized stream event (over {} MiB)",
-                    MAX_EVENT_BYTES >> 20
+                    DEFAULT_MAX_EVENT_BYTES >> 20
                 ));
             }
         };

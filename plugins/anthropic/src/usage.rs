@@ -11,7 +11,7 @@
 
 use crate::messages::UsageView;
 use serde::Serialize;
-use switchyard_plugin_api::sdk::Usage;
+use switchyard_plugin_api::sdk::{TokenCount, Usage};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TokenCounts {
@@ -30,7 +30,7 @@ impl TokenCounts {
 
     /// Takes every count the view has (a later `message_delta` restates the final ones).
     pub(crate) fn update(&mut self, view: &UsageView) {
-        let set = |slot: &mut u64, count: Option<crate::messages::Count>| {
+        let set = |slot: &mut u64, count: Option<TokenCount>| {
             if let Some(c) = count {
                 *slot = c.0;
             }
@@ -105,15 +105,14 @@ pub(crate) fn finish_reason(stop_reason: Option<&str>, client_tool_called: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::Count;
 
     #[test]
     fn prompt_tokens_include_the_cache() {
         let view = UsageView {
-            input_tokens: Some(Count(20)),
-            output_tokens: Some(Count(7)),
-            cache_creation_input_tokens: Some(Count(100)),
-            cache_read_input_tokens: Some(Count(1000)),
+            input_tokens: Some(TokenCount(20)),
+            output_tokens: Some(TokenCount(7)),
+            cache_creation_input_tokens: Some(TokenCount(100)),
+            cache_read_input_tokens: Some(TokenCount(1000)),
         };
         let counts = TokenCounts::from_view(&view);
         let usage = counts.to_usage();
@@ -132,12 +131,12 @@ mod tests {
     #[test]
     fn later_counts_replace_earlier_ones() {
         let mut counts = TokenCounts::from_view(&UsageView {
-            input_tokens: Some(Count(5)),
-            output_tokens: Some(Count(1)),
+            input_tokens: Some(TokenCount(5)),
+            output_tokens: Some(TokenCount(1)),
             ..UsageView::default()
         });
         counts.update(&UsageView {
-            output_tokens: Some(Count(42)),
+            output_tokens: Some(TokenCount(42)),
             ..UsageView::default()
         });
         assert_eq!((counts.input, counts.output), (5, 42));

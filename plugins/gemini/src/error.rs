@@ -196,13 +196,14 @@ impl GoogleError {
         };
         let mut error = ProviderError::new(status, kind, message)
             .retryable(retryable)
-            .with_type(openai_type(kind));
+            .with_type(kind.openai_type());
         error.code = code;
         error
     }
 }
 
-/// Classification by HTTP status alone.
+/// Classification by HTTP status alone. Not the SDK's `status_class`: Google answers 503 for
+/// an overloaded model, and has no 529.
 fn status_class(status: u16) -> (ErrorKind, bool) {
     match status {
         429 => (ErrorKind::RateLimit, true),
@@ -212,17 +213,6 @@ fn status_class(status: u16) -> (ErrorKind, bool) {
         500 | 502 | 504 => (ErrorKind::Server, true),
         400..=499 => (ErrorKind::InvalidRequest, false),
         _ => (ErrorKind::Server, false),
-    }
-}
-
-/// OpenAI's `type` word for a class.
-fn openai_type(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::RateLimit => "rate_limit_error",
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::ContextLength | ErrorKind::ContentFilter | ErrorKind::InvalidRequest => "invalid_request_error",
-        ErrorKind::Server | ErrorKind::Overloaded | ErrorKind::Malformed | ErrorKind::Other => "server_error",
     }
 }
 

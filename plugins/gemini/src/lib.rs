@@ -19,7 +19,6 @@ mod request;
 mod response;
 mod schema;
 mod setup;
-mod sse;
 mod stream;
 mod text;
 

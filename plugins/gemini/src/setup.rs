@@ -3,10 +3,11 @@
 
 use serde_json::Value;
 use switchyard_plugin_api::sdk::ProviderSetup;
+use switchyard_plugin_api::sdk::setup::{OptionsReader, base_url, option_str};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 const DEFAULT_API_VERSION: &str = "v1beta";
-const OPTION_KEYS: &str = "api_version";
+const OPTIONS: OptionsReader<'static> = OptionsReader::new("gemini", &["api_version"]);
 
 /// Where requests go; built once so per-request code only appends the model and the method.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,16 +19,7 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     pub(crate) fn from_setup(setup: &ProviderSetup) -> Result<Endpoint, String> {
         let api_version = parse_options(&setup.options)?;
-        let base = setup.base_url.as_deref().map(str::trim).unwrap_or(DEFAULT_BASE_URL);
-        let base = base.trim_end_matches('/');
-        if !has_http_scheme(base) {
-            return Err(format!(
-                "base_url `{base}` must start with http:// or https:// (for example {DEFAULT_BASE_URL})"
-            ));
-        }
-        if base.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("base_url `{base}` contains whitespace or control characters"));
-        }
+        let base = base_url(setup, DEFAULT_BASE_URL)?;
         if base.contains(['?', '#']) {
             return Err(format!(
                 "base_url `{base}` must not carry a query or fragment; the plugin appends \
@@ -78,39 +70,14 @@ fn escape_segment(segment: &str, out: &mut String) {
     }
 }
 
-fn has_http_scheme(url: &str) -> bool {
-    let starts = |scheme: &str| {
-        url.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) && url.len() > scheme.len()
-    };
-    starts("http://") || starts("https://")
-}
-
 /// The plugin's `options:` mapping, checked key by key so a typo or a wrong type is named in
 /// the startup error instead of being ignored. Returns the API version.
 fn parse_options(value: &Value) -> Result<&str, String> {
     let mut api_version = DEFAULT_API_VERSION;
-    let map = match value {
-        Value::Null => return Ok(api_version),
-        Value::Object(map) => map,
-        other => {
-            return Err(format!(
-                "options must be a mapping ({OPTION_KEYS}), not {}",
-                type_name(other)
-            ));
-        }
-    };
-    for (key, value) in map {
-        match key.as_str() {
-            "api_version" => {
-                api_version = value
-                    .as_str()
-                    .ok_or_else(|| format!("option `api_version` must be a string, not {}", type_name(value)))?;
-            }
-            _ => {
-                return Err(format!(
-                    "unknown option `{key}`; the gemini plugin accepts {OPTION_KEYS}"
-                ));
-            }
+    for (key, value) in OPTIONS.entries(value)? {
+        match key {
+            "api_version" => api_version = option_str(key, value)?,
+            _ => return Err(OPTIONS.unknown(key)),
         }
     }
     let valid = api_version.len() >= 2
@@ -126,17 +93,6 @@ fn parse_options(value: &Value) -> Result<&str, String> {
         ));
     }
     Ok(api_version)
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
 }
 
 #[cfg(test)]

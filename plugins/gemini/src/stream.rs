@@ -17,7 +17,7 @@ use crate::error;
 use crate::gemini::GenerateContentResponse;
 use crate::openai::{Chunk, ChunkChoice, Delta, UsageOut};
 use crate::response::{self, Pieces, candidate_index, finish_reason, tool_call_id};
-use crate::sse::{MAX_EVENT_BYTES, SseEvent, SseParser};
+use switchyard_plugin_api::sdk::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
 use switchyard_plugin_api::sdk::{ChunkInfo, Context, ErrorKind, Out, ProviderError, StreamDecoder, Usage};
 
 /// One upstream stream's decoder state.
@@ -88,11 +88,12 @@ impl State {
             return;
         }
         let data = match event {
-            SseEvent::Data(data) => data,
+            // Gemini sends no event types: every event is a `GenerateContentResponse`.
+            SseEvent::Message { data, .. } => data,
             SseEvent::Oversized => {
                 return out.warn(&format!(
                     "skipped oversized stream event (over {} MiB)",
-                    MAX_EVENT_BYTES >> 20
+                    DEFAULT_MAX_EVENT_BYTES >> 20
                 ));
             }
         };

@@ -6,7 +6,7 @@
 //! `{"message":..}`, `{"detail":..}`, a list around the object) with the least code.
 
 use serde_json::{Map, Value};
-use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error, truncate};
+use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error, status_class, truncate};
 
 /// Upstream messages are passed to clients; a runaway one is cut here.
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -15,7 +15,7 @@ const MAX_MESSAGE_BYTES: usize = 4096;
 pub(crate) fn from_status(status: u16, body: &[u8]) -> ProviderError {
     match ErrorFields::parse(body) {
         Some(fields) => fields.into_error(status, body),
-        None => with_default_type(default_error(status, body)),
+        None => default_error(status, body).with_default_type(),
     }
 }
 
@@ -27,9 +27,9 @@ pub(crate) fn embedded(body: &[u8]) -> ProviderError {
             let status = fields.implied_status();
             fields.into_error(status, body)
         }
-        None => {
-            with_default_type(ProviderError::new(502, ErrorKind::Server, fallback_message(None, body)).retryable(true))
-        }
+        None => ProviderError::new(502, ErrorKind::Server, fallback_message(None, body))
+            .retryable(true)
+            .with_default_type(),
     }
 }
 
@@ -151,36 +151,8 @@ impl ErrorFields {
         error.error_type = self.error_type;
         error.code = self.code;
         error.param = self.param;
-        with_default_type(error)
+        error.with_default_type()
     }
-}
-
-/// Classification by HTTP status alone (the same table as the SDK's `default_error`).
-fn status_class(status: u16) -> (ErrorKind, bool) {
-    match status {
-        429 => (ErrorKind::RateLimit, true),
-        401 | 403 => (ErrorKind::Authentication, false),
-        404 => (ErrorKind::NotFound, false),
-        500 | 502 | 503 | 504 => (ErrorKind::Server, true),
-        529 => (ErrorKind::Overloaded, true),
-        400..=499 => (ErrorKind::InvalidRequest, false),
-        _ => (ErrorKind::Server, false),
-    }
-}
-
-/// Clients read `error.type`; when the upstream gave none, use OpenAI's word for the class.
-fn with_default_type(error: ProviderError) -> ProviderError {
-    if error.error_type.is_some() {
-        return error;
-    }
-    let word = match error.kind {
-        ErrorKind::RateLimit => "rate_limit_error",
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::ContextLength | ErrorKind::ContentFilter | ErrorKind::InvalidRequest => "invalid_request_error",
-        ErrorKind::Server | ErrorKind::Overloaded | ErrorKind::Malformed | ErrorKind::Other => "server_error",
-    };
-    error.with_type(word)
 }
 
 fn fallback_message(status: Option<u16>, body: &[u8]) -> String {

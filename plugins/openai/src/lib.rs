@@ -9,7 +9,6 @@ mod error;
 mod request;
 mod response;
 mod setup;
-mod sse;
 mod stream;
 mod views;
 

@@ -3,11 +3,12 @@
 
 use serde_json::Value;
 use switchyard_plugin_api::sdk::ProviderSetup;
+use switchyard_plugin_api::sdk::setup::{OptionsReader, base_url, option_str};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_CHAT_PATH: &str = "/chat/completions";
 const DEFAULT_AUTH_HEADER: &str = "authorization";
-const OPTION_KEYS: &str = "chat_path, auth_header, query";
+const OPTIONS: OptionsReader<'static> = OptionsReader::new("openai", &["chat_path", "auth_header", "query"]);
 
 /// Where and how requests go; built once so per-request code only copies bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,16 +24,7 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     pub(crate) fn from_setup(setup: &ProviderSetup) -> Result<Endpoint, String> {
         let options = Options::parse(&setup.options)?;
-        let base = setup.base_url.as_deref().map(str::trim).unwrap_or(DEFAULT_BASE_URL);
-        let base = base.trim_end_matches('/');
-        if !has_http_scheme(base) {
-            return Err(format!(
-                "base_url `{base}` must start with http:// or https:// (for example {DEFAULT_BASE_URL})"
-            ));
-        }
-        if base.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("base_url `{base}` contains whitespace or control characters"));
-        }
+        let base = base_url(setup, DEFAULT_BASE_URL)?;
 
         let mut url = String::with_capacity(base.len() + options.chat_path.len() + 1 + options.query.len());
         url.push_str(base);
@@ -57,13 +49,6 @@ impl Endpoint {
     }
 }
 
-fn has_http_scheme(url: &str) -> bool {
-    let starts = |scheme: &str| {
-        url.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) && url.len() > scheme.len()
-    };
-    starts("http://") || starts("https://")
-}
-
 /// The plugin's `options:` mapping, checked key by key so a typo or a wrong type is named
 /// in the startup error instead of being silently ignored.
 struct Options<'a> {
@@ -79,30 +64,14 @@ impl<'a> Options<'a> {
             auth_header: DEFAULT_AUTH_HEADER,
             query: "",
         };
-        let map = match value {
-            Value::Null => return Ok(options),
-            Value::Object(map) => map,
-            other => {
-                return Err(format!(
-                    "options must be a mapping ({OPTION_KEYS}), not {}",
-                    type_name(other)
-                ));
-            }
-        };
-        for (key, value) in map {
-            let slot = match key.as_str() {
+        for (key, value) in OPTIONS.entries(value)? {
+            let slot = match key {
                 "chat_path" => &mut options.chat_path,
                 "auth_header" => &mut options.auth_header,
                 "query" => &mut options.query,
-                _ => {
-                    return Err(format!(
-                        "unknown option `{key}`; the openai plugin accepts {OPTION_KEYS}"
-                    ));
-                }
+                _ => return Err(OPTIONS.unknown(key)),
             };
-            *slot = value
-                .as_str()
-                .ok_or_else(|| format!("option `{key}` must be a string, not {}", type_name(value)))?;
+            *slot = option_str(key, value)?;
         }
         if options.chat_path.trim().is_empty() || options.chat_path.chars().any(|c| c.is_whitespace()) {
             return Err(format!(
@@ -132,17 +101,6 @@ fn is_header_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
 }
 
 #[cfg(test)]

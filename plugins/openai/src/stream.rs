@@ -1,8 +1,8 @@
 //! Streaming: OpenAI's SSE stream of `chat.completion.chunk` objects → unified chunks.
 
 use crate::error;
-use crate::sse::{MAX_EVENT_BYTES, SseEvent, SseParser};
 use crate::views::{CompletionView, without_extra_fields};
+use switchyard_plugin_api::sdk::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
 use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, ProviderError, StreamDecoder};
 
 /// One upstream stream's decoder state.
@@ -40,11 +40,11 @@ fn on_event(event: SseEvent<'_>, ctx: &Context<'_>, ended: &mut bool, out: &mut 
         return;
     }
     let (data, error_event) = match event {
-        SseEvent::Message { data, error } => (data, error),
+        SseEvent::Message { event_type, data } => (data, event_type == b"error"),
         SseEvent::Oversized => {
             out.warn(&format!(
                 "skipped oversized stream event (over {} MiB)",
-                MAX_EVENT_BYTES >> 20
+                DEFAULT_MAX_EVENT_BYTES >> 20
             ));
             return;
         }

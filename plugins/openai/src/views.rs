@@ -6,10 +6,10 @@
 //! send freely.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
-use switchyard_plugin_api::sdk::Usage;
+use switchyard_plugin_api::sdk::{TokenCount, Usage};
 
 /// A chat completion or a stream chunk: both have the same top-level fields of interest.
 #[derive(Deserialize)]
@@ -81,11 +81,11 @@ impl<'de> Deserialize<'de> for ChoicesSummary {
 #[derive(Deserialize)]
 pub(crate) struct UsageView {
     #[serde(default)]
-    prompt_tokens: Option<Count>,
+    prompt_tokens: Option<TokenCount>,
     #[serde(default)]
-    completion_tokens: Option<Count>,
+    completion_tokens: Option<TokenCount>,
     #[serde(default)]
-    total_tokens: Option<Count>,
+    total_tokens: Option<TokenCount>,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
     #[serde(default)]
@@ -95,20 +95,20 @@ pub(crate) struct UsageView {
 #[derive(Deserialize)]
 struct PromptDetails {
     #[serde(default)]
-    cached_tokens: Option<Count>,
+    cached_tokens: Option<TokenCount>,
     #[serde(default)]
-    cache_write_tokens: Option<Count>,
+    cache_write_tokens: Option<TokenCount>,
 }
 
 #[derive(Deserialize)]
 struct CompletionDetails {
     #[serde(default)]
-    reasoning_tokens: Option<Count>,
+    reasoning_tokens: Option<TokenCount>,
 }
 
 impl UsageView {
     pub(crate) fn to_usage(&self) -> Usage {
-        let n = |c: Option<Count>| c.map_or(0, |c| c.0);
+        let n = |c: Option<TokenCount>| c.map_or(0, |c| c.0);
         let prompt_tokens = n(self.prompt_tokens);
         let completion_tokens = n(self.completion_tokens);
         let prompt = self.prompt_tokens_details.as_ref();
@@ -123,34 +123,6 @@ impl UsageView {
             cache_write_tokens: n(prompt.and_then(|p| p.cache_write_tokens)),
             reasoning_tokens: n(self.completion_tokens_details.as_ref().and_then(|c| c.reasoning_tokens)),
         }
-    }
-}
-
-/// A token count. Accepts integers and, from lax compatible servers, floats such as `12.0`,
-/// so a cosmetic difference in usage never turns a good answer into a 502.
-#[derive(Clone, Copy)]
-struct Count(u64);
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CountVisitor;
-        impl Visitor<'_> for CountVisitor {
-            type Value = Count;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a token count")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
-                Ok(Count(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
-                Ok(Count(u64::try_from(v).unwrap_or(0)))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Count, E> {
-                // `as` saturates and maps NaN to 0, which is what a count should do.
-                Ok(Count(v as u64))
-            }
-        }
-        deserializer.deserialize_any(CountVisitor)
     }
 }
 

@@ -3,9 +3,16 @@
 //! A provider implements [`Provider`] (and a [`StreamDecoder`] for streams); the export macro
 //! generates the entry symbol and a vtable whose every call is wrapped in `catch_unwind`, so a
 //! panic becomes an error for that request instead of aborting the gateway.
+//!
+//! Helpers shared by provider plugins, plain Rust on the plugin's side of the ABI:
+//! - [`setup`]: `base_url` and `options:` checks for [`Provider::create`];
+//! - [`sse`]: a push-based server-sent events parser for [`StreamDecoder`]s.
 
 use crate::abi::{self, ByteSlice};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub mod setup;
+pub mod sse;
 
 pub use serde_json;
 
@@ -45,6 +52,38 @@ pub struct Usage {
     pub reasoning_tokens: u64,
 }
 
+/// A token count read from an upstream's usage object: integers and, from lax compatible
+/// servers, floats such as `12.0`, so a cosmetic difference in usage never turns a good answer
+/// into a 502. A negative count reads as 0; a float saturates (NaN reads as 0).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCount(pub u64);
+
+impl<'de> serde::Deserialize<'de> for TokenCount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Visitor};
+        use std::fmt;
+
+        struct CountVisitor;
+        impl Visitor<'_> for CountVisitor {
+            type Value = TokenCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<TokenCount, E> {
+                Ok(TokenCount(v))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<TokenCount, E> {
+                Ok(TokenCount(u64::try_from(v).unwrap_or(0)))
+            }
+            fn visit_f64<E: Error>(self, v: f64) -> Result<TokenCount, E> {
+                // `as` saturates and maps NaN to 0, which is what a count should do.
+                Ok(TokenCount(v as u64))
+            }
+        }
+        deserializer.deserialize_any(CountVisitor)
+    }
+}
+
 /// Facts about one stream chunk that the host needs without parsing it again.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ChunkInfo {
@@ -72,6 +111,17 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// OpenAI's `error.type` word for the class, for an error whose upstream gave none.
+    pub fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::RateLimit => "rate_limit_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::ContextLength | ErrorKind::ContentFilter | ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::Server | ErrorKind::Overloaded | ErrorKind::Malformed | ErrorKind::Other => "server_error",
+        }
+    }
+
     fn code(self) -> u64 {
         use abi::error_kind as k;
         match self {
@@ -145,6 +195,16 @@ impl ProviderError {
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
         self
+    }
+
+    /// Clients read `error.type`: when there is none, sets OpenAI's word for the class
+    /// ([`ErrorKind::openai_type`]).
+    pub fn with_default_type(self) -> Self {
+        if self.error_type.is_some() {
+            return self;
+        }
+        let word = self.kind.openai_type();
+        self.with_type(word)
     }
 
     fn unsupported() -> ProviderError {
@@ -312,7 +372,14 @@ pub fn default_error(status: u16, body: &[u8]) -> ProviderError {
     } else {
         format!("upstream answered HTTP {status}: {}", truncate(text, 512))
     };
-    let (kind, retryable) = match status {
+    let (kind, retryable) = status_class(status);
+    ProviderError::new(status, kind, message).retryable(retryable)
+}
+
+/// Classification by HTTP status alone, as [`default_error`] does it: the error class and
+/// whether a retry may succeed.
+pub fn status_class(status: u16) -> (ErrorKind, bool) {
+    match status {
         429 => (ErrorKind::RateLimit, true),
         401 | 403 => (ErrorKind::Authentication, false),
         404 => (ErrorKind::NotFound, false),
@@ -320,8 +387,7 @@ pub fn default_error(status: u16, body: &[u8]) -> ProviderError {
         529 => (ErrorKind::Overloaded, true),
         400..=499 => (ErrorKind::InvalidRequest, false),
         _ => (ErrorKind::Server, false),
-    };
-    ProviderError::new(status, kind, message).retryable(retryable)
+    }
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -620,4 +686,43 @@ macro_rules! export_provider {
             }
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_counts_are_read_laxly() {
+        let read = |json: &str| serde_json::from_str::<TokenCount>(json).map(|c| c.0).ok();
+        assert_eq!(read("12"), Some(12));
+        assert_eq!(read("12.0"), Some(12));
+        assert_eq!(read("12.7"), Some(12));
+        assert_eq!(read("-3"), Some(0));
+        assert_eq!(read("1e30"), Some(u64::MAX));
+        assert_eq!(read("\"12\""), None);
+        assert_eq!(read("null"), None);
+    }
+
+    #[test]
+    fn classes_by_status_and_their_openai_words() {
+        let class = |status| {
+            let (kind, retryable) = status_class(status);
+            (kind, retryable, kind.openai_type())
+        };
+        assert_eq!(class(429), (ErrorKind::RateLimit, true, "rate_limit_error"));
+        assert_eq!(class(403), (ErrorKind::Authentication, false, "authentication_error"));
+        assert_eq!(class(404), (ErrorKind::NotFound, false, "not_found_error"));
+        assert_eq!(class(413), (ErrorKind::InvalidRequest, false, "invalid_request_error"));
+        assert_eq!(class(503), (ErrorKind::Server, true, "server_error"));
+        assert_eq!(class(529), (ErrorKind::Overloaded, true, "server_error"));
+        assert_eq!(class(501), (ErrorKind::Server, false, "server_error"));
+        let typed = ProviderError::new(400, ErrorKind::InvalidRequest, "x").with_type("mine");
+        assert_eq!(typed.with_default_type().error_type.as_deref(), Some("mine"));
+        let untyped = ProviderError::new(400, ErrorKind::ContextLength, "x");
+        assert_eq!(
+            untyped.with_default_type().error_type.as_deref(),
+            Some("invalid_request_error")
+        );
+    }
 }
