@@ -57,6 +57,7 @@ fn parse_and_encode_request(b: divan::Bencher) {
 
 #[divan::bench]
 fn route_selection(b: divan::Bencher) {
+    switchyard::app::install_crypto_provider();
     let table = actix::System::new().block_on(async {
         let arbiter = actix::Arbiter::current();
         let provider = Arc::new(ProviderRuntime {
