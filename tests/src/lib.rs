@@ -16,6 +16,7 @@ pub mod config;
 pub mod gateway;
 pub mod gemini_upstream;
 pub mod paths;
+pub mod python;
 pub mod upstream;
 
 pub use client::{Reply, Sse, SseEvent};

@@ -4,17 +4,12 @@
 //! service refuses. Checked on both sides: what the client gets, and what the upstream received.
 //! The last test drives the official `openai` Python SDK against `gem/gemini-…` models.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use switchyard_e2e::client::{assert_completion_schema, chat_body, stream_body};
 use switchyard_e2e::gemini_upstream::{
     CACHED_TOKENS, GEMINI_KEY, GeminiUpstream, MODEL_VERSION_SUFFIX, THOUGHT_TOKENS, is_stream, model_in_path,
 };
-use switchyard_e2e::paths::{target_dir, workspace_root};
+use switchyard_e2e::python::{python, run_pytest};
 use switchyard_e2e::upstream::MODEL_SUFFIX;
 use switchyard_e2e::{Gateway, MockUpstream, RecordedRequest, Reply, Sse, UPSTREAM_KEY, standard_config};
 
@@ -622,100 +617,6 @@ async fn key_problems_are_authentication_errors_that_leak_nothing() {
 }
 
 // ============================================================================ the openai Python SDK
-
-const PYTEST_TIMEOUT: Duration = Duration::from_secs(240);
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: failed to run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The Python interpreter: `SWITCHYARD_TEST_PYTHON`, else the venv `tests/tests/python_sdk.rs`
-/// uses (`<target>/py-venv`, created from `tests/python/requirements.txt` when missing or stale).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHYARD_TEST_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let venv = target_dir().join("py-venv");
-    let python = venv.join("bin").join("python");
-    let requirements = workspace_root().join("tests/python/requirements.txt");
-    let ready = venv.join(".switchyard-e2e-ready");
-    let wanted = std::fs::read(&requirements).unwrap_or_else(|e| panic!("read {}: {e}", requirements.display()));
-    if python.is_file() && std::fs::read(&ready).is_ok_and(|have| have == wanted) {
-        return python;
-    }
-    if !python.is_file() {
-        run(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            "python3 -m venv",
-        );
-    }
-    run(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements),
-        "pip install -r tests/python/requirements.txt",
-    );
-    let _ = std::fs::write(&ready, &wanted);
-    python
-}
-
-fn run_pytest(python: &Path, test_file: &str, env: &[(&str, String)]) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out_path = dir.path().join("pytest.out");
-    let out = File::create(&out_path).expect("create output file");
-    let err = out.try_clone().expect("clone output file");
-    let mut cmd = Command::new(python);
-    cmd.current_dir(workspace_root())
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA"])
-        .arg(workspace_root().join(test_file))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "OPENAI_ORG_ID",
-        "OPENAI_PROJECT_ID",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_PROXY", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn pytest");
-    let deadline = Instant::now() + PYTEST_TIMEOUT;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    match status {
-        Some(s) => (s.success(), output),
-        None => (false, format!("pytest timed out after {PYTEST_TIMEOUT:?}\n{output}")),
-    }
-}
 
 #[test]
 fn openai_python_sdk_against_gemini() {
