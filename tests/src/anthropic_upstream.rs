@@ -45,6 +45,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::upstream::RecordedRequest;
+use crate::wire::{find, status_text, write_fragments};
 
 /// The only key the mock accepts (configure it as the provider's key).
 pub const ANTHROPIC_KEY: &str = "sk-ant-api03-e2e-MOCK-secret-5b1f0c9e7d";
@@ -156,10 +157,6 @@ impl Drop for AnthropicUpstream {
 // HTTP/1.1
 // ---------------------------------------------------------------------------------------------
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Reads more bytes into `buf`; false when the peer is gone.
 async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     matches!(sock.read_buf(buf).await, Ok(n) if n > 0)
@@ -252,20 +249,6 @@ async fn serve(mut sock: TcpStream, shared: Arc<Shared>) {
         if !respond(&mut sock, &request, &shared).await {
             return;
         }
-    }
-}
-
-fn status_text(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        529 => "Overloaded",
-        _ => "Unknown",
     }
 }
 
@@ -797,32 +780,6 @@ pub fn sse_bytes(events: &[Value]) -> Vec<u8> {
         let _ = write!(out, "event: {name}{eol}data: {event}{eol}{eol}");
     }
     out.into_bytes()
-}
-
-/// Fragment sizes the SSE bytes are cut into (cycled): small and odd, so cuts land mid-line,
-/// between `\r` and `\n`, and inside multi-byte UTF-8 characters.
-const FRAGMENTS: [usize; 9] = [1, 7, 2, 31, 3, 64, 5, 13, 120];
-
-async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> bool {
-    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-    sock.write_all(&out).await.is_ok() && sock.flush().await.is_ok()
-}
-
-async fn write_fragments(sock: &mut TcpStream, bytes: &[u8]) -> bool {
-    let mut pos = 0;
-    let mut k = 0;
-    while pos < bytes.len() {
-        let len = FRAGMENTS[k % FRAGMENTS.len()].min(bytes.len() - pos);
-        if !write_chunk(sock, &bytes[pos..pos + len]).await {
-            return false;
-        }
-        pos += len;
-        k += 1;
-        tokio::task::yield_now().await;
-    }
-    true
 }
 
 async fn write_stream(sock: &mut TcpStream, answer: &Answer, mode: StreamMode, extra: &[(&str, String)]) -> bool {

@@ -50,6 +50,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::upstream::{RecordedRequest, pieces};
+use crate::wire::{find, status_text, write_chunk, write_fragments};
 
 /// The only API key the mock accepts.
 pub const GEMINI_KEY: &str = "AIzaSy-e2e-GEMINI-secret-5be1c7a0d93f";
@@ -199,10 +200,6 @@ fn percent_decode(s: &str) -> String {
 // HTTP/1.1 server
 // ---------------------------------------------------------------------------------------------
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Reads until `buf` holds at least `len` bytes; false when the connection ended first.
 async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> bool {
     while buf.len() < len {
@@ -308,20 +305,6 @@ async fn serve_connection(mut sock: TcpStream, shared: Arc<Shared>) {
 // ---------------------------------------------------------------------------------------------
 // Responses
 // ---------------------------------------------------------------------------------------------
-
-fn status_text(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
 
 async fn write_json(sock: &mut TcpStream, status: u16, body: &Value) -> bool {
     let body = serde_json::to_vec_pretty(body).unwrap_or_default();
@@ -868,36 +851,6 @@ pub fn sse_bytes(events: &[Value]) -> Vec<u8> {
         }
     }
     out.into_bytes()
-}
-
-/// Fragment sizes the SSE bytes are cut into (cycled): small and odd, so cuts land mid-line,
-/// mid-`data:`, between `\r` and `\n`, and inside multi-byte UTF-8 characters.
-const FRAGMENTS: [usize; 9] = [1, 7, 2, 31, 3, 64, 5, 13, 120];
-
-async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> bool {
-    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-    sock.write_all(&out).await.is_ok() && sock.flush().await.is_ok()
-}
-
-async fn write_fragments(sock: &mut TcpStream, bytes: &[u8]) -> bool {
-    let mut pos = 0;
-    let mut k = 0;
-    while pos < bytes.len() {
-        let len = FRAGMENTS[k % FRAGMENTS.len()].min(bytes.len() - pos);
-        if !write_chunk(sock, &bytes[pos..pos + len]).await {
-            return false;
-        }
-        pos += len;
-        k += 1;
-        if k % 8 == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        } else {
-            tokio::task::yield_now().await;
-        }
-    }
-    true
 }
 
 /// Writes an SSE answer. `cut`: two events and half of the third, then the connection drops.

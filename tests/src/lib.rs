@@ -18,6 +18,7 @@ pub mod gemini_upstream;
 pub mod paths;
 pub mod python;
 pub mod upstream;
+pub mod wire;
 
 pub use client::{Reply, Sse, SseEvent};
 pub use config::{UPSTREAM_KEY, standard_config, to_yaml};

@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::wire::{find, status_text, write_chunk, write_fragments};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -228,10 +229,6 @@ impl Drop for MockUpstream {
 // HTTP/1.1 server
 // ---------------------------------------------------------------------------------------------
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 enum Body {
     Complete(Vec<u8>, usize),
     Incomplete,
@@ -349,20 +346,6 @@ async fn serve_connection(mut sock: TcpStream, shared: Arc<Shared>) {
 // ---------------------------------------------------------------------------------------------
 // Responses
 // ---------------------------------------------------------------------------------------------
-
-fn status_text(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
 
 fn ratelimit_headers() -> Vec<(&'static str, String)> {
     vec![
@@ -973,36 +956,6 @@ pub fn sse_bytes(chunks: &[Value], done: bool) -> Vec<u8> {
         out.push_str("data: [DONE]\n\n");
     }
     out.into_bytes()
-}
-
-/// Fragment sizes the SSE bytes are cut into (cycled): small and odd, so cuts land mid-line,
-/// mid-`data:`, between `\r` and `\n`, and inside multi-byte UTF-8 characters.
-const FRAGMENTS: [usize; 9] = [1, 7, 2, 31, 3, 64, 5, 13, 120];
-
-async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> bool {
-    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-    sock.write_all(&out).await.is_ok() && sock.flush().await.is_ok()
-}
-
-async fn write_fragments(sock: &mut TcpStream, bytes: &[u8]) -> bool {
-    let mut pos = 0;
-    let mut k = 0;
-    while pos < bytes.len() {
-        let len = FRAGMENTS[k % FRAGMENTS.len()].min(bytes.len() - pos);
-        if !write_chunk(sock, &bytes[pos..pos + len]).await {
-            return false;
-        }
-        pos += len;
-        k += 1;
-        if k % 8 == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        } else {
-            tokio::task::yield_now().await;
-        }
-    }
-    true
 }
 
 async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u64, mode: StreamMode) -> bool {
