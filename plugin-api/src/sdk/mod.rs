@@ -473,6 +473,27 @@ pub mod __private {
         }
     }
 
+    /// The borrowed arguments every provider call starts from.
+    ///
+    /// # Safety
+    /// `instance` is a live `P` from `create::<P>`; `ctx`, `bytes` and `out` are valid for `'a`.
+    unsafe fn unpack<'a, P: Provider>(
+        instance: *mut c_void,
+        ctx: *const CallContext,
+        bytes: ByteSlice,
+        out: *const Output,
+    ) -> (&'a P, Context<'a>, &'a [u8], Out<'a>) {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            (
+                &*instance.cast::<P>(),
+                context(ctx),
+                bytes.as_slice(),
+                Out { raw: &*out },
+            )
+        }
+    }
+
     /// # Safety
     /// Called by the host through the vtable with valid arguments.
     pub unsafe extern "C" fn encode_request<P: Provider>(
@@ -483,14 +504,7 @@ pub mod __private {
     ) -> i32 {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
-            let (p, ctx, req, mut out) = unsafe {
-                (
-                    &*instance.cast::<P>(),
-                    context(ctx),
-                    request.as_slice(),
-                    Out { raw: &*out },
-                )
-            };
+            let (p, ctx, req, mut out) = unsafe { unpack::<P>(instance, ctx, request, out) };
             let r = p.encode_request(&ctx, req, &mut out);
             finish(r, &mut out)
         })
@@ -506,14 +520,7 @@ pub mod __private {
     ) -> i32 {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
-            let (p, ctx, req, mut out) = unsafe {
-                (
-                    &*instance.cast::<P>(),
-                    context(ctx),
-                    request.as_slice(),
-                    Out { raw: &*out },
-                )
-            };
+            let (p, ctx, req, mut out) = unsafe { unpack::<P>(instance, ctx, request, out) };
             let r = p.respond_local(&ctx, req, &mut out);
             finish(r, &mut out)
         })
@@ -530,14 +537,7 @@ pub mod __private {
     ) -> i32 {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
-            let (p, ctx, body, mut out) = unsafe {
-                (
-                    &*instance.cast::<P>(),
-                    context(ctx),
-                    body.as_slice(),
-                    Out { raw: &*out },
-                )
-            };
+            let (p, ctx, body, mut out) = unsafe { unpack::<P>(instance, ctx, body, out) };
             let status = u16::try_from(http_status).unwrap_or(u16::MAX);
             let r = p.decode_response(&ctx, status, body, &mut out);
             finish(r, &mut out)
@@ -555,14 +555,7 @@ pub mod __private {
     ) -> i32 {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
-            let (p, ctx, body, mut out) = unsafe {
-                (
-                    &*instance.cast::<P>(),
-                    context(ctx),
-                    body.as_slice(),
-                    Out { raw: &*out },
-                )
-            };
+            let (p, ctx, body, mut out) = unsafe { unpack::<P>(instance, ctx, body, out) };
             let status = u16::try_from(http_status).unwrap_or(u16::MAX);
             let e = p.decode_error(&ctx, status, body);
             out.error(&e);
