@@ -70,7 +70,7 @@ fn route_selection(b: divan::Bencher) {
             }],
             keys_configured: true,
             pool: ProviderPool::new(
-                reqwest::Client::new(),
+                switchyard::upstream::build_client(Duration::from_secs(5)).expect("client"),
                 100,
                 Default::default(),
                 PoolStatsHandle::start(&arbiter),

@@ -49,7 +49,7 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
             ));
         }
         if let Some(url) = &p.base_url {
-            let parsed = reqwest::Url::parse(url);
+            let parsed = url::Url::parse(url);
             if !matches!(parsed.as_ref().map(|u| u.scheme()), Ok("http" | "https")) {
                 return Err(issue(
                     &at("base_url"),
@@ -87,7 +87,7 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
             }
         }
         for header in p.headers.keys() {
-            if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            if http::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
                 return Err(issue(
                     &at("headers"),
                     format!("`{header}` is not a valid header name"),

@@ -44,7 +44,7 @@ const DENIED_UPSTREAM_HEADERS: &[&str] = &[
 const FORWARD_PREFIX: &str = "x-bf-eh-";
 
 /// `x-bf-eh-NAME: v` → `NAME: v`, minus the denylist.
-pub fn forwarded_headers(req: &HttpRequest) -> Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+pub fn forwarded_headers(req: &HttpRequest) -> Vec<(http::header::HeaderName, http::header::HeaderValue)> {
     req.headers()
         .iter()
         .filter_map(|(name, value)| {
@@ -52,8 +52,8 @@ pub fn forwarded_headers(req: &HttpRequest) -> Vec<(reqwest::header::HeaderName,
             if rest.is_empty() || DENIED_UPSTREAM_HEADERS.contains(&rest) {
                 return None;
             }
-            let n = reqwest::header::HeaderName::from_bytes(rest.as_bytes()).ok()?;
-            let v = reqwest::header::HeaderValue::from_bytes(value.as_bytes()).ok()?;
+            let n = http::header::HeaderName::from_bytes(rest.as_bytes()).ok()?;
+            let v = http::header::HeaderValue::from_bytes(value.as_bytes()).ok()?;
             Some((n, v))
         })
         .collect()

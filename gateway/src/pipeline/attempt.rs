@@ -8,7 +8,7 @@ use super::{Answer, RequestContext};
 use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::error::GatewayError;
 use crate::routing::{RouteTable, Target};
-use crate::upstream::{self, transport_error};
+use crate::upstream;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,7 +87,7 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
         timeouts.first_byte.min(timeouts.timeout)
     };
     let reply = upstream::send(&provider.pool, parts, &req.forwarded_headers, first_byte, name).await?;
-    let headers = passthrough_headers(reply.response.headers());
+    let headers = passthrough_headers(&reply.headers);
     let status = reply.status;
 
     if !(200..300).contains(&status) {
@@ -95,7 +95,7 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
             .timeout
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(1));
-        let bytes = read_body(reply.response, remaining, name).await?;
+        let bytes = reply.body.read_all(remaining, name).await?;
         let err = provider
             .codec
             .decode_error(&info, status, &bytes)
@@ -107,7 +107,7 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
         let decoder = Arc::clone(&provider.codec)
             .open_stream(&info)
             .map_err(|e| plugin_error(name, e, redactor))?;
-        let body = Box::pin(reply.response.bytes_stream());
+        let body = reply.body.into_stream();
         let mut relay = Relay::upstream(body, decoder, permit, ctx, timeouts.first_token, timeouts.stream_idle);
         relay.prime().await?;
         return Ok(Answer::Stream {
@@ -117,7 +117,7 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
     }
 
     let remaining = timeouts.timeout.saturating_sub(started.elapsed());
-    let bytes = read_body(reply.response, remaining, name).await?;
+    let bytes = reply.body.read_all(remaining, name).await?;
     drop(permit);
     let payload = provider
         .codec
@@ -127,48 +127,6 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
         body: complete_body(&payload, &ctx),
         headers,
     })
-}
-
-/// Largest upstream body the gateway buffers; past it the upstream is treated as broken
-/// rather than allowed to exhaust memory.
-const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
-
-async fn read_body(
-    mut response: reqwest::Response,
-    limit: Duration,
-    provider: &str,
-) -> Result<bytes::Bytes, GatewayError> {
-    let too_large = || GatewayError::UpstreamMalformed {
-        provider: provider.to_string(),
-        reason: format!("the response body is larger than {MAX_UPSTREAM_BODY} bytes"),
-    };
-    if response.content_length().is_some_and(|n| n > MAX_UPSTREAM_BODY as u64) {
-        return Err(too_large());
-    }
-    let read_all = async {
-        let mut parts: Vec<bytes::Bytes> = Vec::new();
-        let mut total = 0;
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(provider, &e))? {
-            total += chunk.len();
-            if total > MAX_UPSTREAM_BODY {
-                return Err(too_large());
-            }
-            parts.push(chunk);
-        }
-        // One part (the common case) is returned without a copy.
-        Ok(match parts.len() {
-            1 => parts.pop().unwrap_or_default(),
-            _ => parts.concat().into(),
-        })
-    };
-    match tokio::time::timeout(limit, read_all).await {
-        Err(_) => Err(GatewayError::UpstreamTimeout {
-            provider: provider.to_string(),
-            phase: "timeout",
-            secs: limit.as_secs_f64(),
-        }),
-        Ok(result) => result,
-    }
 }
 
 /// A local provider's non-streaming answer, after the delays it asked for.
@@ -212,7 +170,7 @@ fn complete_body(p: &Payload, ctx: &StreamContext) -> Vec<u8> {
 }
 
 /// Provider headers a client may want back: rate-limit state.
-fn passthrough_headers(headers: &reqwest::header::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+fn passthrough_headers(headers: &http::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     headers
         .iter()
         .filter(|(name, _)| name.as_str().starts_with("x-ratelimit-"))

@@ -25,7 +25,7 @@ pub struct RequestContext {
     pub request_id: Arc<str>,
     pub started: Instant,
     /// The client's `x-bf-eh-*` headers, renamed and filtered, to send upstream.
-    pub forwarded_headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    pub forwarded_headers: Vec<(http::header::HeaderName, http::header::HeaderValue)>,
 }
 
 /// A successful answer.

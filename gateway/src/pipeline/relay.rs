@@ -9,12 +9,11 @@ use crate::error::GatewayError;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 use switchyard_plugin_api::host::{Item, Payload, StreamDecoder};
 use tokio::sync::OwnedSemaphorePermit;
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>>>>;
+use crate::upstream::ByteStream;
 
 // One per stream and never moved once built: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -167,7 +166,7 @@ impl Relay {
                 Some(Err(e)) => {
                     return Err(GatewayError::UpstreamUnreachable {
                         provider: self.ctx.provider.to_string(),
-                        reason: format!("the stream was cut: {}", crate::upstream::error_chain(&e)),
+                        reason: format!("the stream was cut: {}", e),
                     });
                 }
                 None => {

@@ -5,4 +5,4 @@ mod pool;
 mod send;
 
 pub use pool::{ProviderPool, build_client, parse_headers};
-pub use send::{UpstreamReply, error_chain, send, transport_error};
+pub use send::{BodyError, ByteStream, UpstreamBody, UpstreamReply, send};

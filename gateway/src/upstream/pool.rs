@@ -1,6 +1,6 @@
 use crate::actors::provider_pool::PoolStatsHandle;
 use crate::error::GatewayError;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

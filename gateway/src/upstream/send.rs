@@ -1,12 +1,82 @@
 use crate::error::GatewayError;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use std::pin::Pin;
 use std::time::Duration;
 use switchyard_plugin_api::host::HttpRequestParts;
 
 /// An upstream's response whose headers have arrived; the body is still to be read.
 pub struct UpstreamReply {
     pub status: u16,
-    pub response: reqwest::Response,
+    pub headers: HeaderMap,
+    pub body: UpstreamBody,
+}
+
+/// The body of an upstream response, read either whole or as a stream of byte chunks.
+pub struct UpstreamBody {
+    response: reqwest::Response,
+}
+
+/// A failure while reading an upstream body, described without the URL.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(String);
+
+/// An upstream body as a stream of byte chunks.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>>>>;
+
+/// Largest upstream body the gateway buffers; past it the upstream is treated as broken
+/// rather than allowed to exhaust memory.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+impl UpstreamBody {
+    pub fn into_stream(self) -> ByteStream {
+        Box::pin(
+            self.response
+                .bytes_stream()
+                .map(|r| r.map_err(|e| BodyError(error_chain(&e)))),
+        )
+    }
+
+    /// Reads the whole body within `limit`, refusing one larger than [`MAX_UPSTREAM_BODY`].
+    pub async fn read_all(mut self, limit: Duration, provider: &str) -> Result<Bytes, GatewayError> {
+        let too_large = || GatewayError::UpstreamMalformed {
+            provider: provider.to_string(),
+            reason: format!("the response body is larger than {MAX_UPSTREAM_BODY} bytes"),
+        };
+        if self
+            .response
+            .content_length()
+            .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)
+        {
+            return Err(too_large());
+        }
+        let read_all = async {
+            let mut parts: Vec<Bytes> = Vec::new();
+            let mut total = 0;
+            while let Some(chunk) = self.response.chunk().await.map_err(|e| transport_error(provider, &e))? {
+                total += chunk.len();
+                if total > MAX_UPSTREAM_BODY {
+                    return Err(too_large());
+                }
+                parts.push(chunk);
+            }
+            // One part (the common case) is returned without a copy.
+            Ok(match parts.len() {
+                1 => parts.pop().unwrap_or_default(),
+                _ => parts.concat().into(),
+            })
+        };
+        match tokio::time::timeout(limit, read_all).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout {
+                provider: provider.to_string(),
+                phase: "timeout",
+                secs: limit.as_secs_f64(),
+            }),
+            Ok(result) => result,
+        }
+    }
 }
 
 /// Sends a codec-built request and waits for the response headers (`first_byte_timeout`).
@@ -51,16 +121,17 @@ pub async fn send(
             secs: first_byte.as_secs_f64(),
         }),
         Ok(Err(e)) => Err(transport_error(provider, &e)),
-        Ok(Ok(response)) => Ok(UpstreamReply {
+        Ok(Ok(mut response)) => Ok(UpstreamReply {
             status: response.status().as_u16(),
-            response,
+            headers: std::mem::take(response.headers_mut()),
+            body: UpstreamBody { response },
         }),
     }
 }
 
 /// A transport failure, described without the URL (it may carry credentials for some
 /// providers) but with the underlying cause.
-pub fn transport_error(provider: &str, e: &reqwest::Error) -> GatewayError {
+fn transport_error(provider: &str, e: &reqwest::Error) -> GatewayError {
     let reason = error_chain(e);
     if e.is_timeout() {
         let phase = if e.is_connect() { "connect_timeout" } else { "timeout" };
@@ -77,7 +148,7 @@ pub fn transport_error(provider: &str, e: &reqwest::Error) -> GatewayError {
 }
 
 /// The causes of a transport error, without reqwest's URL prefix.
-pub fn error_chain(e: &reqwest::Error) -> String {
+fn error_chain(e: &reqwest::Error) -> String {
     let mut reason = String::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
