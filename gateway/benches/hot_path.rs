@@ -9,6 +9,8 @@ use switchyard::actors::provider_pool::PoolStatsHandle;
 use switchyard::pipeline::ChatRequest;
 use switchyard::pipeline::extra_fields::{self, CHAT_STREAM, ExtraFields};
 use switchyard::redact::Redactor;
+use switchyard::resilience::breaker::BreakerConfig;
+use switchyard::resilience::{CircuitBreaker, RetryBudget, RetryPolicy};
 use switchyard::routing::{Alias, ApiKey, ProviderRuntime, RouteTable, Target, Timeouts};
 use switchyard::upstream::ProviderPool;
 use switchyard_plugin_api::abi::PluginDecl;
@@ -60,6 +62,14 @@ fn route_selection(b: divan::Bencher) {
     switchyard::app::install_crypto_provider();
     let table = actix::System::new().block_on(async {
         let arbiter = actix::Arbiter::current();
+        let breaker = Arc::new(CircuitBreaker::new(
+            BreakerConfig {
+                failures: 5,
+                window: Duration::from_secs(30),
+                cooldown: Duration::from_secs(10),
+            },
+            1,
+        ));
         let provider = Arc::new(ProviderRuntime {
             name: Arc::from("up"),
             codec: codec(),
@@ -73,7 +83,7 @@ fn route_selection(b: divan::Bencher) {
                 switchyard::upstream::build_client(Duration::from_secs(5)).expect("client"),
                 100,
                 Default::default(),
-                PoolStatsHandle::start(&arbiter),
+                PoolStatsHandle::start(&arbiter, Arc::from("up"), Arc::clone(&breaker)),
             ),
             timeouts: Timeouts {
                 timeout: Duration::from_secs(30),
@@ -81,6 +91,13 @@ fn route_selection(b: divan::Bencher) {
                 first_token: None,
                 stream_idle: None,
             },
+            retry: RetryPolicy {
+                max: 2,
+                backoff: Duration::from_millis(500),
+                max_backoff: Duration::from_secs(5),
+            },
+            budget: RetryBudget::default(),
+            breaker,
         });
         let target = |w: f64| Target {
             provider: Arc::clone(&provider),

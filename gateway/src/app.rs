@@ -7,6 +7,8 @@ use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, Pro
 use crate::http::{self, AppState};
 use crate::plugins::PluginLoader;
 use crate::redact::Redactor;
+use crate::resilience::breaker::BreakerConfig;
+use crate::resilience::{CircuitBreaker, RetryBudget, RetryPolicy};
 use crate::routing::{self, ProviderRuntime, RouteTable, Timeouts};
 use crate::upstream::{ProviderPool, build_client, parse_headers};
 use actix::{Arbiter, ArbiterHandle};
@@ -141,7 +143,16 @@ fn build_provider(
     })?;
     let headers = parse_headers(p.headers.iter().map(|(k, v)| (k.clone(), v.clone())))
         .map_err(|e| provider_error(source, name, "headers", e, None))?;
-    let pool = ProviderPool::new(client, p.concurrency, headers, PoolStatsHandle::start(arbiter));
+    let breaker = Arc::new(CircuitBreaker::new(
+        BreakerConfig {
+            failures: p.circuit_breaker.failures,
+            window: p.circuit_breaker.window.0,
+            cooldown: p.circuit_breaker.cooldown.0,
+        },
+        keys.len().max(1),
+    ));
+    let stats = PoolStatsHandle::start(arbiter, Arc::from(name), Arc::clone(&breaker));
+    let pool = ProviderPool::new(client, p.concurrency, headers, stats);
     Ok(ProviderRuntime {
         name: Arc::from(name),
         codec: Arc::new(codec),
@@ -154,6 +165,13 @@ fn build_provider(
             first_token: p.first_token_timeout.non_zero(),
             stream_idle: p.stream_idle_timeout.non_zero(),
         },
+        retry: RetryPolicy {
+            max: p.retries.max,
+            backoff: p.retries.backoff.0,
+            max_backoff: p.retries.max_backoff.0,
+        },
+        budget: RetryBudget::default(),
+        breaker,
     })
 }
 

@@ -1,7 +1,9 @@
 //! Request errors: one type for everything a client can be told, mapped to an HTTP status and
 //! the OpenAI error body (`type` in OpenAI's words, `code` a stable machine word).
 
+use crate::resilience::FailureAction;
 use actix_web::http::StatusCode;
+use std::time::Duration;
 use switchyard_plugin_api::abi::error_kind;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,6 +45,14 @@ pub enum GatewayError {
     NoUsableKey { provider: String, model: String },
     #[error("provider `{provider}` is at its concurrency limit; retry shortly")]
     ProviderBusy { provider: String },
+    #[error(
+        "provider `{provider}` is unavailable for model `{model}`: its circuit breaker is open after repeated failures"
+    )]
+    CircuitOpen {
+        provider: String,
+        model: String,
+        retry_in: Duration,
+    },
 }
 
 /// An error an upstream (or its codec) reported. Boxed: it is the rare path, and keeping
@@ -57,6 +67,8 @@ pub struct UpstreamError {
     pub param: Option<String>,
     pub kind: u64,
     pub retryable: bool,
+    /// The upstream's `Retry-After` (or `retry-after-ms`), when it sent one.
+    pub retry_after: Option<Duration>,
 }
 
 impl GatewayError {
@@ -84,7 +96,7 @@ impl GatewayError {
             },
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             UpstreamUnreachable { .. } | UpstreamMalformed { .. } | PluginFault { .. } => StatusCode::BAD_GATEWAY,
-            NoUsableKey { .. } | ProviderBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            NoUsableKey { .. } | ProviderBusy { .. } | CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -107,7 +119,7 @@ impl GatewayError {
             UpstreamTimeout { .. } | UpstreamUnreachable { .. } | UpstreamMalformed { .. } | PluginFault { .. } => {
                 "server_error"
             }
-            NoUsableKey { .. } | ProviderBusy { .. } => "server_error",
+            NoUsableKey { .. } | ProviderBusy { .. } | CircuitOpen { .. } => "server_error",
         }
     }
 
@@ -130,6 +142,7 @@ impl GatewayError {
             PluginFault { .. } => "plugin_fault",
             NoUsableKey { .. } => "no_usable_key",
             ProviderBusy { .. } => "provider_busy",
+            CircuitOpen { .. } => "circuit_open",
         })
     }
 
@@ -151,37 +164,86 @@ impl GatewayError {
         }
     }
 
-    /// Whether the next target (a fallback) may succeed where this attempt failed.
-    /// Content-filter refusals and plain bad requests are final; rate limits, server
-    /// failures, silence and context-length errors (a larger model may take it) move on.
-    pub fn moves_to_fallback(&self) -> bool {
+    /// What the pipeline does after an attempt failed with this error (DESIGN §4):
+    /// - retry on the same target, then fall back: 429, 500, 502, 503, 504 (and 529, and
+    ///   whatever the codec marks retryable), connection refused or reset, connect timeout;
+    /// - fall back at once: a silent upstream (no headers within `first_byte_timeout`, no
+    ///   token within `first_token_timeout`, the whole-request `timeout`), a context-length
+    ///   400 (never resent unchanged; a larger fallback model may take it), an unreadable
+    ///   answer, a plugin fault, no usable key, a full queue, an open circuit;
+    /// - stop: a content-filter refusal (routing around a safety decision is not ours to
+    ///   do) and every other 4xx, which would fail the same way anywhere.
+    pub fn on_failure(&self) -> FailureAction {
         use GatewayError::*;
         match self {
-            Upstream(u) => {
-                u.retryable
-                    || u.kind == error_kind::CONTEXT_LENGTH
-                    || u.kind == error_kind::RATE_LIMIT
-                    || u.kind == error_kind::OVERLOADED
-                    || u.kind == error_kind::SERVER
-                    || u.status >= 500
-            }
+            Upstream(u) => match u.status {
+                429 | 500 | 502 | 503 | 504 | 529 => FailureAction::Retry,
+                _ if u.kind == error_kind::CONTENT_FILTER => FailureAction::Stop,
+                _ if u.kind == error_kind::CONTEXT_LENGTH => FailureAction::NextTarget,
+                // A redirect is never followed (it would carry the key elsewhere) nor retried.
+                300..=399 => FailureAction::NextTarget,
+                // Otherwise the codec's reading decides (e.g. an error event at a stream's start).
+                _ if u.retryable
+                    || matches!(
+                        u.kind,
+                        error_kind::RATE_LIMIT | error_kind::OVERLOADED | error_kind::SERVER
+                    ) =>
+                {
+                    FailureAction::Retry
+                }
+                // Other 5xx (501, 505…) and stray 1xx: this target is broken.
+                s if s >= 500 || s < 400 => FailureAction::NextTarget,
+                _ => FailureAction::Stop,
+            },
+            UpstreamTimeout { phase, .. } if *phase == "connect_timeout" => FailureAction::Retry,
+            UpstreamUnreachable { .. } => FailureAction::Retry,
             UpstreamTimeout { .. }
-            | UpstreamUnreachable { .. }
             | UpstreamMalformed { .. }
             | PluginFault { .. }
             | NoUsableKey { .. }
-            | ProviderBusy { .. } => true,
+            | ProviderBusy { .. }
+            | CircuitOpen { .. } => FailureAction::NextTarget,
+            _ => FailureAction::Stop,
+        }
+    }
+
+    /// Whether this failure says something about the provider key's health (and so counts
+    /// towards opening its circuit). The client's own errors, refusals, plugin bugs and
+    /// the gateway's own limits do not.
+    pub fn counts_against_circuit(&self) -> bool {
+        use GatewayError::*;
+        match self {
+            Upstream(u) => {
+                u.status == 429
+                    || u.status >= 500
+                    || matches!(
+                        u.kind,
+                        error_kind::RATE_LIMIT | error_kind::OVERLOADED | error_kind::SERVER
+                    )
+            }
+            UpstreamTimeout { .. } | UpstreamUnreachable { .. } | UpstreamMalformed { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The `Retry-After` the upstream asked for, when it did.
+    pub fn upstream_retry_after(&self) -> Option<Duration> {
+        match self {
+            GatewayError::Upstream(u) => u.retry_after,
+            _ => None,
         }
     }
 
     /// `Retry-After` seconds to send with this error, if any.
     pub fn retry_after(&self) -> Option<u64> {
-        matches!(
-            self,
-            GatewayError::ProviderBusy { .. } | GatewayError::NoUsableKey { .. }
-        )
-        .then_some(1)
+        match self {
+            GatewayError::ProviderBusy { .. } | GatewayError::NoUsableKey { .. } => Some(1),
+            GatewayError::CircuitOpen { retry_in, .. } => Some(retry_in.as_secs_f64().ceil().max(1.0) as u64),
+            GatewayError::Upstream(u) if u.status == 429 || u.status == 503 => {
+                u.retry_after.map(|d| d.as_secs_f64().ceil() as u64)
+            }
+            _ => None,
+        }
     }
 
     /// The OpenAI error object (`{"message","type","code","param"}`).
@@ -209,6 +271,7 @@ mod tests {
             param: None,
             kind,
             retryable: false,
+            retry_after: None,
         }))
     }
 
@@ -237,11 +300,32 @@ mod tests {
     }
 
     #[test]
-    fn fallback_policy() {
-        assert!(upstream(500, error_kind::SERVER).moves_to_fallback());
-        assert!(upstream(400, error_kind::CONTEXT_LENGTH).moves_to_fallback());
-        assert!(!upstream(400, error_kind::CONTENT_FILTER).moves_to_fallback());
-        assert!(!upstream(400, error_kind::INVALID_REQUEST).moves_to_fallback());
-        assert!(!GatewayError::bad_request("x", "invalid_json", None).moves_to_fallback());
+    fn failure_policy() {
+        use FailureAction::*;
+        assert_eq!(upstream(500, error_kind::SERVER).on_failure(), Retry);
+        assert_eq!(upstream(429, error_kind::RATE_LIMIT).on_failure(), Retry);
+        assert_eq!(upstream(503, 0).on_failure(), Retry);
+        assert_eq!(upstream(501, 0).on_failure(), NextTarget);
+        assert_eq!(upstream(400, error_kind::CONTEXT_LENGTH).on_failure(), NextTarget);
+        assert_eq!(upstream(400, error_kind::CONTENT_FILTER).on_failure(), Stop);
+        assert_eq!(upstream(400, error_kind::INVALID_REQUEST).on_failure(), Stop);
+        assert_eq!(upstream(401, 0).on_failure(), Stop);
+        assert_eq!(GatewayError::bad_request("x", "invalid_json", None).on_failure(), Stop);
+        let timeout = |phase| GatewayError::UpstreamTimeout {
+            provider: "p".into(),
+            phase,
+            secs: 1.0,
+        };
+        assert_eq!(timeout("connect_timeout").on_failure(), Retry);
+        assert_eq!(timeout("first_byte_timeout").on_failure(), NextTarget);
+        assert_eq!(timeout("first_token_timeout").on_failure(), NextTarget);
+        let reset = GatewayError::UpstreamUnreachable {
+            provider: "p".into(),
+            reason: "connection reset".into(),
+        };
+        assert_eq!(reset.on_failure(), Retry);
+        assert!(reset.counts_against_circuit());
+        assert!(!upstream(400, error_kind::CONTEXT_LENGTH).counts_against_circuit());
+        assert!(upstream(429, error_kind::RATE_LIMIT).counts_against_circuit());
     }
 }

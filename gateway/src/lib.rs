@@ -14,5 +14,6 @@ pub mod observability;
 pub mod pipeline;
 pub mod plugins;
 pub mod redact;
+pub mod resilience;
 pub mod routing;
 pub mod upstream;

@@ -4,6 +4,8 @@
 use crate::config::{GatewayConfig, ProviderConfig};
 use crate::error::GatewayError;
 use crate::redact::Redactor;
+use crate::resilience::breaker::now_ms;
+use crate::resilience::{Admission, CircuitBreaker, RetryBudget, RetryPolicy};
 use crate::upstream::ProviderPool;
 use indexmap::IndexMap;
 use std::sync::Arc;
@@ -42,33 +44,103 @@ pub struct ProviderRuntime {
     pub keys_configured: bool,
     pub pool: ProviderPool,
     pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub budget: RetryBudget,
+    /// One slot per usable key (index in `keys`), or one for a provider without keys.
+    pub breaker: Arc<CircuitBreaker>,
+}
+
+/// The key an attempt uses, with its circuit-breaker slot.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPick<'a> {
+    /// `None` when the provider needs no key (none configured, e.g. a local vLLM or the mock).
+    pub key: Option<&'a ApiKey>,
+    pub slot: usize,
+    /// This attempt is the half-open circuit's one probe: its outcome closes or reopens it.
+    pub probe: bool,
 }
 
 impl ProviderRuntime {
-    /// Weighted random choice among the keys allowed for `model`. `Ok(None)` when the
-    /// provider needs no key (none configured, e.g. a local vLLM or the mock).
-    pub fn pick_key(&self, model: &str) -> Result<Option<&ApiKey>, GatewayError> {
+    /// Weighted random choice among the keys allowed for `model` whose circuit is not open.
+    pub fn pick_key(&self, model: &str) -> Result<KeyPick<'_>, GatewayError> {
+        let now = now_ms();
         if !self.keys_configured {
-            return Ok(None);
+            return match self.breaker.admit(0, now) {
+                Admission::Open { retry_in } => Err(self.circuit_open(model, retry_in)),
+                a => Ok(KeyPick {
+                    key: None,
+                    slot: 0,
+                    probe: a == Admission::Probe,
+                }),
+            };
         }
-        let eligible = || self.keys.iter().filter(|k| k.allows(model));
-        let total: f64 = eligible().map(|k| k.weight).sum();
-        if total <= 0.0 {
+        if !self.keys.iter().any(|k| k.allows(model)) {
             return Err(GatewayError::NoUsableKey {
                 provider: self.name.to_string(),
                 model: model.to_string(),
             });
         }
+        let usable = |i: usize, k: &ApiKey| k.allows(model) && self.breaker.is_available(i, now);
+        let total: f64 = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| usable(*i, k))
+            .map(|(_, k)| k.weight)
+            .sum();
+        // Weighted pick first; should another worker win a half-open probe in between, the
+        // remaining usable keys are tried in order.
         let mut point = fastrand::f64() * total;
-        let mut last = None;
-        for k in eligible() {
-            if point < k.weight {
-                return Ok(Some(k));
+        let chosen = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| usable(*i, k))
+            .find(|(_, k)| {
+                let hit = point < k.weight;
+                point -= k.weight;
+                hit
+            })
+            .map(|(i, _)| i);
+        let order = chosen.into_iter().chain(0..self.keys.len());
+        let mut soonest = self.breaker.config.cooldown;
+        for i in order {
+            let k = &self.keys[i];
+            if !k.allows(model) {
+                continue;
             }
-            point -= k.weight;
-            last = Some(k);
+            match self.breaker.admit(i, now) {
+                Admission::Open { retry_in } => soonest = soonest.min(retry_in),
+                a => {
+                    return Ok(KeyPick {
+                        key: Some(k),
+                        slot: i,
+                        probe: a == Admission::Probe,
+                    });
+                }
+            }
         }
-        Ok(last)
+        Err(self.circuit_open(model, soonest))
+    }
+
+    fn circuit_open(&self, model: &str, retry_in: Duration) -> GatewayError {
+        GatewayError::CircuitOpen {
+            provider: self.name.to_string(),
+            model: model.to_string(),
+            retry_in,
+        }
+    }
+
+    /// Whether some key for `model` has a circuit a request could use now.
+    pub fn is_available(&self, model: &str) -> bool {
+        let now = now_ms();
+        if !self.keys_configured {
+            return self.breaker.is_available(0, now);
+        }
+        self.keys
+            .iter()
+            .enumerate()
+            .any(|(i, k)| k.allows(model) && self.breaker.is_available(i, now))
     }
 }
 
@@ -86,17 +158,28 @@ pub struct Alias {
 }
 
 impl Alias {
+    /// Weighted random choice among the targets whose provider has a usable circuit for
+    /// the model; when every circuit is open, among all (the attempt then fails fast with
+    /// `circuit_open` and the fallbacks serve).
     fn pick(&self) -> Option<&Target> {
-        let total: f64 = self.targets.iter().map(|t| t.weight).sum();
+        if self.targets.len() == 1 {
+            return self.targets.first();
+        }
+        let healthy = |t: &&Target| t.provider.is_available(&t.model);
+        let any_healthy = self.targets.iter().any(|t| healthy(&t));
+        let candidates = || self.targets.iter().filter(move |t| !any_healthy || healthy(t));
+        let total: f64 = candidates().map(|t| t.weight).sum();
         let mut point = fastrand::f64() * total;
-        for t in &self.targets {
+        let mut last = None;
+        for t in candidates() {
             if point < t.weight {
                 return Some(t);
             }
             point -= t.weight;
+            last = Some(t);
         }
         // Rounding can leave the point at the very end.
-        self.targets.last()
+        last
     }
 }
 

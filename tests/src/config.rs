@@ -37,8 +37,12 @@ pub fn standard_config(upstream: &MockUpstream) -> Value {
                 "stream_idle_timeout": "20s",
                 "concurrency": 64,
                 "headers": {"x-provider-header": "from-config"},
+                // One attempt per target, and no circuit opening, unless a test asks:
+                // most tests count upstream requests exactly.
+                "retries": {"max": 0},
+                "circuit_breaker": {"failures": 1000},
             },
-            "local": {"plugin": "mock"},
+            "local": {"plugin": "mock", "retries": {"max": 0}, "circuit_breaker": {"failures": 1000}},
         },
         "models": {
             "gpt": {"targets": [{"provider": "up", "model": "gpt-4o", "weight": 1}]},

@@ -3,7 +3,7 @@
 //! big enough or old enough (a per-worker ticker covers quiet periods).
 
 use super::cost_tracker::{CostTrackerHandle, UsageBatch, UsageRecord};
-use super::provider_pool::{AttemptBatch, AttemptRecord, ProviderPoolActor};
+use super::provider_pool::{AttemptBatch, AttemptRecord, CircuitReport, ProviderPoolActor};
 use actix::Addr;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +41,13 @@ pub fn record_usage(cost: &CostTrackerHandle, record: UsageRecord) {
 
 pub fn record_attempt(pool: &Addr<ProviderPoolActor>, record: AttemptRecord) {
     push(|o| o.attempts.push((pool.clone(), record)));
+}
+
+/// A circuit-breaker outcome goes out at once (see [`CircuitReport`]).
+pub fn report_circuit(pool: &Addr<ProviderPoolActor>, report: CircuitReport) {
+    if pool.try_send(report).is_err() {
+        DROPPED_BATCHES.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn push(f: impl FnOnce(&mut Outbox)) {

@@ -1,11 +1,14 @@
-//! One ProviderPool actor per provider: it owns the provider's health counters (and, with the
-//! resilience work, its circuit state) and publishes a snapshot the request path and
-//! `/health` read without a mailbox round trip.
+//! One ProviderPool actor per provider: it owns the provider's health counters and the
+//! failure windows of its circuit breakers, and publishes what the request path and
+//! `/health` read without a mailbox round trip (a stats snapshot; the breaker's atomic slots).
 
+use crate::resilience::breaker::now_ms;
+use crate::resilience::{CircuitBreaker, FailureWindow};
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The outcome of one upstream attempt.
 #[derive(Debug, Clone)]
@@ -30,10 +33,59 @@ pub struct PoolHealth {
     pub mean_latency_ms: u64,
 }
 
+/// An attempt's outcome for the circuit breaker of one key slot. Sent at once rather than
+/// batched: a circuit should open on the failure that trips it, not a batch later.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CircuitReport {
+    pub slot: usize,
+    /// The attempt was the half-open circuit's probe.
+    pub probe: bool,
+    pub ok: bool,
+}
+
 pub struct ProviderPoolActor {
     health: PoolHealth,
     latency_total: u64,
     snapshot: Arc<ArcSwap<PoolHealth>>,
+    breaker: Arc<CircuitBreaker>,
+    windows: Vec<FailureWindow>,
+    provider: Arc<str>,
+}
+
+impl Handler<CircuitReport> for ProviderPoolActor {
+    type Result = ();
+    fn handle(&mut self, r: CircuitReport, _ctx: &mut Self::Context) {
+        let Some(window) = self.windows.get_mut(r.slot) else {
+            return;
+        };
+        let cooldown_ms = self.breaker.config.cooldown.as_millis() as u64;
+        match (r.probe, r.ok) {
+            (true, true) => {
+                window.clear();
+                self.breaker.close(r.slot);
+                tracing::info!(provider = %self.provider, key_slot = r.slot, "circuit closed: the probe succeeded");
+            }
+            (true, false) => {
+                self.breaker.open(r.slot, now_ms());
+                tracing::warn!(provider = %self.provider, key_slot = r.slot, cooldown_ms, "circuit re-opened: the probe failed");
+            }
+            (false, true) => {}
+            (false, false) => {
+                // Failures of requests that started before the circuit opened change nothing.
+                if self.breaker.is_closed(r.slot) && window.record(Instant::now(), &self.breaker.config) {
+                    self.breaker.open(r.slot, now_ms());
+                    tracing::warn!(
+                        provider = %self.provider,
+                        key_slot = r.slot,
+                        failures = self.breaker.config.failures,
+                        cooldown_ms,
+                        "circuit opened"
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl Actor for ProviderPoolActor {
@@ -71,13 +123,16 @@ pub struct PoolStatsHandle {
 }
 
 impl PoolStatsHandle {
-    pub fn start(arbiter: &ArbiterHandle) -> PoolStatsHandle {
+    pub fn start(arbiter: &ArbiterHandle, provider: Arc<str>, breaker: Arc<CircuitBreaker>) -> PoolStatsHandle {
         let snapshot = Arc::new(ArcSwap::from_pointee(PoolHealth::default()));
         let shared = Arc::clone(&snapshot);
         let addr = ProviderPoolActor::start_in_arbiter(arbiter, move |_| ProviderPoolActor {
             health: PoolHealth::default(),
             latency_total: 0,
             snapshot: shared,
+            windows: (0..breaker.slot_count()).map(|_| FailureWindow::default()).collect(),
+            breaker,
+            provider,
         });
         PoolStatsHandle { addr, snapshot }
     }

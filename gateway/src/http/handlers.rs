@@ -139,6 +139,11 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         .iter()
         .map(|(name, p)| {
             let health = p.pool.stats.health();
+            let now = crate::resilience::breaker::now_ms();
+            let circuits: Vec<_> = (0..p.breaker.slot_count())
+                .map(|slot| p.breaker.state(slot, now))
+                .collect();
+            let (in_flight, retrying) = p.budget.load();
             (
                 name.clone(),
                 serde_json::json!({
@@ -148,6 +153,10 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                     "plugin_panics": p.codec.panic_count(),
                     "usable_keys": p.keys.len(),
                     "stats": &*health,
+                    // One per usable key, in config order (one for a provider without keys).
+                    "circuits": circuits,
+                    "in_flight": in_flight,
+                    "retries_in_flight": retrying,
                 }),
             )
         })

@@ -6,12 +6,15 @@ use super::extra_fields::{self, CHAT, ExtraFields};
 use super::relay::Relay;
 use super::{Answer, RequestContext};
 use crate::actors::cost_tracker::CostTrackerHandle;
+use crate::actors::outbox;
+use crate::actors::provider_pool::CircuitReport;
 use crate::error::GatewayError;
-use crate::routing::{RouteTable, Target};
+use crate::resilience::parse_retry_after;
+use crate::routing::{ApiKey, RouteTable, Target};
 use crate::upstream;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use switchyard_plugin_api::host::{CallInfo, Item, Payload};
 
 /// What every attempt of one request shares.
@@ -24,7 +27,35 @@ pub struct Shared<'a> {
     pub cost: &'a CostTrackerHandle,
 }
 
+/// One attempt, its outcome reported to the key's circuit breaker: failures that say
+/// something about the upstream's health, and the result of a half-open probe.
 pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<Answer, GatewayError> {
+    let provider = &target.provider;
+    let pick = provider.pick_key(&target.model)?;
+    let result = run_with_key(shared, target, body, pick.key).await;
+    let healthy = match &result {
+        Ok(_) => true,
+        Err(e) => !e.counts_against_circuit(),
+    };
+    if pick.probe || !healthy {
+        outbox::report_circuit(
+            &provider.pool.stats.addr,
+            CircuitReport {
+                slot: pick.slot,
+                probe: pick.probe,
+                ok: healthy,
+            },
+        );
+    }
+    result
+}
+
+async fn run_with_key(
+    shared: &Shared<'_>,
+    target: &Target,
+    body: &[u8],
+    key: Option<&ApiKey>,
+) -> Result<Answer, GatewayError> {
     let Shared {
         table,
         model_requested,
@@ -34,7 +65,6 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
         cost,
     } = *shared;
     let provider = &target.provider;
-    let key = provider.pick_key(&target.model)?;
     let ctx = StreamContext {
         provider: Arc::clone(&provider.name),
         model_requested: Arc::clone(model_requested),
@@ -100,7 +130,11 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
             .codec
             .decode_error(&info, status, &bytes)
             .map_err(|e| plugin_error(name, e, redactor))?;
-        return Err(ctx.upstream_error(err));
+        let mut err = ctx.upstream_error(err);
+        if let GatewayError::Upstream(u) = &mut err {
+            u.retry_after = parse_retry_after(&reply.headers, SystemTime::now());
+        }
+        return Err(err);
     }
 
     if stream {
@@ -169,11 +203,14 @@ fn complete_body(p: &Payload, ctx: &StreamContext) -> Vec<u8> {
     out
 }
 
-/// Provider headers a client may want back: rate-limit state.
+/// Provider headers a client may want back: rate-limit state (OpenAI's and Anthropic's).
 fn passthrough_headers(headers: &http::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     headers
         .iter()
-        .filter(|(name, _)| name.as_str().starts_with("x-ratelimit-"))
+        .filter(|(name, _)| {
+            let n = name.as_str();
+            n.starts_with("x-ratelimit-") || n.starts_with("anthropic-ratelimit-")
+        })
         .filter_map(|(name, value)| {
             let n = HeaderName::from_bytes(name.as_str().as_bytes()).ok()?;
             let v = HeaderValue::from_bytes(value.as_bytes()).ok()?;

@@ -84,6 +84,7 @@ pub fn upstream_error(provider: &str, e: PluginError, redactor: &Redactor) -> Ga
         param: e.param,
         kind: e.kind,
         retryable: e.retryable,
+        retry_after: None,
     }))
 }
 

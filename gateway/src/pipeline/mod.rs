@@ -14,6 +14,7 @@ use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::outbox;
 use crate::actors::provider_pool::AttemptRecord;
 use crate::error::GatewayError;
+use crate::resilience::FailureAction;
 use crate::routing::RouteTable;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use serde::Serialize;
@@ -67,8 +68,10 @@ impl From<GatewayError> for Failure {
     }
 }
 
-/// Answers a chat request: the primary target, then fallbacks in order while the failure is
-/// one a fallback may fix (see [`GatewayError::moves_to_fallback`]).
+/// Answers a chat request: the primary target, retried while its failures are transient
+/// (backoff, `Retry-After`, within the provider's retry budget), then the fallbacks in order,
+/// each retried the same way, for as long as the failure is one another target may fix
+/// (see [`GatewayError::on_failure`]).
 pub async fn chat(
     table: Arc<RouteTable>,
     cost: &CostTrackerHandle,
@@ -87,49 +90,69 @@ pub async fn chat(
         req,
         cost,
     };
-    for target in &plan {
+    'targets: for target in &plan {
+        let provider = &target.provider;
         let body = request.encode_for(&target.model);
-        let began = Instant::now();
-        let result = attempt::run(&shared, target, &body).await;
-        let latency_ms = began.elapsed().as_millis() as u64;
-        match result {
-            Ok(answer) => {
-                outbox::record_attempt(
-                    &target.provider.pool.stats.addr,
-                    AttemptRecord {
-                        ok: true,
-                        status: 200,
-                        latency_ms,
-                    },
-                );
-                return Ok(answer);
-            }
-            Err(error) => {
-                let status = error.status().as_u16();
-                outbox::record_attempt(
-                    &target.provider.pool.stats.addr,
-                    AttemptRecord {
-                        ok: false,
-                        status,
-                        latency_ms,
-                    },
-                );
-                tracing::warn!(request_id = %req.request_id, provider = %target.provider.name, model = %target.model, %error, "attempt failed");
-                attempts.push(AttemptSummary {
-                    provider: target.provider.name.to_string(),
-                    model: target.model.to_string(),
+        let _in_flight = provider.budget.enter();
+        let mut retry_share = None;
+        for retry in 0.. {
+            let began = Instant::now();
+            let result = attempt::run(&shared, target, &body).await;
+            drop(retry_share.take());
+            let latency_ms = began.elapsed().as_millis() as u64;
+            let error = match result {
+                Ok(answer) => {
+                    outbox::record_attempt(
+                        &provider.pool.stats.addr,
+                        AttemptRecord {
+                            ok: true,
+                            status: 200,
+                            latency_ms,
+                        },
+                    );
+                    return Ok(answer);
+                }
+                Err(error) => error,
+            };
+            let status = error.status().as_u16();
+            outbox::record_attempt(
+                &provider.pool.stats.addr,
+                AttemptRecord {
+                    ok: false,
                     status,
-                    code: error.code().map(str::to_string),
-                    message: error.client_message(),
-                });
-                let moves_on = error.moves_to_fallback();
-                if first.is_none() {
-                    first = Some((error, Arc::clone(&target.provider.name)));
-                }
-                if !moves_on {
-                    break;
-                }
+                    latency_ms,
+                },
+            );
+            tracing::warn!(request_id = %req.request_id, provider = %provider.name, model = %target.model, retry, %error, "attempt failed");
+            attempts.push(AttemptSummary {
+                provider: provider.name.to_string(),
+                model: target.model.to_string(),
+                status,
+                code: error.code().map(str::to_string),
+                message: error.client_message(),
+            });
+            let action = error.on_failure();
+            let delay = match action {
+                FailureAction::Retry => provider.retry.delay(retry, error.upstream_retry_after()),
+                _ => None,
+            };
+            if first.is_none() {
+                first = Some((error, Arc::clone(&provider.name)));
             }
+            match action {
+                FailureAction::Stop => break 'targets,
+                FailureAction::NextTarget => continue 'targets,
+                FailureAction::Retry => {}
+            }
+            let Some(delay) = delay else {
+                continue 'targets;
+            };
+            let Some(share) = provider.budget.try_retry() else {
+                tracing::warn!(request_id = %req.request_id, provider = %provider.name, "retry budget spent; moving on without retrying");
+                continue 'targets;
+            };
+            retry_share = Some(share);
+            tokio::time::sleep(delay).await;
         }
     }
     let (error, provider) = first.ok_or_else(|| {
