@@ -192,7 +192,7 @@ impl GatewayError {
                     FailureAction::Retry
                 }
                 // Other 5xx (501, 505…) and stray 1xx: this target is broken.
-                s if s >= 500 || s < 400 => FailureAction::NextTarget,
+                s if !(400..500).contains(&s) => FailureAction::NextTarget,
                 _ => FailureAction::Stop,
             },
             UpstreamTimeout { phase, .. } if *phase == "connect_timeout" => FailureAction::Retry,
