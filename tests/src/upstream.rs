@@ -8,8 +8,15 @@
 //! | model | answer |
 //! |---|---|
 //! | anything else | a `chat.completion` reflecting the request (see below) |
-//! | `fail-500`, `fail-503` | OpenAI-style `server_error` with that status |
+//! | `fail-500`, `fail-502`, `fail-503`, `fail-504` | OpenAI-style `server_error` with that status |
 //! | `fail-429` | 429 `rate_limit_exceeded` with `retry-after: 1` |
+//! | `fail-429-bare` | the same without `retry-after` |
+//! | `fail-429-date` | the same with `retry-after` as an HTTP date one to two seconds ahead |
+//! | `fail-429-long` | the same with `retry-after: 120` |
+//! | `content-filter-400` | 400 `content_filter` (Azure OpenAI's content-management refusal) |
+//! | `silent` | reads the request and never answers (holds the connection until the peer closes) |
+//! | `flaky-N-FAULT` | the first N requests for this exact model get FAULT (any fault above), later ones a normal answer |
+//! | `flappy` | 503 while [`MockUpstream::set_down`] says the upstream is down, else a normal answer |
 //! | `fail-401` | 401 `invalid_api_key` (key masked) |
 //! | `leaky-401` | 401 whose message contains the received API key verbatim |
 //! | `fail-404` | 404 `model_not_found` |
@@ -38,7 +45,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,6 +124,7 @@ struct Shared {
     /// Streams the mock could not finish writing because the other side went away.
     aborts: watch::Sender<usize>,
     ids: AtomicU64,
+    down: AtomicBool,
 }
 
 /// The mock upstream. Runs on its own tokio runtime, so tests can block or use any runtime.
@@ -147,6 +155,7 @@ impl MockUpstream {
             count,
             aborts,
             ids: AtomicU64::new(1),
+            down: AtomicBool::new(false),
         });
         let accept_shared = shared.clone();
         runtime.spawn(async move {
@@ -186,6 +195,11 @@ impl MockUpstream {
     /// The requests whose body asked for `model`.
     pub fn requests_for(&self, model: &str) -> Vec<RecordedRequest> {
         self.requests().into_iter().filter(|r| r.model() == model).collect()
+    }
+
+    /// Takes the `flappy` model down (503) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
     }
 
     /// The most recent request; panics if none arrived.
@@ -453,7 +467,26 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
     let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
     let id = shared.ids.fetch_add(1, Ordering::Relaxed);
 
-    match model.as_str() {
+    // The fault to play: the model's own, or a scripted one for `flaky-N-…` and `flappy`.
+    let fault = if let Some((n, fault)) = flaky(&model) {
+        let seen = shared
+            .requests
+            .lock()
+            .map(|all| all.iter().filter(|r| r.model() == model).count())
+            .unwrap_or(0);
+        if seen <= n { fault.to_owned() } else { "ok".to_owned() }
+    } else if model == "flappy" {
+        if shared.down.load(Ordering::SeqCst) {
+            "fail-503"
+        } else {
+            "ok"
+        }
+        .to_owned()
+    } else {
+        model.clone()
+    };
+
+    match fault.as_str() {
         "fail-500" => {
             let body = error_body(
                 "The server had an error while processing your request. Sorry about that!",
@@ -472,17 +505,47 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             );
             write_json(sock, 503, &[], &body).await
         }
-        "fail-429" => {
+        "fail-502" | "fail-504" => {
+            let status = if fault == "fail-502" { 502 } else { 504 };
+            let body = error_body("Bad gateway.", "server_error", None, None);
+            write_json(sock, status, &[], &body).await
+        }
+        "fail-429" | "fail-429-bare" | "fail-429-date" | "fail-429-long" => {
             let body = error_body(
                 "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1.",
                 "requests",
                 None,
                 Some("rate_limit_exceeded"),
             );
-            let mut headers = vec![("retry-after", "1".to_owned())];
+            let mut headers = match fault.as_str() {
+                "fail-429" => vec![("retry-after", "1".to_owned())],
+                "fail-429-long" => vec![("retry-after", "120".to_owned())],
+                "fail-429-date" => {
+                    // HTTP dates have whole seconds: two seconds ahead is at least one second away.
+                    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+                    vec![("retry-after", httpdate::fmt_http_date(at))]
+                }
+                _ => Vec::new(),
+            };
             headers.push(("x-ratelimit-limit-requests", "3".to_owned()));
             headers.push(("x-ratelimit-remaining-requests", "0".to_owned()));
             write_json(sock, 429, &headers, &body).await
+        }
+        "content-filter-400" => {
+            let body = error_body(
+                "The response was filtered due to the prompt triggering Azure OpenAI's content management \
+                 policy. Please modify your prompt and retry.",
+                "invalid_request_error",
+                Some("prompt"),
+                Some("content_filter"),
+            );
+            write_json(sock, 400, &[], &body).await
+        }
+        "silent" => {
+            // Never answer; hold the connection until the gateway gives up and closes it.
+            let mut sink = [0u8; 1024];
+            while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+            false
         }
         "fail-401" => {
             let body = error_body(
@@ -597,6 +660,12 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             answer(sock, shared, &request, &model, id, stream, StreamMode::Normal).await
         }
     }
+}
+
+/// `flaky-N-FAULT` → (N, FAULT).
+fn flaky(model: &str) -> Option<(usize, &str)> {
+    let (n, fault) = model.strip_prefix("flaky-")?.split_once('-')?;
+    Some((n.parse().ok()?, fault))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
