@@ -520,3 +520,31 @@ fn the_openai_python_sdk_sees_each_fault_handled() {
     assert_eq!(up.requests_for("silent").len(), 1);
     assert_eq!(up.requests_for("stream-cut").len(), 1);
 }
+
+#[tokio::test]
+async fn the_retry_budget_keeps_a_failing_provider_from_multiplying_its_load() {
+    let up = MockUpstream::start();
+    let mut cfg = config(&up);
+    // Five retries each, a fixed 300 ms apart: unbudgeted, 10 requests would make 60 attempts.
+    cfg["providers"]["up"]["retries"] = json!({"max": 5, "backoff": "300ms", "max_backoff": "300ms"});
+    let gw = Gateway::start_cfg(&cfg);
+    let body = chat_body("up/fail-503", "pile on");
+    let replies = futures_util::future::join_all((0..10).map(|_| gw.chat(&body))).await;
+    let mut per_request = Vec::new();
+    for reply in &replies {
+        reply.assert_error(502, "upstream_error");
+        per_request.push(attempts(&reply.json()).len());
+    }
+    let total = up.requests_for("fail-503").len();
+    assert_eq!(total, per_request.iter().sum::<usize>(), "{per_request:?}");
+    // At most 3 + 20% of 10 retries run at once, and a request denied a retry stops retrying.
+    assert!(
+        total <= 40,
+        "{total} upstream attempts for 10 requests: {per_request:?}"
+    );
+    assert!(
+        per_request.iter().filter(|n| **n < 6).count() >= 5,
+        "most requests were denied some retries: {per_request:?}"
+    );
+    gw.assert_serving().await;
+}
