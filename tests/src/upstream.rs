@@ -27,6 +27,7 @@
 //! | `reset` | resets the connection without a response |
 //! | `stream-cut` | streams 3 chunks, pauses [`CUT_PAUSE`], drops the connection mid-event (non-stream: truncated JSON) |
 //! | `stream-no-done` | a stream that ends cleanly without `data: [DONE]` |
+//! | `late-first-token` | a stream whose headers come at once, then only keep-alive comments for [`SLOW_DELAY`] before the first chunk |
 //! | `idle-stream` | a stream that goes silent for [`SLOW_DELAY`] after its first chunks |
 //! | `drip-stream` | a stream of [`DRIP_CHUNKS`] chunks, [`DRIP_INTERVAL`] apart |
 //! | `drip-stream-long` | the same with [`DRIP_CHUNKS_LONG`] chunks |
@@ -627,6 +628,7 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         }
         "stream-no-done" => answer(sock, shared, &request, &model, id, stream, StreamMode::NoDone).await,
         "idle-stream" => answer(sock, shared, &request, &model, id, stream, StreamMode::Idle).await,
+        "late-first-token" => answer(sock, shared, &request, &model, id, stream, StreamMode::LateFirstToken).await,
         "drip-stream" => {
             answer(
                 sock,
@@ -674,6 +676,7 @@ enum StreamMode {
     Cut,
     NoDone,
     Idle,
+    LateFirstToken,
     Drip(usize),
     Malformed,
     ErrorFirst,
@@ -1078,6 +1081,19 @@ async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u6
                 "type": "server_error", "param": null, "code": null}});
             let bytes = format!("data: {event}\n\n");
             write_fragments(sock, bytes.as_bytes()).await && write_chunk_end(sock).await
+        }
+        StreamMode::LateFirstToken => {
+            // Headers at once, then only SSE keep-alive comments for SLOW_DELAY: alive, but
+            // no token. Comments must not count as progress.
+            let deadline = tokio::time::Instant::now() + SLOW_DELAY;
+            while tokio::time::Instant::now() < deadline {
+                if !write_chunk(sock, b": keep-alive\n\n").await {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let bytes = sse_bytes(&chunks, true);
+            write_fragments(sock, &bytes).await && write_chunk_end(sock).await
         }
         StreamMode::Idle => {
             let split = 2.min(chunks.len());

@@ -250,6 +250,36 @@ async fn a_slow_first_byte_on_a_stream_falls_back() {
 }
 
 #[tokio::test]
+async fn no_first_token_within_first_token_timeout_falls_back_at_once() {
+    let up = MockUpstream::start();
+    let mut cfg = config(&up);
+    cfg["providers"]["up"]["first_token_timeout"] = json!("1s");
+    let gw = Gateway::start_cfg(&cfg);
+    let began = Instant::now();
+    let sse = gw
+        .stream(&with_fallback(stream_body("up/late-first-token", "say something")))
+        .await;
+    sse.assert_complete();
+    assert_eq!(sse.chunks()[0]["extra_fields"]["provider"], "backup", "{}", sse.dump());
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "keep-alive comments are not tokens: {:?}",
+        began.elapsed()
+    );
+    assert_eq!(
+        up.requests_for("late-first-token").len(),
+        1,
+        "not retried on the same target"
+    );
+    let reply = gw
+        .post_json("/v1/chat/completions", &stream_body("up/late-first-token", "alone"))
+        .await;
+    reply.assert_error(504, "upstream_timeout");
+    assert_eq!(up.requests_for("late-first-token").len(), 2);
+    gw.assert_serving().await;
+}
+
+#[tokio::test]
 async fn a_stream_that_fails_before_its_first_byte_is_retried() {
     let up = MockUpstream::start();
     let gw = Gateway::start_cfg(&config(&up));
