@@ -16,6 +16,7 @@
 //! | `content-filter-400` | 400 `content_filter` (Azure OpenAI's content-management refusal) |
 //! | `silent` | reads the request and never answers (holds the connection until the peer closes) |
 //! | `flaky-N-FAULT` | the first N requests for this exact model get FAULT (any fault above), later ones a normal answer |
+//! | (any, with a key containing `RATELIMITED`) | 429 `insufficient_quota` |
 //! | `flappy` | 503 while [`MockUpstream::set_down`] says the upstream is down, else a normal answer |
 //! | `fail-401` | 401 `invalid_api_key` (key masked) |
 //! | `leaky-401` | 401 whose message contains the received API key verbatim |
@@ -451,6 +452,16 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         );
         return write_json(sock, 401, &[], &body).await;
     };
+    if key.contains("RATELIMITED") {
+        // A key whose quota is spent, whatever the model.
+        let body = error_body(
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            None,
+            Some("insufficient_quota"),
+        );
+        return write_json(sock, 429, &[], &body).await;
+    }
     let Ok(request) = serde_json::from_slice::<Value>(&req.body) else {
         let body = error_body(
             "We could not parse the JSON body of your request.",

@@ -507,6 +507,39 @@ async fn weighted_targets_skip_a_target_whose_circuit_is_open() {
 }
 
 #[tokio::test]
+async fn keys_are_weighted_and_a_failing_key_is_skipped_once_its_circuit_opens() {
+    let up = MockUpstream::start();
+    let mut cfg = config(&up);
+    let spent = "sk-e2e-RATELIMITED-key-5b4a39281706";
+    let heavy = "sk-e2e-HEAVY-key-0a1b2c3d4e5f6071";
+    let light = "sk-e2e-LIGHT-key-8192a3b4c5d6e7f8";
+    cfg["providers"]["up"]["keys"] = json!([
+        {"value": heavy, "weight": 3.0},
+        {"value": light, "weight": 1.0},
+        {"value": spent, "weight": 4.0},
+    ]);
+    cfg["providers"]["up"]["circuit_breaker"] = json!({"failures": 1, "window": "30s", "cooldown": "30s"});
+    let gw = Gateway::start_cfg(&cfg);
+    for _ in 0..200 {
+        gw.chat(&chat_body("up/gpt-4o", "which key?")).await.assert_status(200);
+    }
+    let used = |key: &str| {
+        up.requests()
+            .iter()
+            .filter(|r| r.header("authorization") == Some(format!("Bearer {key}").as_str()))
+            .count()
+    };
+    let (h, l, s) = (used(heavy), used(light), used(spent));
+    assert!(s <= 2, "the spent key's circuit opens on its first 429: used {s} times");
+    assert_eq!(h + l, 200, "every request was answered by a working key");
+    // 3:1 → 150 expected; ±6σ.
+    assert!((113..=187).contains(&h), "heavy {h}, light {l}");
+    let health = circuits(&gw, "up").await;
+    assert_eq!(health, json!(["closed", "closed", "open"]));
+    gw.assert_serving().await;
+}
+
+#[tokio::test]
 async fn weighted_targets_share_traffic_by_weight() {
     let up = MockUpstream::start();
     let mut cfg = config(&up);
