@@ -57,11 +57,11 @@ pub fn connector(
         .https_or_http()
         .enable_http1()
         .wrap_connector(tcp.clone());
-    let proxy = ProxyConnector {
+    let proxy = ProxyConnector(Arc::new(ProxyParts {
         direct: tcp,
         to_proxy,
         proxies,
-    };
+    }));
     Ok(HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -106,8 +106,13 @@ fn tls_config(roots: Arc<RootCertStore>) -> Result<ClientConfig, TlsSetupError> 
 
 /// Opens the byte stream a request travels on: straight to the upstream, or through the proxy
 /// the environment names for the URL's scheme (unless `NO_PROXY` exempts the host).
+///
+/// One `Arc`: hyper-util clones the connector for every request, even one that is served
+/// from the pool, and the parts hold several `Arc`s of their own.
 #[derive(Clone)]
-pub struct ProxyConnector {
+pub struct ProxyConnector(Arc<ProxyParts>);
+
+struct ProxyParts {
     direct: HttpConnector,
     to_proxy: HttpsConnector<HttpConnector>,
     proxies: Arc<Matcher>,
@@ -127,8 +132,10 @@ impl Service<http::Uri> for ProxyConnector {
     }
 
     fn call(&mut self, dst: http::Uri) -> Connecting {
-        let Some(proxy) = self.proxies.intercept(&dst) else {
-            let connecting = self.direct.call(dst);
+        // The clones below happen only when a new connection is opened.
+        let parts = &*self.0;
+        let Some(proxy) = parts.proxies.intercept(&dst) else {
+            let connecting = parts.direct.clone().call(dst);
             return Box::pin(async move {
                 Ok(ProxyStream {
                     io: MaybeHttpsStream::Http(connecting.await?),
@@ -139,7 +146,7 @@ impl Service<http::Uri> for ProxyConnector {
         if dst.scheme() == Some(&http::uri::Scheme::HTTPS) {
             // A CONNECT tunnel: the proxy relays bytes, TLS runs end to end with the upstream
             // (the layer above), so the proxy sees neither the request nor the key.
-            let mut tunnel = Tunnel::new(proxy.uri().clone(), self.to_proxy.clone());
+            let mut tunnel = Tunnel::new(proxy.uri().clone(), parts.to_proxy.clone());
             if let Some(auth) = proxy.basic_auth() {
                 tunnel = tunnel.with_auth(auth.clone());
             }
@@ -153,7 +160,7 @@ impl Service<http::Uri> for ProxyConnector {
         } else {
             // Plain http through a proxy: connect to the proxy and mark the connection proxied,
             // so hyper writes the request line in absolute form (`POST http://host/path`).
-            let connecting = self.to_proxy.call(proxy.uri().clone());
+            let connecting = parts.to_proxy.clone().call(proxy.uri().clone());
             Box::pin(async move {
                 Ok(ProxyStream {
                     io: connecting.await?,
