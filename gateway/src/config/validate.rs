@@ -57,6 +57,15 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
                     Some("e.g. https://api.openai.com/v1".into()),
                 ));
             }
+            // The HTTP client takes URLs as they are written; what `url` would have normalised
+            // (spaces, non-ASCII host names) must be caught here, not on every request.
+            if url.parse::<http::Uri>().is_err() {
+                return Err(issue(
+                    &at("base_url"),
+                    format!("`{url}` contains characters a URL cannot carry as they are"),
+                    Some("percent-encode them; write a non-ASCII host name in its xn-- form".into()),
+                ));
+            }
         }
         if p.concurrency == 0 {
             return Err(issue(&at("concurrency"), "must be at least 1".into(), None));

@@ -1,6 +1,15 @@
+use super::connect::{self, TlsSetupError, UpstreamConnector};
 use crate::actors::provider_pool::PoolStatsHandle;
 use crate::error::GatewayError;
+use bytes::Bytes;
+use http::Uri;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::uri::Scheme;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::RootCertStore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -9,38 +18,92 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// before it is refused with 503 (a bounded queue, never unbounded memory).
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
+/// One provider's HTTP client: hyper-util's pooled client over [`UpstreamConnector`], plus
+/// what the request path needs to know about how it connects.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    pub(super) http: Client<UpstreamConnector, Full<Bytes>>,
+    /// Which URLs go through a proxy (read from the environment when the client was built).
+    proxies: Arc<Matcher>,
+    /// For the message of a connect timeout.
+    pub(super) connect_timeout: Duration,
+}
+
 /// What the request path needs of a provider's pool, shared without a mailbox.
 #[derive(Clone)]
 pub struct ProviderPool {
-    pub client: reqwest::Client,
+    pub client: UpstreamClient,
     limit: Arc<Semaphore>,
     /// Extra headers from `providers.NAME.headers`, parsed once.
     pub headers: HeaderMap,
     pub stats: PoolStatsHandle,
-    /// The last upstream URL and its parsed form. A codec builds the same URL for almost
-    /// every request; parsing it each time (IDNA, host, path) cost a few µs per request.
-    last_url: Arc<arc_swap::ArcSwapOption<(String, reqwest::Url)>>,
+    /// The last upstream URL and what was derived from it. A codec builds the same URL for
+    /// almost every request; parsing it each time cost about a microsecond per request.
+    last_target: Arc<arc_swap::ArcSwapOption<(String, Target)>>,
+}
+
+/// An upstream URL parsed for sending.
+#[derive(Clone)]
+pub(super) struct Target {
+    pub uri: Uri,
+    /// The Host header for `uri`, built once rather than formatted by hyper-util per request.
+    pub host: HeaderValue,
+    /// `Proxy-Authorization` for a plain-http URL that goes through a proxy with credentials
+    /// (with https the credentials go on the CONNECT instead).
+    pub proxy_auth: Option<HeaderValue>,
+}
+
+/// Why an upstream URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BadUrl {
+    #[error("{0}")]
+    Parse(#[from] http::uri::InvalidUri),
+    #[error("the URL must start with http:// or https:// and name a host")]
+    NotHttp,
 }
 
 impl ProviderPool {
-    pub fn new(client: reqwest::Client, concurrency: u32, headers: HeaderMap, stats: PoolStatsHandle) -> ProviderPool {
+    pub fn new(client: UpstreamClient, concurrency: u32, headers: HeaderMap, stats: PoolStatsHandle) -> ProviderPool {
         ProviderPool {
             client,
             limit: Arc::new(Semaphore::new(concurrency as usize)),
             headers,
             stats,
-            last_url: Arc::new(arc_swap::ArcSwapOption::empty()),
+            last_target: Arc::new(arc_swap::ArcSwapOption::empty()),
         }
     }
 
     /// The parsed form of `url`, from the one-entry cache when it is the last one seen.
-    pub fn parse_url(&self, url: &str) -> Result<reqwest::Url, url::ParseError> {
-        if let Some(hit) = self.last_url.load().as_ref().filter(|c| c.0 == url) {
+    pub(super) fn target(&self, url: &str) -> Result<Target, BadUrl> {
+        if let Some(hit) = self.last_target.load().as_ref().filter(|c| c.0 == url) {
             return Ok(hit.1.clone());
         }
-        let parsed = reqwest::Url::parse(url)?;
-        self.last_url.store(Some(Arc::new((url.to_string(), parsed.clone()))));
-        Ok(parsed)
+        let uri: Uri = url.parse()?;
+        // hyper needs the absolute form; anything else would fail later with a vaguer message.
+        let is_http = uri.scheme() == Some(&Scheme::HTTP);
+        let host = match uri.host() {
+            Some(h) if !h.is_empty() && (is_http || uri.scheme() == Some(&Scheme::HTTPS)) => h,
+            _ => return Err(BadUrl::NotHttp),
+        };
+        // As hyper-util writes it: the port only when it is not the scheme's default.
+        let default_port = if is_http { 80 } else { 443 };
+        let host = match uri.port_u16() {
+            Some(port) if port != default_port => HeaderValue::from_str(&format!("{host}:{port}")),
+            _ => HeaderValue::from_str(host),
+        }
+        .map_err(|_| BadUrl::NotHttp)?;
+        let proxy_auth = if is_http {
+            self.client
+                .proxies
+                .intercept(&uri)
+                .and_then(|p| p.basic_auth().cloned())
+        } else {
+            None
+        };
+        let target = Target { uri, host, proxy_auth };
+        self.last_target
+            .store(Some(Arc::new((url.to_string(), target.clone()))));
+        Ok(target)
     }
 
     /// A slot under the concurrency limit, held until the attempt (or stream) ends.
@@ -58,17 +121,33 @@ impl ProviderPool {
     }
 }
 
-/// One HTTP client per provider: pooled keep-alive connections, connect timeout, system
-/// proxy settings (`HTTPS_PROXY`), certificates checked against the system roots.
-pub fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
+/// One HTTP client per provider: pooled keep-alive connections (idle ones closed after 90 s),
+/// connect timeout, system proxy settings (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`),
+/// certificates checked against the system roots. HTTP/1.1 only. Redirects are never followed
+/// (hyper has no such feature): a redirect to another host would carry the provider's key (in
+/// whatever header its plugin uses) there, so a 3xx reaches the codec as an upstream failure.
+pub fn build_client(connect_timeout: Duration) -> Result<UpstreamClient, TlsSetupError> {
+    build_client_with(connect_timeout, Matcher::from_env(), connect::system_roots())
+}
+
+/// [`build_client`] with the proxy rules and trusted roots given (tests use their own).
+pub(super) fn build_client_with(
+    connect_timeout: Duration,
+    proxies: Matcher,
+    roots: Arc<RootCertStore>,
+) -> Result<UpstreamClient, TlsSetupError> {
+    let proxies = Arc::new(proxies);
+    let connector = connect::connector(connect_timeout, Arc::clone(&proxies), roots)?;
+    let http = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        // Never follow redirects: a redirect to another host would carry the provider's key
-        // (in whatever header its plugin uses) there. A 3xx is an upstream failure.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+        // Without a timer the idle timeout above is never enforced.
+        .pool_timer(TokioTimer::new())
+        .build(connector);
+    Ok(UpstreamClient {
+        http,
+        proxies,
+        connect_timeout,
+    })
 }
 
 /// Parses configured extra headers (validated at load).

@@ -1,7 +1,10 @@
 use crate::error::GatewayError;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{ACCEPT, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
 use std::pin::Pin;
 use std::time::Duration;
 use switchyard_plugin_api::host::HttpRequestParts;
@@ -14,8 +17,11 @@ pub struct UpstreamReply {
 }
 
 /// The body of an upstream response, read either whole or as a stream of byte chunks.
+/// Dropping it before the end closes the upstream connection (hyper never returns a
+/// connection with an unread body to the pool), which is how a client that goes away cancels
+/// the upstream request.
 pub struct UpstreamBody {
-    response: reqwest::Response,
+    body: Incoming,
 }
 
 /// A failure while reading an upstream body, described without the URL.
@@ -31,10 +37,11 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>>>>;
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
 impl UpstreamBody {
+    /// The data frames as they arrive; trailers (which no provider sends) are skipped.
     pub fn into_stream(self) -> ByteStream {
         Box::pin(
-            self.response
-                .bytes_stream()
+            self.body
+                .into_data_stream()
                 .map(|r| r.map_err(|e| BodyError(error_chain(&e)))),
         )
     }
@@ -45,17 +52,21 @@ impl UpstreamBody {
             provider: provider.to_string(),
             reason: format!("the response body is larger than {MAX_UPSTREAM_BODY} bytes"),
         };
-        if self
-            .response
-            .content_length()
-            .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)
-        {
+        // With a Content-Length the lower bound is the exact size: refuse before reading.
+        if self.body.size_hint().lower() > MAX_UPSTREAM_BODY as u64 {
             return Err(too_large());
         }
         let read_all = async {
             let mut parts: Vec<Bytes> = Vec::new();
             let mut total = 0;
-            while let Some(chunk) = self.response.chunk().await.map_err(|e| transport_error(provider, &e))? {
+            while let Some(frame) = self.body.frame().await {
+                let frame = frame.map_err(|e| GatewayError::UpstreamUnreachable {
+                    provider: provider.to_string(),
+                    reason: error_chain(&e),
+                })?;
+                let Ok(chunk) = frame.into_data() else {
+                    continue; // trailers
+                };
                 total += chunk.len();
                 if total > MAX_UPSTREAM_BODY {
                     return Err(too_large());
@@ -93,13 +104,14 @@ pub async fn send(
         provider: provider.to_string(),
         reason,
     };
-    let method = reqwest::Method::from_bytes(parts.method.as_bytes())
+    let method = Method::from_bytes(parts.method.as_bytes())
         .map_err(|_| fault(format!("invalid HTTP method `{}`", parts.method)))?;
-    let url = pool
-        .parse_url(&parts.url)
+    let target = pool
+        .target(&parts.url)
         .map_err(|e| fault(format!("invalid upstream URL: {e}")))?;
     let configured = &pool.headers;
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + configured.len() + forwarded.len());
+    // +3: host, accept and, through an http proxy, proxy-authorization.
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + configured.len() + forwarded.len() + 3);
     for (k, v) in &parts.headers {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| fault(format!("invalid header name `{k}`")))?;
         let value = HeaderValue::from_str(v).map_err(|_| fault(format!("invalid value for header `{k}`")))?;
@@ -113,59 +125,84 @@ pub async fn send(
     for (k, v) in forwarded {
         headers.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    let request = pool.client.request(method, url).headers(headers).body(parts.body);
-    match tokio::time::timeout(first_byte, request.send()).await {
+    // What reqwest sent by default; some servers answer differently without an Accept.
+    headers.entry(ACCEPT).or_insert_with(|| HeaderValue::from_static("*/*"));
+    if let Some(auth) = target.proxy_auth {
+        headers.insert(PROXY_AUTHORIZATION, auth);
+    }
+    // A Host set by the codec or the operator is kept, as hyper-util would; otherwise the
+    // URI's, pre-built. Content-Length comes from the body's exact size.
+    headers.entry(HOST).or_insert(target.host);
+    let mut request = Request::new(Full::new(Bytes::from(parts.body)));
+    *request.method_mut() = method;
+    *request.uri_mut() = target.uri;
+    *request.headers_mut() = headers;
+    match tokio::time::timeout(first_byte, pool.client.http.request(request)).await {
         Err(_) => Err(GatewayError::UpstreamTimeout {
             provider: provider.to_string(),
             phase: "first_byte_timeout",
             secs: first_byte.as_secs_f64(),
         }),
-        Ok(Err(e)) => Err(transport_error(provider, &e)),
-        Ok(Ok(mut response)) => Ok(UpstreamReply {
-            status: response.status().as_u16(),
-            headers: std::mem::take(response.headers_mut()),
-            body: UpstreamBody { response },
-        }),
+        Ok(Err(e)) => Err(send_error(provider, &e, pool.client.connect_timeout)),
+        Ok(Ok(response)) => {
+            let (head, body) = response.into_parts();
+            Ok(UpstreamReply {
+                status: head.status.as_u16(),
+                headers: head.headers,
+                body: UpstreamBody { body },
+            })
+        }
     }
 }
 
-/// A transport failure, described without the URL (it may carry credentials for some
-/// providers) but with the underlying cause.
-fn transport_error(provider: &str, e: &reqwest::Error) -> GatewayError {
-    let reason = error_chain(e);
-    if e.is_timeout() {
-        let phase = if e.is_connect() { "connect_timeout" } else { "timeout" };
+/// A failure to send or to get response headers, described without the URL (it may carry
+/// credentials for some providers) but with the underlying cause.
+fn send_error(provider: &str, e: &hyper_util::client::legacy::Error, connect_timeout: Duration) -> GatewayError {
+    if e.is_connect() && caused_by_timeout(e) {
         return GatewayError::UpstreamTimeout {
             provider: provider.to_string(),
-            phase,
-            secs: 0.0,
+            phase: "connect_timeout",
+            secs: connect_timeout.as_secs_f64(),
         };
     }
+    // The client error's own text is only its kind ("client error (Connect)"); the causes say
+    // what happened.
+    let reason = match std::error::Error::source(e) {
+        Some(cause) => error_chain(cause),
+        None => e.to_string(),
+    };
     GatewayError::UpstreamUnreachable {
         provider: provider.to_string(),
         reason,
     }
 }
 
-/// The causes of a transport error, without reqwest's URL prefix.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut reason = String::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+/// Whether an I/O timeout is among the causes (hyper-util's connect timeout surfaces as one).
+pub(super) fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
     while let Some(s) = source {
-        if !reason.is_empty() {
-            reason.push_str(": ");
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
         }
-        reason.push_str(&s.to_string());
         source = s.source();
     }
-    if reason.is_empty() {
-        // reqwest's own text starts with the URL; keep it out of client-facing messages.
-        reason = if e.is_body() {
-            "error reading the body"
-        } else {
-            "the request failed"
+    false
+}
+
+/// An error and its causes, joined with ": ", skipping a cause whose text its parent already
+/// shows. None of hyper's, hyper-util's or rustls's messages include the URL.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut reason = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !reason.ends_with(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
         }
-        .to_string();
+        source = s.source();
     }
     reason
 }
