@@ -611,3 +611,42 @@ async fn the_retry_budget_keeps_a_failing_provider_from_multiplying_its_load() {
     );
     gw.assert_serving().await;
 }
+
+#[tokio::test]
+async fn a_provider_at_its_concurrency_limit_queues_briefly_then_refuses_quickly() {
+    let up = MockUpstream::start();
+    let mut cfg = config(&up);
+    // One in flight and a queue of one: the third concurrent request is refused at once.
+    cfg["providers"]["up"]["concurrency"] = json!(1);
+    let gw = Gateway::start_cfg(&cfg);
+    let body = chat_body("up/delay-700", "one at a time");
+    let began = Instant::now();
+    let sends = (0..3).map(|i| {
+        let body = &body;
+        let gw = &gw;
+        async move {
+            // Staggered so the first surely holds the slot and the second surely waits.
+            tokio::time::sleep(Duration::from_millis(150 * i)).await;
+            let reply = gw.chat(body).await;
+            (reply, began.elapsed())
+        }
+    });
+    let replies = futures_util::future::join_all(sends).await;
+    let (first, second, third) = (&replies[0], &replies[1], &replies[2]);
+    first.0.assert_status(200);
+    second.0.assert_status(200);
+    assert!(
+        second.1 >= Duration::from_millis(1350),
+        "the queued one waited its turn: {:?}",
+        second.1
+    );
+    third.0.assert_error(503, "provider_busy");
+    assert_eq!(third.0.header("retry-after").as_deref(), Some("1"));
+    assert!(
+        third.1 < Duration::from_millis(650),
+        "refused without waiting: {:?}",
+        third.1
+    );
+    assert_eq!(up.requests_for("delay-700").len(), 2);
+    gw.assert_serving().await;
+}

@@ -11,11 +11,12 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a request may wait for a free slot under the provider's concurrency limit
-/// before it is refused with 503 (a bounded queue, never unbounded memory).
+/// before it is refused with 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 /// One provider's HTTP client: hyper-util's pooled client over [`UpstreamConnector`], plus
@@ -34,6 +35,10 @@ pub struct UpstreamClient {
 pub struct ProviderPool {
     pub client: UpstreamClient,
     limit: Arc<Semaphore>,
+    /// Requests waiting for a slot. The queue holds at most `concurrency` of them: each holds
+    /// its request body, so an unbounded queue would be unbounded memory.
+    waiting: Arc<AtomicUsize>,
+    queue_limit: usize,
     /// Extra headers from `providers.NAME.headers`, parsed once.
     pub headers: HeaderMap,
     pub stats: PoolStatsHandle,
@@ -67,6 +72,8 @@ impl ProviderPool {
         ProviderPool {
             client,
             limit: Arc::new(Semaphore::new(concurrency as usize)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            queue_limit: concurrency as usize,
             headers,
             stats,
             last_target: Arc::new(arc_swap::ArcSwapOption::empty()),
@@ -114,7 +121,21 @@ impl ProviderPool {
         if let Ok(p) = Arc::clone(&self.limit).try_acquire_owned() {
             return Ok(p);
         }
-        match tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.limit).acquire_owned()).await {
+        // Counted out again on drop, also when the client goes away while waiting.
+        struct InQueue<'a>(&'a AtomicUsize);
+        impl Drop for InQueue<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let queued = InQueue(&self.waiting);
+        // Queue full: refuse at once rather than wait.
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue_limit {
+            return Err(busy());
+        }
+        let waited = tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.limit).acquire_owned()).await;
+        drop(queued);
+        match waited {
             Ok(Ok(p)) => Ok(p),
             _ => Err(busy()),
         }
