@@ -12,8 +12,6 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A plain HTTP/1.1 client for loopback (no proxy from the environment).
 pub fn http() -> reqwest::Client {
-    // Already installed is fine: this only has to happen once per process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(CLIENT_TIMEOUT)
