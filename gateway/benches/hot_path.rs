@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard::actors::provider_pool::PoolStatsHandle;
 use switchyard::pipeline::ChatRequest;
-use switchyard::pipeline::extra_fields::{self, CHAT_STREAM, ExtraFields};
+use switchyard::pipeline::extra_fields::StreamExtraFields;
 use switchyard::redact::Redactor;
 use switchyard::resilience::breaker::BreakerConfig;
 use switchyard::resilience::{CircuitBreaker, RetryBudget, RetryPolicy};
@@ -156,18 +156,11 @@ fn openai_stream_decode_per_event(b: divan::Bencher) {
 #[divan::bench]
 fn sse_frame_with_extra_fields(b: divan::Bencher) {
     let mut out = Vec::with_capacity(1024);
+    let extra = StreamExtraFields::new("up", "bench", "gpt-4o-mini");
     b.bench_local(|| {
         out.clear();
-        let extra = ExtraFields {
-            request_type: CHAT_STREAM,
-            provider: "up",
-            model_requested: "bench",
-            model_deployment: "gpt-4o-mini",
-            latency: 1,
-            chunk_index: 7,
-        };
         out.extend_from_slice(b"data: ");
-        extra_fields::append_to(&mut out, black_box(CHUNK), &extra);
+        extra.append_to(&mut out, black_box(CHUNK), 1, 7);
         out.extend_from_slice(b"\n\n");
         black_box(out.len())
     });

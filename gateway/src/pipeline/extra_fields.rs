@@ -21,6 +21,57 @@ pub const CHAT_STREAM: &str = "chat_completion_stream";
 /// Writes `json` with `"extra_fields": {...}` added as its last member into `out`.
 /// Returns false (and writes `json` unchanged) when `json` is not an object.
 pub fn append_to(out: &mut Vec<u8>, json: &[u8], extra: &ExtraFields<'_>) -> bool {
+    // Serialising a struct of strings and integers into a Vec cannot fail.
+    splice(out, json, |out| {
+        let _ = serde_json::to_writer(&mut *out, extra);
+    })
+}
+
+/// A stream's `extra_fields`, of which only `latency` and `chunk_index` change from chunk to
+/// chunk: the rest is serialised (escaped) once per stream instead of once per chunk.
+pub struct StreamExtraFields {
+    /// `{"request_type":…,"provider":…,"model_requested":…,"model_deployment":…,"latency":`
+    head: Vec<u8>,
+}
+
+impl StreamExtraFields {
+    pub fn new(provider: &str, model_requested: &str, model_deployment: &str) -> StreamExtraFields {
+        let full = ExtraFields {
+            request_type: CHAT_STREAM,
+            provider,
+            model_requested,
+            model_deployment,
+            latency: 0,
+            chunk_index: 0,
+        };
+        let mut head = serde_json::to_vec(&full).unwrap_or_default();
+        // Cut at the first varying member; the serialiser writes members in declaration order.
+        let cut = head
+            .windows(LATENCY_KEY.len())
+            .rposition(|w| w == LATENCY_KEY)
+            .map_or(head.len(), |p| p + LATENCY_KEY.len());
+        head.truncate(cut);
+        StreamExtraFields { head }
+    }
+
+    /// [`append_to`] for one chunk of this stream.
+    pub fn append_to(&self, out: &mut Vec<u8>, json: &[u8], latency: u64, chunk_index: u64) -> bool {
+        splice(out, json, |out| {
+            let mut n = itoa::Buffer::new();
+            out.extend_from_slice(&self.head);
+            out.extend_from_slice(n.format(latency).as_bytes());
+            out.extend_from_slice(b",\"chunk_index\":");
+            out.extend_from_slice(n.format(chunk_index).as_bytes());
+            out.push(b'}');
+        })
+    }
+}
+
+const LATENCY_KEY: &[u8] = b"\"latency\":";
+
+/// Writes `json` into `out` with `"extra_fields":` and what `write_extra` writes added as its
+/// last member.
+fn splice(out: &mut Vec<u8>, json: &[u8], write_extra: impl FnOnce(&mut Vec<u8>)) -> bool {
     let trimmed_end = json.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
     let body = &json[..trimmed_end];
     let Some(inner) = body.strip_suffix(b"}") else {
@@ -40,8 +91,7 @@ pub fn append_to(out: &mut Vec<u8>, json: &[u8], extra: &ExtraFields<'_>) -> boo
         out.push(b',');
     }
     out.extend_from_slice(b"\"extra_fields\":");
-    // Serialising a struct of strings and integers into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, extra);
+    write_extra(out);
     out.push(b'}');
     true
 }
@@ -85,6 +135,29 @@ mod tests {
         let mut out = Vec::new();
         assert!(!append_to(&mut out, b"[1]", &ef()));
         assert_eq!(out, b"[1]");
+    }
+
+    #[test]
+    fn the_stream_form_writes_what_the_general_one_does() {
+        let names = ("pro\"vider", "alias/ü", "m\\x");
+        let stream = StreamExtraFields::new(names.0, names.1, names.2);
+        for (latency, index) in [(0, 0), (7, 12), (u64::MAX, 1)] {
+            let general = ExtraFields {
+                request_type: CHAT_STREAM,
+                provider: names.0,
+                model_requested: names.1,
+                model_deployment: names.2,
+                latency,
+                chunk_index: index,
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            assert!(append_to(&mut a, br#"{"id":"x"}"#, &general));
+            assert!(stream.append_to(&mut b, br#"{"id":"x"}"#, latency, index));
+            assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+        }
+        let mut out = Vec::new();
+        assert!(!stream.append_to(&mut out, b"[]", 1, 1));
+        assert_eq!(out, b"[]");
     }
 
     #[test]

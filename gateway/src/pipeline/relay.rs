@@ -4,7 +4,7 @@
 //! never mistaken for a complete one.
 
 use super::context::{StreamContext, plugin_error};
-use super::extra_fields::{self, CHAT_STREAM, ExtraFields};
+use super::extra_fields::{self, StreamExtraFields};
 use crate::error::GatewayError;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -32,6 +32,7 @@ enum Source {
 
 pub struct Relay {
     source: Source,
+    extra: StreamExtraFields,
     ctx: StreamContext,
     pending: VecDeque<Item>,
     /// A `finish_reason` chunk waiting for usage (clients that did not ask for the usage chunk).
@@ -80,6 +81,7 @@ impl Relay {
     ) -> Relay {
         Relay {
             source,
+            extra: StreamExtraFields::new(&ctx.provider, &ctx.model_requested, &ctx.model_deployment),
             last_emit: ctx.started,
             ctx,
             pending: VecDeque::new(),
@@ -259,18 +261,11 @@ impl Relay {
         let now = Instant::now();
         let since = if last { self.ctx.started } else { self.last_emit };
         self.last_emit = now;
-        let extra = ExtraFields {
-            request_type: CHAT_STREAM,
-            provider: &self.ctx.provider,
-            model_requested: &self.ctx.model_requested,
-            model_deployment: &self.ctx.model_deployment,
-            latency: now.duration_since(since).as_millis() as u64,
-            chunk_index: self.chunk_index,
-        };
-        self.chunk_index += 1;
+        let latency = now.duration_since(since).as_millis() as u64;
         out.reserve(json.len() + 200);
         out.extend_from_slice(b"data: ");
-        extra_fields::append_to(out, json, &extra);
+        self.extra.append_to(out, json, latency, self.chunk_index);
+        self.chunk_index += 1;
         out.extend_from_slice(b"\n\n");
     }
 }
