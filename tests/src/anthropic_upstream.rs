@@ -40,12 +40,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::upstream::RecordedRequest;
-use crate::wire::{find, status_text, write_fragments};
+use crate::wire::{read_request, status_text, write_fragments};
 
 /// The only key the mock accepts (configure it as the provider's key).
 pub const ANTHROPIC_KEY: &str = "sk-ant-api03-e2e-MOCK-secret-5b1f0c9e7d";
@@ -157,91 +157,9 @@ impl Drop for AnthropicUpstream {
 // HTTP/1.1
 // ---------------------------------------------------------------------------------------------
 
-/// Reads more bytes into `buf`; false when the peer is gone.
-async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
-    matches!(sock.read_buf(buf).await, Ok(n) if n > 0)
-}
-
-/// A chunked body at the start of `buf`: `Some((body, consumed))` once complete, `Err` if invalid.
-fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ()> {
-    let mut pos = 0;
-    let mut body = Vec::new();
-    loop {
-        let Some(end) = find(&buf[pos..], b"\r\n") else {
-            return Ok(None);
-        };
-        let size_line = String::from_utf8_lossy(&buf[pos..pos + end]).into_owned();
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| ())?;
-        pos += end + 2;
-        if size == 0 {
-            // Trailers, then the empty line.
-            loop {
-                let Some(end) = find(&buf[pos..], b"\r\n") else {
-                    return Ok(None);
-                };
-                pos += end + 2;
-                if end == 0 {
-                    return Ok(Some((body, pos)));
-                }
-            }
-        }
-        if buf.len() < pos + size + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&buf[pos..pos + size]);
-        pos += size + 2;
-    }
-}
-
 async fn serve(mut sock: TcpStream, shared: Arc<Shared>) {
-    let mut buf = Vec::with_capacity(8192);
-    loop {
-        let head_end = loop {
-            if let Some(p) = find(&buf, b"\r\n\r\n") {
-                break p;
-            }
-            if buf.len() > 1 << 20 || !fill(&mut sock, &mut buf).await {
-                return;
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut request_line = lines.next().unwrap_or_default().split(' ');
-        let method = request_line.next().unwrap_or_default().to_owned();
-        let path = request_line.next().unwrap_or_default().to_owned();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                Some((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            })
-            .collect();
-        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let start = head_end + 4;
-        let chunked = header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let (body, consumed) = if chunked {
-            loop {
-                match dechunk(&buf[start..]) {
-                    Ok(Some((body, used))) => break (body, start + used),
-                    Ok(None) if fill(&mut sock, &mut buf).await => {}
-                    _ => return,
-                }
-            }
-        } else {
-            let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-            while buf.len() < start + len {
-                if !fill(&mut sock, &mut buf).await {
-                    return;
-                }
-            }
-            (buf[start..start + len].to_vec(), start + len)
-        };
-        buf.drain(..consumed);
-        let request = RecordedRequest {
-            method,
-            path,
-            headers,
-            body,
-        };
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    while let Some(request) = read_request(&mut sock, &mut buf).await {
         if let Ok(mut all) = shared.requests.lock() {
             all.push(request.clone());
             shared.count.send_replace(all.len());
@@ -899,13 +817,5 @@ mod tests {
             Some(json!({"city": "hi there", "days": 42}))
         );
         assert!(events.iter().any(|e| e["delta"]["type"] == "signature_delta"));
-    }
-
-    #[test]
-    fn chunked_bodies_decode() {
-        let raw = b"4\r\nWiki\r\n5;x=1\r\npedia\r\n0\r\n\r\nNEXT";
-        let (body, used) = dechunk(raw).expect("valid").expect("complete");
-        assert_eq!((body.as_slice(), &raw[used..]), (&b"Wikipedia"[..], &b"NEXT"[..]));
-        assert!(matches!(dechunk(b"4\r\nWi"), Ok(None)));
     }
 }

@@ -45,12 +45,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::upstream::{RecordedRequest, pieces};
-use crate::wire::{find, status_text, write_chunk, write_fragments};
+use crate::wire::{read_request, status_text, write_chunk, write_fragments};
 
 /// The only API key the mock accepts.
 pub const GEMINI_KEY: &str = "AIzaSy-e2e-GEMINI-secret-5be1c7a0d93f";
@@ -200,98 +200,9 @@ fn percent_decode(s: &str) -> String {
 // HTTP/1.1 server
 // ---------------------------------------------------------------------------------------------
 
-/// Reads until `buf` holds at least `len` bytes; false when the connection ended first.
-async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> bool {
-    while buf.len() < len {
-        match sock.read_buf(buf).await {
-            Ok(0) | Err(_) => return false,
-            Ok(_) => {}
-        }
-    }
-    true
-}
-
-/// Reads a chunked body that starts at `buf[start]`; returns it and the bytes consumed.
-async fn read_chunked(sock: &mut TcpStream, buf: &mut Vec<u8>, start: usize) -> Option<(Vec<u8>, usize)> {
-    let mut pos = start;
-    let mut body = Vec::new();
-    loop {
-        let line_end = loop {
-            if let Some(at) = find(&buf[pos..], b"\r\n") {
-                break pos + at;
-            }
-            let want = buf.len() + 1;
-            if !fill(sock, buf, want).await {
-                return None;
-            }
-        };
-        let line = String::from_utf8_lossy(&buf[pos..line_end]).into_owned();
-        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).ok()?;
-        pos = line_end + 2;
-        if size == 0 {
-            // No trailers from reqwest: the final CRLF.
-            if !fill(sock, buf, pos + 2).await {
-                return None;
-            }
-            return Some((body, pos + 2));
-        }
-        if !fill(sock, buf, pos + size + 2).await {
-            return None;
-        }
-        body.extend_from_slice(&buf[pos..pos + size]);
-        pos += size + 2;
-    }
-}
-
 async fn serve_connection(mut sock: TcpStream, shared: Arc<Shared>) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
-    loop {
-        let head_end = loop {
-            if let Some(p) = find(&buf, b"\r\n\r\n") {
-                break p;
-            }
-            if buf.len() > 1 << 20 {
-                return;
-            }
-            match sock.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut request_line = lines.next().unwrap_or_default().split(' ');
-        let method = request_line.next().unwrap_or_default().to_owned();
-        let path = request_line.next().unwrap_or_default().to_owned();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                Some((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            })
-            .collect();
-        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let body_start = head_end + 4;
-        let chunked = header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let (body, consumed) = if chunked {
-            match read_chunked(&mut sock, &mut buf, body_start).await {
-                Some(read) => read,
-                None => return,
-            }
-        } else {
-            let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-            if !fill(&mut sock, &mut buf, body_start + len).await {
-                return;
-            }
-            (buf[body_start..body_start + len].to_vec(), body_start + len)
-        };
-        buf.drain(..consumed);
-
-        let request = RecordedRequest {
-            method,
-            path,
-            headers,
-            body,
-        };
+    while let Some(request) = read_request(&mut sock, &mut buf).await {
         if let Ok(mut all) = shared.requests.lock() {
             all.push(request.clone());
             shared.count.send_replace(all.len());

@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::wire::{find, status_text, write_chunk, write_fragments};
+use crate::wire::{read_request, status_text, write_chunk, write_fragments};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -245,115 +245,14 @@ impl Drop for MockUpstream {
 // HTTP/1.1 server
 // ---------------------------------------------------------------------------------------------
 
-enum Body {
-    Complete(Vec<u8>, usize),
-    Incomplete,
-    Invalid,
-}
-
-/// Decodes a chunked body starting at `buf[0]`; returns the body and the bytes consumed.
-fn decode_chunked(buf: &[u8]) -> Body {
-    let mut pos = 0;
-    let mut body = Vec::new();
-    loop {
-        let Some(line_end) = find(&buf[pos..], b"\r\n") else {
-            return Body::Incomplete;
-        };
-        let line = String::from_utf8_lossy(&buf[pos..pos + line_end]).into_owned();
-        let size_str = line.split(';').next().unwrap_or("").trim();
-        let Ok(size) = usize::from_str_radix(size_str, 16) else {
-            return Body::Invalid;
-        };
-        pos += line_end + 2;
-        if size == 0 {
-            // Trailers until an empty line.
-            loop {
-                let Some(end) = find(&buf[pos..], b"\r\n") else {
-                    return Body::Incomplete;
-                };
-                pos += end + 2;
-                if end == 0 {
-                    return Body::Complete(body, pos);
-                }
-            }
-        }
-        if buf.len() < pos + size + 2 {
-            return Body::Incomplete;
-        }
-        body.extend_from_slice(&buf[pos..pos + size]);
-        pos += size + 2;
-    }
-}
-
 async fn serve_connection(mut sock: TcpStream, shared: Arc<Shared>) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
-    loop {
-        // Request head.
-        let head_end = loop {
-            if let Some(p) = find(&buf, b"\r\n\r\n") {
-                break p;
-            }
-            if buf.len() > 1 << 20 {
-                return;
-            }
-            match sock.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let request_line = lines.next().unwrap_or_default();
-        let mut parts = request_line.split(' ');
-        let method = parts.next().unwrap_or_default().to_owned();
-        let path = parts.next().unwrap_or_default().to_owned();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                Some((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            })
-            .collect();
-        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let body_start = head_end + 4;
-        let chunked = header("transfer-encoding")
-            .map(|v| v.to_ascii_lowercase().contains("chunked"))
-            .unwrap_or(false);
-        let (body, consumed) = if chunked {
-            loop {
-                match decode_chunked(&buf[body_start..]) {
-                    Body::Complete(body, used) => break (body, body_start + used),
-                    Body::Invalid => return,
-                    Body::Incomplete => match sock.read_buf(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    },
-                }
-            }
-        } else {
-            let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-            while buf.len() < body_start + len {
-                match sock.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-            (buf[body_start..body_start + len].to_vec(), body_start + len)
-        };
-        buf.drain(..consumed);
-
-        let request = RecordedRequest {
-            method,
-            path,
-            headers,
-            body,
-        };
+    while let Some(request) = read_request(&mut sock, &mut buf).await {
         if let Ok(mut all) = shared.requests.lock() {
             all.push(request.clone());
-            let n = all.len();
-            shared.count.send_replace(n);
+            shared.count.send_replace(all.len());
         }
-        let keep_alive = respond(&mut sock, &request, &shared).await;
-        if !keep_alive {
+        if !respond(&mut sock, &request, &shared).await {
             return;
         }
     }
@@ -1158,19 +1057,6 @@ async fn write_chunk_end(sock: &mut TcpStream) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_bodies_decode() {
-        let raw = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\nNEXT";
-        match decode_chunked(raw) {
-            Body::Complete(body, used) => {
-                assert_eq!(body, b"Wikipedia");
-                assert_eq!(&raw[used..], b"NEXT");
-            }
-            _ => panic!("expected a complete body"),
-        }
-        assert!(matches!(decode_chunked(b"4\r\nWi"), Body::Incomplete));
-    }
 
     #[test]
     fn stream_usage_chunk_only_when_asked() {

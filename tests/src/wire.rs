@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::upstream::RecordedRequest;
 
 /// Position of `needle` in `hay`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -60,4 +62,109 @@ pub async fn write_fragments(sock: &mut TcpStream, bytes: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// Reads the next request of a keep-alive connection (`buf` carries bytes read past the
+/// previous one). `None` when the peer closed, or sent something that is not HTTP/1.1.
+pub async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RecordedRequest> {
+    let head_end = loop {
+        if let Some(p) = find(buf, b"\r\n\r\n") {
+            break p;
+        }
+        if buf.len() > 1 << 20 || !fill(sock, buf).await {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_owned();
+    let path = request_line.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        })
+        .collect();
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let start = head_end + 4;
+    let chunked = header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let (body, consumed) = if chunked {
+        loop {
+            match dechunk(&buf[start..]) {
+                Ok(Some((body, used))) => break (body, start + used),
+                Ok(None) if fill(sock, buf).await => {}
+                _ => return None,
+            }
+        }
+    } else {
+        let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        while buf.len() < start + len {
+            if !fill(sock, buf).await {
+                return None;
+            }
+        }
+        (buf[start..start + len].to_vec(), start + len)
+    };
+    buf.drain(..consumed);
+    Some(RecordedRequest {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+/// Reads more bytes into `buf`; false when the peer is gone.
+async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    matches!(sock.read_buf(buf).await, Ok(n) if n > 0)
+}
+
+/// A chunked body at the start of `buf`: `Some((body, consumed))` once complete, `None` while
+/// incomplete, `Err` if invalid.
+fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ()> {
+    let mut pos = 0;
+    let mut body = Vec::new();
+    loop {
+        let Some(end) = find(&buf[pos..], b"\r\n") else {
+            return Ok(None);
+        };
+        let size_line = String::from_utf8_lossy(&buf[pos..pos + end]).into_owned();
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| ())?;
+        pos += end + 2;
+        if size == 0 {
+            // Trailers, then the empty line.
+            loop {
+                let Some(end) = find(&buf[pos..], b"\r\n") else {
+                    return Ok(None);
+                };
+                pos += end + 2;
+                if end == 0 {
+                    return Ok(Some((body, pos)));
+                }
+            }
+        }
+        if buf.len() < pos + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[pos..pos + size]);
+        pos += size + 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dechunk;
+
+    #[test]
+    fn chunked_bodies_decode() {
+        let wire = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nx-trailer: y\r\n\r\nNEXT";
+        assert_eq!(dechunk(wire), Ok(Some((b"Wikipedia".to_vec(), wire.len() - 4))));
+        assert_eq!(dechunk(&wire[..10]), Ok(None));
+        assert_eq!(dechunk(b"4\r\nWi"), Ok(None));
+        let plain = b"4\r\nWiki\r\n5;x=1\r\npedia\r\n0\r\n\r\nNEXT";
+        let (body, used) = dechunk(plain).expect("valid").expect("complete");
+        assert_eq!((body.as_slice(), &plain[used..]), (&b"Wikipedia"[..], &b"NEXT"[..]));
+        assert_eq!(dechunk(b"zz\r\n"), Err(()));
+    }
 }
