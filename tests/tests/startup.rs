@@ -266,3 +266,12 @@ async fn cli_beats_the_environment() {
     assert_ne!(gw.port(), 1);
     gw.chat(&chat_body("gpt", "cli wins")).await.assert_status(200);
 }
+
+#[test]
+fn a_base_url_the_http_client_cannot_send_is_refused_at_startup() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    cfg["providers"]["up"]["base_url"] = json!("http://bücher.example/v1");
+    let stderr = assert_refused(&cfg, &[CONFIG_FILE, "providers.up.base_url", "percent-encode"]);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
