@@ -88,7 +88,9 @@ pub struct Usage {
 #[derive(Debug, Clone, Default)]
 pub struct Payload {
     pub json: Vec<u8>,
-    pub model: String,
+    /// The model that answered, as the codec reported it (shared: a stream's chunks all name
+    /// the same model, so they share one allocation).
+    pub model: Arc<str>,
     pub usage: Option<Usage>,
     /// [`abi::chunk_flag`] bits (chunks only).
     pub flags: u64,
@@ -648,6 +650,8 @@ struct Collector {
     items: Vec<Item>,
     warnings: Vec<String>,
     pending: Pending,
+    /// The last model name seen, reused while the codec keeps naming the same one.
+    last_model: Option<Arc<str>>,
 }
 
 impl Collector {
@@ -683,7 +687,7 @@ impl Collector {
                 let p = std::mem::take(&mut self.pending);
                 let payload = Payload {
                     json: a.to_vec(),
-                    model: text(b),
+                    model: self.model(b),
                     usage: p.has_usage.then_some(p.usage),
                     flags: p.flags,
                 };
@@ -720,6 +724,17 @@ impl Collector {
             slot::WARN => self.warnings.push(text(a)),
             // Unknown slots come from newer plugins; ignoring them is the compatibility rule.
             _ => {}
+        }
+    }
+
+    fn model(&mut self, name: &[u8]) -> Arc<str> {
+        match &self.last_model {
+            Some(last) if last.as_bytes() == name => Arc::clone(last),
+            _ => {
+                let model: Arc<str> = Arc::from(String::from_utf8_lossy(name));
+                self.last_model = Some(Arc::clone(&model));
+                model
+            }
         }
     }
 

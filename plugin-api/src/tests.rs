@@ -132,7 +132,7 @@ fn encode_and_decode_round_trip() {
     assert_eq!(req.body, b"HELLO");
     let resp = c.decode_response(&info(), 200, b"{\"a\":1}").expect("decoded");
     assert_eq!(resp.json, b"{\"a\":1}");
-    assert_eq!(resp.model, "up-model");
+    assert_eq!(&*resp.model, "up-model");
     assert_eq!(resp.usage.map(|u| u.total_tokens), Some(7));
 }
 

@@ -39,11 +39,11 @@ impl StreamContext {
         upstream_error(&self.provider, e, &self.redactor)
     }
 
-    pub fn record_usage(&self, u: &Usage, answered_model: &str) {
-        let model: Arc<str> = if answered_model.is_empty() {
+    pub fn record_usage(&self, u: &Usage, answered_model: &Arc<str>) {
+        let model = if answered_model.is_empty() {
             Arc::clone(&self.model_deployment)
         } else {
-            Arc::from(answered_model)
+            Arc::clone(answered_model)
         };
         outbox::record_usage(
             &self.cost,

@@ -35,6 +35,8 @@ pub struct Relay {
     extra: StreamExtraFields,
     ctx: StreamContext,
     pending: VecDeque<Item>,
+    /// Reused for each decoder call's items before they join `pending`.
+    decoded: Vec<Item>,
     /// A `finish_reason` chunk waiting for usage (clients that did not ask for the usage chunk).
     held: Option<Payload>,
     chunk_index: u64,
@@ -85,6 +87,7 @@ impl Relay {
             last_emit: ctx.started,
             ctx,
             pending: VecDeque::new(),
+            decoded: Vec::new(),
             held: None,
             chunk_index: 0,
             first_chunk_seen: false,
@@ -161,10 +164,10 @@ impl Relay {
                 }
                 None => body.next().await,
             };
-            let mut items = Vec::new();
+            let items = &mut self.decoded;
             let call = self.ctx.call_info();
             match next {
-                Some(Ok(bytes)) => decoder.feed(&call, &bytes, &mut items),
+                Some(Ok(bytes)) => decoder.feed(&call, &bytes, items),
                 Some(Err(e)) => {
                     return Err(GatewayError::UpstreamUnreachable {
                         provider: self.ctx.provider.to_string(),
@@ -173,22 +176,33 @@ impl Relay {
                 }
                 None => {
                     *eof = true;
-                    decoder.finish(&call, &mut items)
+                    decoder.finish(&call, items)
                 }
             }
             .map_err(|e| plugin_error(&self.ctx.provider, e, &self.ctx.redactor))?;
             for warning in decoder.take_warnings() {
                 tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, "{warning}");
             }
-            self.pending.extend(items);
+            self.pending.extend(items.drain(..));
         }
     }
 
-    /// The next bytes for the client, `None` when the stream is over.
+    /// The next bytes for the client, `None` when the stream is over. Every item already
+    /// decoded goes into one frame: an upstream read usually carries many events, and one
+    /// write per read (instead of one per event) is most of the relay's cost saved. Nothing
+    /// waits for more once a frame has bytes, so batching adds no latency.
     async fn next_frame(&mut self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
         while !self.ended {
-            let mut out = Vec::new();
-            match self.next_item().await {
+            let item = if out.is_empty() {
+                self.next_item().await
+            } else {
+                match self.ready_item() {
+                    Some(item) => Ok(Some(item)),
+                    None => break,
+                }
+            };
+            match item {
                 Ok(Some(Item::Chunk(p))) => {
                     self.first_chunk_seen = true;
                     self.on_chunk(p, &mut out);
@@ -206,11 +220,20 @@ impl Relay {
                 }
                 Err(err) => self.fail(err, &mut out),
             }
-            if !out.is_empty() {
-                return Some(out);
-            }
         }
-        None
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// An item that needs no waiting: one already decoded, or a local provider's next item
+    /// unless it is a delay.
+    fn ready_item(&mut self) -> Option<Item> {
+        if let Some(item) = self.pending.pop_front() {
+            return Some(item);
+        }
+        match &mut self.source {
+            Source::Local { items } if !matches!(items.front(), Some(Item::Delay(_))) => items.pop_front(),
+            _ => None,
+        }
     }
 
     fn fail(&mut self, err: GatewayError, out: &mut Vec<u8>) {

@@ -34,7 +34,7 @@ fn response_snapshot(name: &str, message: Value) {
     });
     snapshot(
         &format!("response_{name}"),
-        &json!({"response": json, "model": resp.model, "usage_to_host": usage}),
+        &json!({"response": json, "model": &*resp.model, "usage_to_host": usage}),
     );
 }
 

@@ -258,7 +258,7 @@ fn decode_translates_and_reports_usage() {
     let resp = codec()
         .decode_response(&call(false, KEY), 200, MESSAGE.as_bytes())
         .expect("decoded");
-    assert_eq!(resp.model, "claude-sonnet-4-5-20250929");
+    assert_eq!(&*resp.model, "claude-sonnet-4-5-20250929");
     assert_eq!(
         resp.usage,
         Some(Usage {
@@ -360,7 +360,7 @@ fn got(item: &Item) -> Got {
     match item {
         Item::Chunk(p) => Got::Chunk {
             json: String::from_utf8_lossy(&p.json).into_owned(),
-            model: p.model.clone(),
+            model: p.model.to_string(),
             flags: p.flags,
             usage: p.usage,
         },

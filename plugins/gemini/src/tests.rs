@@ -507,7 +507,7 @@ fn decode(body: &str) -> Value {
     let response: Value = serde_json::from_slice(&payload.json).expect("the response is JSON");
     json!({
         "response": response,
-        "model": payload.model,
+        "model": &*payload.model,
         "usage_reported": usage_json(&payload.usage),
     })
 }
@@ -807,7 +807,7 @@ fn item_json(item: &Item) -> Value {
                 flags.push("has_usage");
             }
             let chunk: Value = serde_json::from_slice(&p.json).expect("the chunk is JSON");
-            json!({"chunk": chunk, "model": p.model, "flags": flags, "usage_reported": usage_json(&p.usage)})
+            json!({"chunk": chunk, "model": &*p.model, "flags": flags, "usage_reported": usage_json(&p.usage)})
         }
         Item::Done => json!("DONE"),
         Item::Error(e) => json!({"error": error_json(e)}),

@@ -584,7 +584,7 @@ mod abi {
         let [Item::Delay(3), Item::Response(p)] = items.as_slice() else {
             panic!("{items:?}")
         };
-        assert_eq!(p.model, "echo");
+        assert_eq!(&*p.model, "echo");
         assert_eq!(
             p.usage.map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens)),
             Some((3, 3, 6))

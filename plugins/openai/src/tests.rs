@@ -149,7 +149,7 @@ fn decode_reports_usage_and_passes_the_body_through() {
         .decode_response(&call(false, KEY), 200, RESPONSE.as_bytes())
         .expect("decoded");
     assert_eq!(resp.json, RESPONSE.as_bytes());
-    assert_eq!(resp.model, "o3-mini-2025-01-31");
+    assert_eq!(&*resp.model, "o3-mini-2025-01-31");
     assert_eq!(
         resp.usage,
         Some(Usage {
@@ -169,7 +169,7 @@ fn decode_without_usage_or_model() {
     let resp = codec().decode_response(&call(false, KEY), 200, body).expect("decoded");
     assert_eq!(resp.usage, None);
     // No model in the body: the model this attempt asked for.
-    assert_eq!(resp.model, "gpt-4o");
+    assert_eq!(&*resp.model, "gpt-4o");
     let resp = codec()
         .decode_response(&call(false, KEY), 200, br#"{"model":"m","choices":[]}"#)
         .expect("decoded");
@@ -258,7 +258,7 @@ fn got(item: &Item) -> Got {
     match item {
         Item::Chunk(p) => Got::Chunk {
             json: String::from_utf8_lossy(&p.json).into_owned(),
-            model: p.model.clone(),
+            model: p.model.to_string(),
             flags: p.flags,
             usage: p.usage,
         },
