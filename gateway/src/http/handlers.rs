@@ -74,7 +74,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
 
 fn with_request_id(resp: &mut actix_web::HttpResponseBuilder, request_id: &str) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.insert_header((REQUEST_ID, v));
+        resp.insert_header((REQUEST_ID.clone(), v));
     }
 }
 

@@ -3,20 +3,32 @@
 
 use crate::error::GatewayError;
 use crate::pipeline::AttemptSummary;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-pub const REQUEST_ID: &str = "x-request-id";
+/// Built once: a header name from a `&str` is parsed (and validated) on every use.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The client's `x-request-id` if it is sane (visible ASCII, ≤ 128 bytes), else a new one.
 pub fn request_id(req: &HttpRequest) -> String {
     req.headers()
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
-        .unwrap_or_else(|| format!("{:032x}", fastrand::u128(..)))
+        .unwrap_or_else(new_request_id)
+}
+
+/// 128 random bits as 32 lowercase hex digits (written directly: `format!` costs more than
+/// the rest of the request's header handling).
+fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bits = fastrand::u128(..);
+    (0..32)
+        .rev()
+        .map(|i| char::from(HEX[((bits >> (i * 4)) & 0xf) as usize]))
+        .collect()
 }
 
 /// Client headers never sent upstream through `x-bf-eh-*`: credentials, routing and
@@ -106,10 +118,21 @@ pub fn error_response(err: &GatewayError, request_id: &str, details: &ErrorDetai
     let mut resp = HttpResponse::build(err.status());
     resp.content_type("application/json");
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.insert_header((REQUEST_ID, v));
+        resp.insert_header((REQUEST_ID.clone(), v));
     }
     if let Some(secs) = err.retry_after() {
         resp.insert_header((header::RETRY_AFTER, secs.to_string()));
     }
     resp.body(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn new_request_ids_are_32_hex_digits_and_differ() {
+        let (a, b) = (super::new_request_id(), super::new_request_id());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
 }
