@@ -48,8 +48,19 @@ impl Actor for CostTracker {
 impl Handler<UsageBatch> for CostTracker {
     type Result = ();
     fn handle(&mut self, batch: UsageBatch, _ctx: &mut Self::Context) {
+        // One key buffer per batch: a key is allocated only the first time it is seen.
+        let mut key = String::new();
         for r in batch.0 {
-            let line = self.ledger.entry(format!("{}/{}", r.provider, r.model)).or_default();
+            key.clear();
+            key.push_str(&r.provider);
+            key.push('/');
+            key.push_str(&r.model);
+            if !self.ledger.contains_key(key.as_str()) {
+                self.ledger.insert(key.clone(), LedgerLine::default());
+            }
+            let Some(line) = self.ledger.get_mut(key.as_str()) else {
+                continue;
+            };
             line.requests += 1;
             line.prompt_tokens += r.prompt_tokens;
             line.completion_tokens += r.completion_tokens;

@@ -1,6 +1,7 @@
 //! `extra_fields` on responses and chunks. Codecs hand over JSON objects without it, so the
 //! gateway appends it by splicing bytes before the closing brace — no second parse.
 
+use super::raw_object::Members;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -98,12 +99,13 @@ fn splice(out: &mut Vec<u8>, json: &[u8], write_extra: impl FnOnce(&mut Vec<u8>)
 
 /// A chunk that carries `finish_reason` with the `usage` of OpenAI's separate usage-only
 /// chunk moved onto it (for clients that did not ask for the usage chunk). Once per stream.
+/// Only the top level of either chunk is parsed; values are copied as the upstream wrote them.
 pub fn move_usage(finish_chunk: &[u8], usage_chunk: &[u8]) -> Option<Vec<u8>> {
-    let mut target: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(finish_chunk).ok()?;
-    let mut source: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(usage_chunk).ok()?;
-    let usage = source.shift_remove("usage")?;
-    target.insert("usage".into(), usage);
-    serde_json::to_vec(&target).ok()
+    let target = Members::parse(finish_chunk).ok()?;
+    let usage = Members::parse(usage_chunk).ok()?.get("usage")?;
+    let mut out = Vec::with_capacity(finish_chunk.len() + usage.get().len());
+    target.write_with(&mut out, "usage", usage.get().as_bytes());
+    Some(out)
 }
 
 #[cfg(test)]
@@ -167,8 +169,23 @@ mod tests {
             br#"{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
         )
         .expect("merged");
+        // In place, every other member as the upstream wrote it.
+        assert_eq!(
+            String::from_utf8(merged).expect("utf8"),
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#
+        );
+        // No usage member on the finish chunk: appended, escaped keys kept valid.
+        let merged = move_usage(
+            br#"{ "i\"d" : "c" , "choices" : [ ] }"#,
+            br#"{"usage":{"total_tokens":3}}"#,
+        )
+        .expect("merged");
         let v: serde_json::Value = serde_json::from_slice(&merged).expect("json");
+        assert_eq!(v["i\"d"], "c");
         assert_eq!(v["usage"]["total_tokens"], 3);
-        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        // Nothing to move, or not objects: no merge (the caller keeps the finish chunk).
+        assert!(move_usage(br#"{"choices":[]}"#, br#"{"choices":[]}"#).is_none());
+        assert!(move_usage(b"[1]", br#"{"usage":{}}"#).is_none());
+        assert!(move_usage(br#"{"choices":[]}"#, b"{").is_none());
     }
 }

@@ -7,69 +7,12 @@
 //! known OpenAI fields get a type check from their first byte, so a wrong type is a clear 400
 //! naming the field.
 
+use super::raw_object::{Key, Members};
 use crate::error::GatewayError;
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
-
-/// A field name as it appeared: borrowed when it had no escapes.
-#[derive(Debug, Clone)]
-enum Key<'a> {
-    Borrowed(&'a str),
-    Owned(String),
-}
-
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Borrowed(s) => s,
-            Key::Owned(s) => s,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key::Borrowed(v))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(v.to_string()))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// The top-level fields of a JSON object, in order, values unparsed.
-struct Fields<'a>(Vec<(Key<'a>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    fields.push(entry);
-                }
-                Ok(Fields(fields))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
 
 /// A validated chat completion request, borrowing the client's body.
 #[derive(Debug, Clone)]
@@ -140,38 +83,41 @@ impl Kind {
     }
 }
 
-/// Known optional fields of OpenAI's CreateChatCompletionRequest and their JSON types.
-/// `null` is accepted for all of them (the schema marks most nullable).
-const FIELD_TYPES: &[(&str, Kind)] = &[
-    ("stream", Kind::Bool),
-    ("stream_options", Kind::Object),
-    ("temperature", Kind::Number),
-    ("top_p", Kind::Number),
-    ("n", Kind::Integer),
-    ("max_tokens", Kind::Integer),
-    ("max_completion_tokens", Kind::Integer),
-    ("seed", Kind::Integer),
-    ("frequency_penalty", Kind::Number),
-    ("presence_penalty", Kind::Number),
-    ("logprobs", Kind::Bool),
-    ("top_logprobs", Kind::Integer),
-    ("logit_bias", Kind::Object),
-    ("stop", Kind::StringOrArray),
-    ("tools", Kind::Array),
-    ("tool_choice", Kind::StringOrObject),
-    ("parallel_tool_calls", Kind::Bool),
-    ("response_format", Kind::Object),
-    ("user", Kind::String),
-    ("metadata", Kind::Object),
-    ("store", Kind::Bool),
-    ("modalities", Kind::Array),
-    ("audio", Kind::Object),
-    ("prediction", Kind::Object),
-    ("reasoning_effort", Kind::String),
-    ("service_tier", Kind::String),
-    ("web_search_options", Kind::Object),
-    ("fallbacks", Kind::Array),
-];
+/// The JSON type of a known optional field of OpenAI's CreateChatCompletionRequest. `null` is
+/// accepted for all of them (the schema marks most nullable).
+fn field_kind(name: &str) -> Option<Kind> {
+    Some(match name {
+        "stream" => Kind::Bool,
+        "stream_options" => Kind::Object,
+        "temperature" => Kind::Number,
+        "top_p" => Kind::Number,
+        "n" => Kind::Integer,
+        "max_tokens" => Kind::Integer,
+        "max_completion_tokens" => Kind::Integer,
+        "seed" => Kind::Integer,
+        "frequency_penalty" => Kind::Number,
+        "presence_penalty" => Kind::Number,
+        "logprobs" => Kind::Bool,
+        "top_logprobs" => Kind::Integer,
+        "logit_bias" => Kind::Object,
+        "stop" => Kind::StringOrArray,
+        "tools" => Kind::Array,
+        "tool_choice" => Kind::StringOrObject,
+        "parallel_tool_calls" => Kind::Bool,
+        "response_format" => Kind::Object,
+        "user" => Kind::String,
+        "metadata" => Kind::Object,
+        "store" => Kind::Bool,
+        "modalities" => Kind::Array,
+        "audio" => Kind::Object,
+        "prediction" => Kind::Object,
+        "reasoning_effort" => Kind::String,
+        "service_tier" => Kind::String,
+        "web_search_options" => Kind::Object,
+        "fallbacks" => Kind::Array,
+        _ => return None,
+    })
+}
 
 fn type_error(field: &str, expected: &str, found: &str) -> GatewayError {
     GatewayError::BadRequest {
@@ -199,7 +145,7 @@ impl<'a> ChatRequest<'a> {
                 None,
             ));
         }
-        let Fields(fields) = serde_json::from_slice(bytes).map_err(|e| {
+        let members = Members::parse(bytes).map_err(|e| {
             let message = if e.is_data() {
                 "The request body must be a JSON object.".to_string()
             } else {
@@ -207,8 +153,7 @@ impl<'a> ChatRequest<'a> {
             };
             GatewayError::bad_request(message, "invalid_json", None)
         })?;
-        // Later duplicates win, as in every JSON object model the upstreams use.
-        let get = |name: &str| fields.iter().rev().find(|(k, _)| k.as_str() == name).map(|(_, v)| *v);
+        let get = |name: &str| members.get(name);
 
         let model = match get("model") {
             None => return Err(missing("model")),
@@ -232,12 +177,18 @@ impl<'a> ChatRequest<'a> {
         };
         validate_messages(get("messages"))?;
 
-        for (field, kind) in FIELD_TYPES {
-            if let Some(raw) = get(field) {
-                let found = json_type(raw);
-                if found != "null" && !kind.accepts(found) {
-                    return Err(type_error(field, kind.describe(), found));
-                }
+        // One pass over the members; a name's last occurrence is the one checked.
+        for (i, (key, raw)) in members.0.iter().enumerate() {
+            let field = key.as_str();
+            let Some(kind) = field_kind(field) else {
+                continue;
+            };
+            if members.0[i + 1..].iter().any(|(k, _)| k.as_str() == field) {
+                continue;
+            }
+            let found = json_type(raw);
+            if found != "null" && !kind.accepts(found) {
+                return Err(type_error(field, kind.describe(), found));
             }
         }
 
@@ -274,7 +225,7 @@ impl<'a> ChatRequest<'a> {
         };
 
         Ok(ChatRequest {
-            fields,
+            fields: members.0,
             model,
             stream,
             include_usage,
@@ -341,33 +292,119 @@ fn validate_messages(messages: Option<&RawValue>) -> Result<(), GatewayError> {
         "null" => return Err(missing("messages")),
         found => return Err(type_error("messages", "an array", found)),
     }
-    let list: Vec<&RawValue> =
+    // One pass over the array, reading only each message's `role`.
+    let check: MessagesCheck =
         serde_json::from_str(raw.get()).map_err(|_| type_error("messages", "an array", "something else"))?;
-    if list.is_empty() {
-        return Err(GatewayError::bad_request(
+    match check.0 {
+        None => Ok(()),
+        Some(MessageProblem::Empty) => Err(GatewayError::bad_request(
             "'messages' must contain at least one message.",
             "invalid_value",
             Some("messages"),
-        ));
-    }
-    #[derive(Deserialize)]
-    struct RoleOnly<'a> {
-        #[serde(borrow)]
-        role: Option<&'a RawValue>,
-    }
-    for (i, m) in list.iter().enumerate() {
-        let found = json_type(m);
-        if found != "an object" {
-            return Err(type_error(&format!("messages[{i}]"), "an object", found));
-        }
-        let role = serde_json::from_str::<RoleOnly<'_>>(m.get()).ok().and_then(|r| r.role);
-        match role.map(json_type) {
-            Some("a string") => {}
-            None | Some("null") => return Err(missing(&format!("messages[{i}].role"))),
-            Some(found) => return Err(type_error(&format!("messages[{i}].role"), "a string", found)),
+        )),
+        Some(MessageProblem::NotObject(i, found)) => Err(type_error(&format!("messages[{i}]"), "an object", found)),
+        Some(MessageProblem::Role(i, None)) => Err(missing(&format!("messages[{i}].role"))),
+        Some(MessageProblem::Role(i, Some(found))) => {
+            Err(type_error(&format!("messages[{i}].role"), "a string", found))
         }
     }
-    Ok(())
+}
+
+/// The first thing wrong with `messages`, if any.
+struct MessagesCheck(Option<MessageProblem>);
+
+enum MessageProblem {
+    Empty,
+    /// The message at this index is not an object but this type.
+    NotObject(usize, &'static str),
+    /// The message at this index has no `role` (`None`, or null) or one of this type.
+    Role(usize, Option<&'static str>),
+}
+
+impl<'de> Deserialize<'de> for MessagesCheck {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MessagesCheck;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of messages")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MessagesCheck, A::Error> {
+                let mut problem = None;
+                let mut i = 0;
+                while let Some(message) = seq.next_element::<MessageShape<'de>>()? {
+                    if problem.is_none() {
+                        problem = match message {
+                            MessageShape::Other(found) => Some(MessageProblem::NotObject(i, found)),
+                            MessageShape::Object(role) => match role.map(json_type) {
+                                Some("a string") => None,
+                                None | Some("null") => Some(MessageProblem::Role(i, None)),
+                                Some(found) => Some(MessageProblem::Role(i, Some(found))),
+                            },
+                        };
+                    }
+                    i += 1;
+                }
+                if i == 0 {
+                    problem = Some(MessageProblem::Empty);
+                }
+                Ok(MessagesCheck(problem))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One message: an object (with its last `role`, unparsed) or the JSON type it is instead.
+enum MessageShape<'a> {
+    Object(Option<&'a RawValue>),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for MessageShape<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MessageShape<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a message")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MessageShape<'de>, A::Error> {
+                let mut role = None;
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    if key.as_str() == "role" {
+                        role = Some(map.next_value::<&'de RawValue>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(MessageShape::Object(role))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MessageShape<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MessageShape::Other("an array"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<MessageShape<'de>, E> {
+                Ok(MessageShape::Other("a string"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<MessageShape<'de>, E> {
+                Ok(MessageShape::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<MessageShape<'de>, E> {
+                Ok(MessageShape::Other("an integer"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<MessageShape<'de>, E> {
+                Ok(MessageShape::Other("an integer"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<MessageShape<'de>, E> {
+                Ok(MessageShape::Other("a number"))
+            }
+            fn visit_unit<E>(self) -> Result<MessageShape<'de>, E> {
+                Ok(MessageShape::Other("null"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]
@@ -438,6 +475,43 @@ mod tests {
         assert_eq!(e.param(), Some("n"));
         let e = err(r#"{"model":"a","messages":[{"role":"user"}],"fallbacks":[1]}"#);
         assert_eq!(e.param(), Some("fallbacks"));
+    }
+
+    #[test]
+    fn each_message_is_checked_in_one_pass() {
+        let body = |messages: &str| format!(r#"{{"model":"a","messages":{messages}}}"#);
+        let cases = [
+            ("[]", "messages", "'messages' must contain at least one message."),
+            ("[1]", "messages[0]", "expected an object, but got an integer"),
+            (
+                r#"[{"role":"user"},[1,[2]]]"#,
+                "messages[1]",
+                "expected an object, but got an array",
+            ),
+            (
+                r#"[{"role":"user"},"hi",{"role":1}]"#,
+                "messages[1]",
+                "but got a string",
+            ),
+            (
+                r#"[{"content":"x","role":null}]"#,
+                "messages[0].role",
+                "Missing required parameter",
+            ),
+            (
+                r#"[{"role":"user"},{"role":{"x":1}}]"#,
+                "messages[1].role",
+                "expected a string, but got an object",
+            ),
+            (r#"[{"role":1.5}]"#, "messages[0].role", "but got a number"),
+        ];
+        for (messages, param, text) in cases {
+            let e = err(&body(messages));
+            assert_eq!(e.param(), Some(param), "{messages}");
+            assert!(e.client_message().contains(text), "{messages}: {}", e.client_message());
+        }
+        // The last `role` of a message wins, as for top-level fields; the rest is not read.
+        assert!(ChatRequest::parse(body(r#"[{"role":5,"x":{"y":[]},"role":"user"}]"#).as_bytes()).is_ok());
     }
 
     #[test]

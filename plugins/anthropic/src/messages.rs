@@ -260,7 +260,7 @@ pub(crate) struct MessageView<'a> {
 impl<'a> MessageView<'a> {
     pub(crate) fn parse(json: &'a [u8]) -> Result<MessageView<'a>, String> {
         match json.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => serde_json::from_slice(json).map_err(|e| e.to_string()),
+            Some(b'{') => switchyard_plugin_api::json::from_bytes(json).map_err(|e| e.to_string()),
             Some(_) => Err("not a JSON object".into()),
             None => Err("empty body".into()),
         }

@@ -108,7 +108,7 @@ impl State {
                 ));
             }
         };
-        let event: EventView<'_> = match serde_json::from_slice(data) {
+        let event: EventView<'_> = match switchyard_plugin_api::json::from_bytes(data) {
             Ok(event) => event,
             Err(_) if error_event => return self.fail(error::embedded(data), out),
             Err(e) => return out.warn(&format!("skipped malformed stream event: {e}")),

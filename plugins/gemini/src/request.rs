@@ -40,7 +40,7 @@ pub(crate) fn encode(
     body: &[u8],
     out: &mut Out<'_>,
 ) -> Result<(), ProviderError> {
-    let request: ChatRequest<'_> = serde_json::from_slice(body)
+    let request: ChatRequest<'_> = switchyard_plugin_api::json::from_bytes(body)
         .map_err(|e| ProviderError::invalid_request(format!("the request cannot be read for Gemini: {e}")))?;
     let translated = translate(&request, ctx.model)?;
     let json = serde_json::to_vec(&translated)

@@ -34,7 +34,7 @@ impl<'a> CompletionView<'a> {
     /// positionally, which no OpenAI body ever is.)
     pub(crate) fn parse(json: &'a [u8]) -> Result<CompletionView<'a>, String> {
         match json.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => serde_json::from_slice(json).map_err(|e| e.to_string()),
+            Some(b'{') => switchyard_plugin_api::json::from_bytes(json).map_err(|e| e.to_string()),
             Some(_) => Err("not a JSON object".into()),
             None => Err("empty body".into()),
         }
