@@ -1,7 +1,8 @@
-//! Upstream I/O, owned by the host: one pooled HTTP client per provider (hyper-util's, over
-//! TCP, the environment's proxy and rustls), a concurrency limit, and the mapping of transport
-//! failures to gateway errors.
+//! Upstream I/O, owned by the host: one HTTP/1.1 client per provider (hyper connections kept
+//! alive per worker thread, over TCP, the environment's proxy and rustls), a concurrency limit,
+//! and the mapping of transport failures to gateway errors.
 
+mod conn_pool;
 mod connect;
 mod pool;
 mod send;

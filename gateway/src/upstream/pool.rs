@@ -1,14 +1,11 @@
-use super::connect::{self, TlsSetupError, UpstreamConnector};
+use super::conn_pool::{ConnPool, Destination};
+use super::connect::{self, TlsSetupError};
 use crate::actors::provider_pool::PoolStatsHandle;
 use crate::error::GatewayError;
-use bytes::Bytes;
 use http::Uri;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::Scheme;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,11 +16,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// before it is refused with 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
-/// One provider's HTTP client: hyper-util's pooled client over [`UpstreamConnector`], plus
+/// One provider's HTTP client: keep-alive connections per worker over the connector, plus
 /// what the request path needs to know about how it connects.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    pub(super) http: Client<UpstreamConnector, Full<Bytes>>,
+    pub(super) connections: Arc<ConnPool>,
     /// Which URLs go through a proxy (read from the environment when the client was built).
     proxies: Arc<Matcher>,
     /// For the message of a connect timeout.
@@ -51,6 +48,9 @@ pub struct ProviderPool {
 #[derive(Clone)]
 pub(super) struct Target {
     pub uri: Uri,
+    /// `uri` as the request line writes it on a direct connection (path and query).
+    pub origin_form: Uri,
+    pub destination: Destination,
     /// The Host header for `uri`, built once rather than formatted by hyper-util per request.
     pub host: HeaderValue,
     /// `Proxy-Authorization` for a plain-http URL that goes through a proxy with credentials
@@ -107,7 +107,18 @@ impl ProviderPool {
         } else {
             None
         };
-        let target = Target { uri, host, proxy_auth };
+        let origin_form = match uri.path_and_query() {
+            Some(pq) => Uri::from(pq.clone()),
+            None => Uri::from_static("/"),
+        };
+        let destination = Destination::of(&uri).ok_or(BadUrl::NotHttp)?;
+        let target = Target {
+            uri,
+            origin_form,
+            destination,
+            host,
+            proxy_auth,
+        };
         self.last_target
             .store(Some(Arc::new((url.to_string(), target.clone()))));
         Ok(target)
@@ -142,7 +153,8 @@ impl ProviderPool {
     }
 }
 
-/// One HTTP client per provider: pooled keep-alive connections (idle ones closed after 90 s),
+/// One HTTP client per provider: keep-alive connections per worker (one idle longer than 90 s
+/// is not reused),
 /// connect timeout, system proxy settings (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`),
 /// certificates checked against the system roots. HTTP/1.1 only. Redirects are never followed
 /// (hyper has no such feature): a redirect to another host would carry the provider's key (in
@@ -159,13 +171,8 @@ pub(super) fn build_client_with(
 ) -> Result<UpstreamClient, TlsSetupError> {
     let proxies = Arc::new(proxies);
     let connector = connect::connector(connect_timeout, Arc::clone(&proxies), roots)?;
-    let http = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        // Without a timer the idle timeout above is never enforced.
-        .pool_timer(TokioTimer::new())
-        .build(connector);
     Ok(UpstreamClient {
-        http,
+        connections: Arc::new(ConnPool::new(connector)),
         proxies,
         connect_timeout,
     })

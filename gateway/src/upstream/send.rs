@@ -1,11 +1,14 @@
+use super::conn_pool::{Conn, ConnPool, SendFailure};
 use crate::error::GatewayError;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use http::header::{ACCEPT, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use switchyard_plugin_api::host::HttpRequestParts;
 
@@ -22,6 +25,27 @@ pub struct UpstreamReply {
 /// the upstream request.
 pub struct UpstreamBody {
     body: Incoming,
+    /// The connection, kept for the next request once the body has been read to its end.
+    conn: Option<(Arc<ConnPool>, Conn)>,
+}
+
+impl UpstreamBody {
+    fn finished(&mut self) {
+        if let Some((pool, conn)) = self.conn.take() {
+            pool.put_back(conn);
+        }
+    }
+}
+
+/// A body dropped before its end was polled may still have been received whole (a stream
+/// read up to `[DONE]`): then the connection is idle and kept. Otherwise dropping it here
+/// closes the connection, which is how the upstream request is cancelled.
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some((pool, conn)) = self.conn.take() {
+            pool.keep_if_idle(conn);
+        }
+    }
 }
 
 /// A failure while reading an upstream body, described without the URL.
@@ -39,11 +63,7 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 impl UpstreamBody {
     /// The data frames as they arrive; trailers (which no provider sends) are skipped.
     pub fn into_stream(self) -> ByteStream {
-        Box::pin(
-            self.body
-                .into_data_stream()
-                .map(|r| r.map_err(|e| BodyError(error_chain(&e)))),
-        )
+        Box::pin(self)
     }
 
     /// Reads the whole body within `limit`, refusing one larger than [`MAX_UPSTREAM_BODY`].
@@ -74,6 +94,7 @@ impl UpstreamBody {
                 parts.push(chunk);
             }
             // One part (the common case) is returned without a copy.
+            self.finished();
             Ok(match parts.len() {
                 1 => parts.pop().unwrap_or_default(),
                 _ => parts.concat().into(),
@@ -86,6 +107,30 @@ impl UpstreamBody {
                 secs: limit.as_secs_f64(),
             }),
             Ok(result) => result,
+        }
+    }
+}
+
+impl Stream for UpstreamBody {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => return Poll::Ready(Some(Ok(data))),
+                    Err(_) => continue, // trailers
+                },
+                Some(Err(e)) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(BodyError(error_chain(&e)))));
+                }
+                None => {
+                    this.finished();
+                    return Poll::Ready(None);
+                }
+            }
         }
     }
 }
@@ -137,19 +182,24 @@ pub async fn send(
     *request.method_mut() = method;
     *request.uri_mut() = target.uri;
     *request.headers_mut() = headers;
-    match tokio::time::timeout(first_byte, pool.client.http.request(request)).await {
+    let connections = &pool.client.connections;
+    let sent = connections.send(&target.destination, request, &target.origin_form);
+    match tokio::time::timeout(first_byte, sent).await {
         Err(_) => Err(GatewayError::UpstreamTimeout {
             provider: provider.to_string(),
             phase: "first_byte_timeout",
             secs: first_byte.as_secs_f64(),
         }),
         Ok(Err(e)) => Err(send_error(provider, &e, pool.client.connect_timeout)),
-        Ok(Ok(response)) => {
+        Ok(Ok((response, conn))) => {
             let (head, body) = response.into_parts();
             Ok(UpstreamReply {
                 status: head.status.as_u16(),
                 headers: head.headers,
-                body: UpstreamBody { body },
+                body: UpstreamBody {
+                    body,
+                    conn: Some((Arc::clone(connections), conn)),
+                },
             })
         }
     }
@@ -157,19 +207,17 @@ pub async fn send(
 
 /// A failure to send or to get response headers, described without the URL (it may carry
 /// credentials for some providers) but with the underlying cause.
-fn send_error(provider: &str, e: &hyper_util::client::legacy::Error, connect_timeout: Duration) -> GatewayError {
-    if e.is_connect() && caused_by_timeout(e) {
-        return GatewayError::UpstreamTimeout {
-            provider: provider.to_string(),
-            phase: "connect_timeout",
-            secs: connect_timeout.as_secs_f64(),
-        };
-    }
-    // The client error's own text is only its kind ("client error (Connect)"); the causes say
-    // what happened.
-    let reason = match std::error::Error::source(e) {
-        Some(cause) => error_chain(cause),
-        None => e.to_string(),
+fn send_error(provider: &str, e: &SendFailure, connect_timeout: Duration) -> GatewayError {
+    let reason = match e {
+        SendFailure::Connect(cause) if caused_by_timeout(&**cause) => {
+            return GatewayError::UpstreamTimeout {
+                provider: provider.to_string(),
+                phase: "connect_timeout",
+                secs: connect_timeout.as_secs_f64(),
+            };
+        }
+        SendFailure::Connect(cause) => error_chain(&**cause),
+        SendFailure::Http(cause) => error_chain(cause),
     };
     GatewayError::UpstreamUnreachable {
         provider: provider.to_string(),
@@ -177,7 +225,7 @@ fn send_error(provider: &str, e: &hyper_util::client::legacy::Error, connect_tim
     }
 }
 
-/// Whether an I/O timeout is among the causes (hyper-util's connect timeout surfaces as one).
+/// Whether an I/O timeout is among the causes (the connector's connect timeout surfaces as one).
 pub(super) fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(e);
     while let Some(s) = source {

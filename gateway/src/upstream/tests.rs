@@ -319,6 +319,65 @@ async fn dropping_the_body_closes_the_upstream_connection() {
 }
 
 #[actix_rt::test]
+async fn connections_are_kept_alive_after_a_body_read_to_its_end() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, served) = mpsc::channel();
+    std::thread::spawn(move || -> io::Result<()> {
+        // One connection serves every request; a second would never be accepted.
+        let (mut s, _) = listener.accept()?;
+        for n in 0..3 {
+            read_request(&mut s)?;
+            s.write_all(OK)?;
+            let _ = tx.send(n);
+        }
+        Ok(())
+    });
+    let pool = pool(no_proxies(), test_roots());
+    let url = format!("http://127.0.0.1:{port}/v1/chat");
+    // Read whole, read as a stream, read whole again: all on the one connection.
+    let reply = call(&pool, &url).await.expect("first");
+    assert_eq!(body_text(reply).await, "ok");
+    let reply = call(&pool, &url).await.expect("second");
+    let chunks: Vec<_> = reply.body.into_stream().collect().await;
+    assert_eq!(chunks.len(), 1);
+    let reply = call(&pool, &url).await.expect("third");
+    assert_eq!(body_text(reply).await, "ok");
+    assert_eq!(recv(&served).await, Some(0));
+    assert_eq!(recv(&served).await, Some(1));
+    assert_eq!(recv(&served).await, Some(2));
+}
+
+#[actix_rt::test]
+async fn a_keep_alive_connection_the_server_closed_is_replaced() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, closed) = mpsc::channel();
+    std::thread::spawn(move || -> io::Result<()> {
+        // A keep-alive answer, then the server drops the idle connection (its keep-alive
+        // timeout); the next request must come on a new connection and succeed.
+        let (mut s, _) = listener.accept()?;
+        read_request(&mut s)?;
+        s.write_all(OK)?;
+        s.shutdown(Shutdown::Both)?;
+        drop(s);
+        let _ = tx.send(());
+        let (mut s, _) = listener.accept()?;
+        read_request(&mut s)?;
+        s.write_all(OK)
+    });
+    let pool = pool(no_proxies(), test_roots());
+    let url = format!("http://127.0.0.1:{port}/v1/chat");
+    let reply = call(&pool, &url).await.expect("first");
+    assert_eq!(body_text(reply).await, "ok");
+    assert_eq!(recv(&closed).await, Some(()));
+    // Let the connection's task see the close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let reply = call(&pool, &url).await.expect("second, on a new connection");
+    assert_eq!(body_text(reply).await, "ok");
+}
+
+#[actix_rt::test]
 async fn a_truncated_body_is_an_error_without_the_url() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
