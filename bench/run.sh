@@ -5,7 +5,7 @@
 #   bench/run.sh --quick    a few seconds per step: checks the harness works (used by CI)
 #
 # Targets, all in front of the same mock upstream (nginx `return 200` with a fixed OpenAI chat
-# completion, or a fixed 20-chunk SSE stream):
+# completion, or a fixed 21-chunk SSE stream, and a 183-chunk one for the cost of one more chunk):
 #   direct      the mock upstream itself
 #   nginx       nginx proxy_pass with upstream keepalive
 #   switchyard  the release build through the `openai` plugin; and with the in-process `mock`
@@ -85,11 +85,18 @@ for i, w in enumerate(words[:18]):
     events.append(dict(base, choices=[{"index": 0, "delta": {"content": (" " if i else "") + w}, "logprobs": None, "finish_reason": None}], usage=None))
 events.append(dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}], usage=None))
 events.append(dict(base, choices=[], usage=completion["usage"]))
-sse = "".join("data: " + json.dumps(e, separators=(",", ":")) + "\n\n" for e in events) + "data: [DONE]\n\n"
-open(f"{work}/stream.sse", "w").write(sse)
-print(len(events), file=open(f"{work}/stream.count", "w"))
+def write_stream(name, events):
+    sse = "".join("data: " + json.dumps(e, separators=(",", ":")) + "\n\n" for e in events) + "data: [DONE]\n\n"
+    open(f"{work}/{name}.sse", "w").write(sse)
+    print(len(events), file=open(f"{work}/{name}.count", "w"))
+write_stream("stream", events)
+# The same stream with ten times the content chunks (183 in all): the difference in CPU between the two,
+# divided by the difference in chunks, is the cost of one more chunk (the slope), free of the
+# per-request part that the all-in figure spreads over 21 chunks.
+write_stream("stream-long", events[:1] + events[1:19] * 10 + events[19:])
 EOF
 chunks=$(cat "$work/stream.count")
+chunks_long=$(cat "$work/stream-long.count")
 
 # nginx config strings are single-quoted; the bodies contain no single quotes.
 completion=$(cat "$work/completion.json")
@@ -109,6 +116,8 @@ http {
     # file is a 405; the error_page redirect re-serves it as a GET with status 200.
     location = /stream/v1/chat/completions { error_page 405 =200 /sse-body; return 405; }
     location = /sse-body { internal; default_type text/event-stream; alias $work/stream.sse; }
+    location = /stream-long/v1/chat/completions { error_page 405 =200 /sse-long-body; return 405; }
+    location = /sse-long-body { internal; default_type text/event-stream; alias $work/stream-long.sse; }
   }
 }
 EOF
@@ -142,6 +151,11 @@ providers:
     base_url: http://127.0.0.1:$mock_port/stream/v1
     keys: [{value: sk-bench-0123456789}]
     concurrency: 20000
+  upstream_stream_long:
+    plugin: openai
+    base_url: http://127.0.0.1:$mock_port/stream-long/v1
+    keys: [{value: sk-bench-0123456789}]
+    concurrency: 20000
   local:
     plugin: mock
     options: {text: "Hello, benchmark! It is sunny and calm today."}
@@ -152,6 +166,7 @@ providers:
 models:
   bench: {targets: [{provider: up, model: gpt-4o-mini}]}
   bench-stream: {targets: [{provider: upstream_stream, model: gpt-4o-mini}]}
+  bench-stream-long: {targets: [{provider: upstream_stream_long, model: gpt-4o-mini}]}
   bench-mock: {targets: [{provider: local, model: gpt-4o-mini}]}
   bench-hold: {targets: [{provider: slow, model: hold}]}
 EOF
@@ -214,6 +229,7 @@ log "  streaming…"
 S_direct=$(run "$mock_worker" "http://127.0.0.1:$mock_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
 S_nginx=$(run "$proxy_worker" "http://127.0.0.1:$proxy_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
 S_gw=$(run "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request-stream.json bench-stream)" --connections 32)
+S_gw_long=$(run "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request-stream.json bench-stream-long)" --connections 32)
 peak_rss=$(hwm_kib "$gw_pid")
 
 log "  $streams open streams…"
@@ -231,21 +247,22 @@ sleep 2
 after_streams=$(rss_kib "$gw_pid")
 
 # ---- the table -------------------------------------------------------------------------------
-python3 - "$dur" "$chunks" "$idle_rss" "$peak_rss" "$before_streams" "$streams_rss" "$after_streams" "$opened" "$streams" "$rate" \
+python3 - "$dur" "$chunks" "$chunks_long" "$idle_rss" "$peak_rss" "$before_streams" "$streams_rss" "$after_streams" "$opened" "$streams" "$rate" \
     "${R[direct.sat]}" "${R[direct.c1]}" "${R[direct.rate]}" \
     "${R[nginx.sat]}" "${R[nginx.c1]}" "${R[nginx.rate]}" \
     "${R[switchyard.sat]}" "${R[switchyard.c1]}" "${R[switchyard.rate]}" \
     "${R[switchyard_mock.sat]}" "${R[switchyard_mock.c1]}" "${R[switchyard_mock.rate]}" \
-    "$S_direct" "$S_nginx" "$S_gw" <<'EOF'
+    "$S_direct" "$S_nginx" "$S_gw" "$S_gw_long" <<'EOF'
 import sys, datetime, os
 a = sys.argv[1:]
-dur, chunks, idle, peak, before, during, after, opened, streams, rate = a[:10]
-rows = [list(map(float, x.split())) for x in a[10:]]
+dur, chunks, chunks_long, idle, peak, before, during, after, opened, streams, rate = a[:11]
+rows = [list(map(float, x.split())) for x in a[11:]]
 names = ["direct", "nginx", "switchyard (openai plugin)", "switchyard (mock provider)"]
 sat, c1, rt = {}, {}, {}
 for i, n in enumerate(names):
     sat[n], c1[n], rt[n] = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
-s_direct, s_nginx, s_gw = rows[12], rows[13], rows[14]
+s_direct, s_nginx, s_gw, s_gw_long = rows[12], rows[13], rows[14], rows[15]
+per_chunk = (s_gw_long[3] - s_gw[3]) / (float(chunks_long) - float(chunks))
 ng, gw = "nginx", "switchyard (openai plugin)"
 def added(n, row, i):  # added latency over direct, µs
     return row[n][i] - row["direct"][i]
@@ -258,7 +275,7 @@ for n in names:
 print()
 print(f"- Throughput vs nginx: {sat[gw][0] / sat[ng][0]:.2f}× (target ≥ 0.75×). CPU per request vs nginx: {sat[gw][3] / sat[ng][3]:.2f}× (target ≤ 1.5×).")
 print(f"- Added latency over direct at c=1: nginx p50 +{added(ng, c1, 1):.0f} µs, p99 +{added(ng, c1, 2):.0f} µs; switchyard p50 +{added(gw, c1, 1):.0f} µs, p99 +{added(gw, c1, 2):.0f} µs (targets: nginx + 30 / + 60 µs).")
-print(f"- Streaming ({chunks} chunks per response, 32 conns): direct {s_direct[0]:.0f} streams/s; nginx {s_nginx[0]:.0f} streams/s at {s_nginx[3]:.1f} µs CPU each; switchyard {s_gw[0]:.0f} streams/s at {s_gw[3]:.1f} µs CPU each ({s_gw[3] / s_nginx[3]:.2f}× nginx; {s_gw[3] / float(chunks):.2f} µs per chunk, all-in), {s_gw[4]:.0f} events per response.")
+print(f"- Streaming ({chunks} chunks per response, 32 conns): direct {s_direct[0]:.0f} streams/s; nginx {s_nginx[0]:.0f} streams/s at {s_nginx[3]:.1f} µs CPU each; switchyard {s_gw[0]:.0f} streams/s at {s_gw[3]:.1f} µs CPU each ({s_gw[3] / s_nginx[3]:.2f}× nginx; {s_gw[3] / float(chunks):.2f} µs per chunk, all-in), {s_gw[4]:.0f} events per response. With {chunks_long} chunks: {s_gw_long[3]:.1f} µs per stream, so one more chunk costs {per_chunk:.2f} µs (target ≤ 1 µs).")
 print(f"- Memory: idle RSS {int(idle) / 1024:.1f} MiB; peak after the loads {int(peak) / 1024:.1f} MiB; {opened} of {streams} streams open at once: {int(during) / 1024:.1f} MiB (from {int(before) / 1024:.1f} MiB); {int(after) / 1024:.1f} MiB after they closed.")
 print("\nServers pinned to the last core and the load generator to the first with taskset; CPU = utime+stime from /proc over the run ÷ requests.")
 EOF
