@@ -608,18 +608,19 @@ impl StreamDecoder {
     }
 
     fn drain(&mut self, code: i32, items: &mut Vec<Item>, call: &'static str) -> Result<(), CallError> {
-        match code {
+        let r = match code {
             // An error item mid-stream is data (the host ends the stream with it).
-            status::ERROR if self.sink.has_error() => {
-                items.append(&mut self.sink.items);
-                Ok(())
-            }
-            _ => {
-                let r = self.codec.outcome(code, &mut self.sink, call);
-                items.append(&mut self.sink.items);
-                r
-            }
+            status::ERROR if self.sink.has_error() => Ok(()),
+            _ => self.codec.outcome(code, &mut self.sink, call),
+        };
+        // The caller's vector is usually empty: swapping hands the items over without moving
+        // each one (and both vectors keep their capacity for the next call).
+        if items.is_empty() {
+            std::mem::swap(items, &mut self.sink.items);
+        } else {
+            items.append(&mut self.sink.items);
         }
+        r
     }
 }
 

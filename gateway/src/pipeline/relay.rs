@@ -202,6 +202,12 @@ impl Relay {
                     None => break,
                 }
             };
+            if out.is_empty() {
+                // Sized once for everything already decoded: an upstream read can carry
+                // hundreds of events, and growing the frame chunk by chunk copied it over and over.
+                let ready: usize = self.pending.iter().map(frame_len).sum();
+                out.reserve(item.as_ref().map_or(0, |i| i.as_ref().map_or(0, frame_len)) + ready);
+            }
             match item {
                 Ok(Some(Item::Chunk(p))) => {
                     self.first_chunk_seen = true;
@@ -285,10 +291,21 @@ impl Relay {
         let since = if last { self.ctx.started } else { self.last_emit };
         self.last_emit = now;
         let latency = now.duration_since(since).as_millis() as u64;
-        out.reserve(json.len() + 200);
+        out.reserve(json.len() + FRAME_EXTRA);
         out.extend_from_slice(b"data: ");
         self.extra.append_to(out, json, latency, self.chunk_index);
         self.chunk_index += 1;
         out.extend_from_slice(b"\n\n");
+    }
+}
+
+/// What one chunk adds to a frame besides its JSON: `data: `, `extra_fields`, `\n\n`.
+const FRAME_EXTRA: usize = 224;
+
+/// The bytes `item` is expected to take in a client frame.
+fn frame_len(item: &Item) -> usize {
+    match item {
+        Item::Chunk(p) => p.json.len() + FRAME_EXTRA,
+        _ => 0,
     }
 }

@@ -1,41 +1,67 @@
 //! Streaming: OpenAI's SSE stream of `chat.completion.chunk` objects → unified chunks.
 
 use crate::error;
-use crate::views::{CompletionView, without_extra_fields};
+use crate::views::{ChoicesSummary, CompletionView, without_extra_fields};
+use std::borrow::Cow;
 use switchyard_plugin_api::sdk::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
-use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, ProviderError, StreamDecoder};
+use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, ProviderError, StreamDecoder, Usage};
 
 /// One upstream stream's decoder state.
 pub(crate) struct ChatStream {
     events: SseParser,
+    state: State,
+}
+
+struct State {
     /// `[DONE]` or an error ended the stream; later events are not part of this answer.
     ended: bool,
+    /// The members OpenAI repeats verbatim before `choices` in every chunk of a stream.
+    head: Option<SharedHead>,
+    /// Chunks a head was learnt from so far.
+    head_tries: u8,
+    /// Reused for the part of a chunk after its head.
+    scratch: Vec<u8>,
+}
+
+/// A chunk's leading members (`id`, `object`, `created`, `model`, `system_fingerprint`), the
+/// same bytes in every chunk of an OpenAI stream, parsed once: a chunk that starts with them
+/// needs only its `choices` and what follows parsed (about half the bytes and keys).
+struct SharedHead {
+    /// Up to and including the comma before `"choices":`.
+    bytes: Vec<u8>,
+    model: Option<String>,
 }
 
 impl ChatStream {
     pub(crate) fn new() -> ChatStream {
         ChatStream {
             events: SseParser::new(),
-            ended: false,
+            state: State {
+                ended: false,
+                head: None,
+                head_tries: 0,
+                scratch: Vec::new(),
+            },
         }
     }
 }
 
 impl StreamDecoder for ChatStream {
     fn feed(&mut self, ctx: &Context<'_>, bytes: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let ended = &mut self.ended;
-        self.events.feed(bytes, &mut |event| on_event(event, ctx, ended, out));
+        let state = &mut self.state;
+        self.events.feed(bytes, &mut |event| on_event(event, ctx, state, out));
         Ok(())
     }
 
     fn finish(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let ended = &mut self.ended;
-        self.events.finish(&mut |event| on_event(event, ctx, ended, out));
+        let state = &mut self.state;
+        self.events.finish(&mut |event| on_event(event, ctx, state, out));
         Ok(())
     }
 }
 
-fn on_event(event: SseEvent<'_>, ctx: &Context<'_>, ended: &mut bool, out: &mut Out<'_>) {
+fn on_event(event: SseEvent<'_>, ctx: &Context<'_>, state: &mut State, out: &mut Out<'_>) {
+    let ended = &mut state.ended;
     if *ended {
         return;
     }
@@ -62,11 +88,21 @@ fn on_event(event: SseEvent<'_>, ctx: &Context<'_>, ended: &mut bool, out: &mut 
         *ended = true;
         return out.error(&error::embedded(data));
     }
-    let view = match CompletionView::parse(data) {
-        Ok(view) => view,
-        Err(reason) => return out.warn(&format!("skipped malformed stream event: {reason}")),
+    // Learnt from the first chunk, and again (a few times at most) when a chunk does not
+    // start with it: some servers send more members in the first chunk than in the rest.
+    let matches = state.head.as_ref().is_some_and(|h| data.starts_with(&h.bytes));
+    if !matches && state.head_tries < HEAD_TRIES {
+        state.head_tries += 1;
+        state.head = SharedHead::learn(data);
+    }
+    let view = match state.head.as_ref().and_then(|h| h.read_tail(data, &mut state.scratch)) {
+        Some(facts) => facts,
+        None => match CompletionView::parse(data) {
+            Ok(view) => ChunkFacts::from(view),
+            Err(reason) => return out.warn(&format!("skipped malformed stream event: {reason}")),
+        },
     };
-    if view.error.is_some() {
+    if view.error {
         *ended = true;
         return out.error(&error::embedded(data));
     }
@@ -78,14 +114,78 @@ fn on_event(event: SseEvent<'_>, ctx: &Context<'_>, ended: &mut bool, out: &mut 
         finish_reason: choices.finish_reason,
         // A usage-only chunk may also come without `choices` at all.
         empty_choices: choices.len == 0,
-        usage: view.usage.as_ref().map(|u| u.to_usage()),
+        usage: view.usage,
     };
     let model = view.model.as_deref().unwrap_or(ctx.model);
-    if !view.extra_fields.0 {
+    if !view.extra_fields {
         return out.chunk(data, model, &info);
     }
     match without_extra_fields(data) {
         Ok(json) => out.chunk(&json, model, &info),
         Err(reason) => out.warn(&format!("skipped malformed stream event: {reason}")),
+    }
+}
+
+/// How many chunks of a stream may teach its [`SharedHead`].
+const HEAD_TRIES: u8 = 3;
+
+/// What the decoder needs from one chunk.
+struct ChunkFacts<'a> {
+    model: Option<Cow<'a, str>>,
+    choices: Option<ChoicesSummary>,
+    usage: Option<Usage>,
+    error: bool,
+    extra_fields: bool,
+}
+
+impl<'a> From<CompletionView<'a>> for ChunkFacts<'a> {
+    fn from(view: CompletionView<'a>) -> ChunkFacts<'a> {
+        ChunkFacts {
+            model: view.model,
+            choices: view.choices,
+            usage: view.usage.as_ref().map(|u| u.to_usage()),
+            error: view.error.is_some(),
+            extra_fields: view.extra_fields.0,
+        }
+    }
+}
+
+const CHOICES_KEY: &[u8] = b",\"choices\":";
+
+impl SharedHead {
+    /// The head of `chunk`, when its members before `"choices":` form an object of their own
+    /// that holds nothing but (at most) the model. In valid JSON an unescaped `,"choices":` is
+    /// a member boundary; closing the head with `}` parses only if it is at the top level.
+    fn learn(chunk: &[u8]) -> Option<SharedHead> {
+        let at = chunk.windows(CHOICES_KEY.len()).position(|w| w == CHOICES_KEY)?;
+        let mut object = Vec::with_capacity(at + 1);
+        object.extend_from_slice(&chunk[..at]);
+        object.push(b'}');
+        let view = CompletionView::parse(&object).ok()?;
+        let only_model = view.choices.is_none() && view.usage.is_none() && view.error.is_none() && !view.extra_fields.0;
+        only_model.then(|| SharedHead {
+            bytes: chunk[..=at].to_vec(),
+            model: view.model.map(Cow::into_owned),
+        })
+    }
+
+    /// The facts of `chunk` from its members after the head, when it starts with the head
+    /// and none of those members repeats one the head holds; `None` means "parse it whole".
+    fn read_tail<'s>(&'s self, chunk: &[u8], scratch: &mut Vec<u8>) -> Option<ChunkFacts<'s>> {
+        let tail = chunk.strip_prefix(self.bytes.as_slice())?;
+        scratch.clear();
+        scratch.push(b'{');
+        scratch.extend_from_slice(tail);
+        let view = CompletionView::parse(scratch).ok()?;
+        if view.model.is_some() {
+            return None;
+        }
+        Some(ChunkFacts {
+            model: self.model.as_deref().map(Cow::Borrowed),
+            choices: view.choices,
+            usage: view.usage.as_ref().map(|u| u.to_usage()),
+            error: view.error.is_some(),
+            extra_fields: view.extra_fields.0,
+        })
     }
 }

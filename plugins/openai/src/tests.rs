@@ -334,6 +334,82 @@ fn openai_items() -> Vec<Got> {
     ]
 }
 
+/// Chunks that share their leading members are read from `choices` on; every case where that
+/// could differ from reading them whole falls back to the whole read.
+#[test]
+fn chunks_with_a_shared_head_read_as_whole_ones() {
+    let head = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m-head","system_fingerprint":"fp","#;
+    let content = |text: &str| {
+        format!(r#"{head}"choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}],"usage":null}}"#)
+    };
+    let chunks = [
+        content("a"),
+        content("b"),
+        // The tail names the model again: read whole, which refuses the duplicate member.
+        format!(r#"{head}"choices":[{{"index":0,"delta":{{}},"finish_reason":null}}],"model":"m-tail"}}"#),
+        // Another head: read whole, and learnt.
+        r#"{"id":"c2","model":"m2","choices":[{"index":0,"delta":{"content":"c"},"finish_reason":null}]}"#.to_string(),
+        r#"{"id":"c2","model":"m2","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.to_string(),
+        // Members after the head that matter are read: extra_fields removed, usage counted.
+        r#"{"id":"c2","model":"m2","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2},"extra_fields":{}}"#
+            .to_string(),
+        // An error object after the head ends the stream.
+        r#"{"id":"c2","model":"m2","choices":[],"error":{"message":"boom","type":"server_error"}}"#.to_string(),
+    ];
+    let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    let c = Arc::new(codec());
+    let (items, warnings) = run_stream(&c, &[body.as_bytes()]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("duplicate field `model`"), "{warnings:?}");
+    let with_model = |json: &str, model: &str, flags: u64, usage: Option<Usage>| Got::Chunk {
+        json: json.into(),
+        model: model.into(),
+        flags,
+        usage,
+    };
+    let usage = Usage {
+        prompt_tokens: 1,
+        completion_tokens: 2,
+        total_tokens: 3,
+        ..Usage::default()
+    };
+    let expected_start = [
+        with_model(&chunks[0], "m-head", 0, None),
+        with_model(&chunks[1], "m-head", 0, None),
+        with_model(&chunks[3], "m2", 0, None),
+        with_model(&chunks[4], "m2", chunk_flag::FINISH_REASON, None),
+    ];
+    assert_eq!(items[..4], expected_start[..]);
+    // Removing `extra_fields` re-serialises the chunk (key order depends on serde_json's
+    // features): compared as JSON.
+    let Got::Chunk {
+        json,
+        model,
+        flags,
+        usage: got_usage,
+    } = &items[4]
+    else {
+        panic!("{:?}", items[4]);
+    };
+    let json: serde_json::Value = serde_json::from_str(json).expect("json");
+    let want: serde_json::Value = serde_json::from_str(
+        r#"{"id":"c2","model":"m2","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+    )
+    .expect("json");
+    assert_eq!(json, want);
+    let empty_with_usage = chunk_flag::EMPTY_CHOICES | chunk_flag::HAS_USAGE;
+    assert_eq!(
+        (model.as_str(), *flags, *got_usage),
+        ("m2", empty_with_usage, Some(usage))
+    );
+    assert!(
+        matches!(&items[5], Got::Error { message, .. } if message.contains("boom")),
+        "{:?}",
+        items[5]
+    );
+    assert_eq!(items.len(), 6);
+}
+
 #[test]
 fn stream_items_are_flagged_and_passed_through() {
     let c = Arc::new(codec());
