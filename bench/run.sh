@@ -243,7 +243,9 @@ sleep 1
 streams_rss=$(rss_kib "$gw_pid")
 wait "$hold_pid" || true
 opened=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["streams_open"])' "$work/hold.json" 2>/dev/null || echo 0)
-sleep 2
+# Closed streams free their memory at once; each worker gives it back to the system after
+# a second without activity (gateway/src/memory.rs).
+sleep 3
 after_streams=$(rss_kib "$gw_pid")
 
 # ---- the table -------------------------------------------------------------------------------

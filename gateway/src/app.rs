@@ -199,11 +199,21 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupErro
             body_read_timeout: cfg.server.body_read_timeout.non_zero().unwrap_or(Duration::MAX),
         });
         let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
-        let server = HttpServer::new(move || App::new().configure(http::configure(state.clone())))
+        let server = HttpServer::new(move || {
+            // The factory runs once on each worker thread: the ticker lives there.
+            actix_web::rt::spawn(crate::memory::release_when_quiet());
+            App::new().configure(http::configure(state.clone()))
+        })
             .disable_signals()
             // Whole seconds is what actix takes; round up so `500ms` does not become 0.
             .shutdown_timeout(cfg.server.shutdown_timeout.0.as_secs_f64().ceil() as u64)
             .client_request_timeout(CLIENT_HEADER_TIMEOUT)
+            // A client that closes its side has gone away: its answer is dropped at once, which
+            // cancels the upstream request. With half-closes allowed (actix's default) a client
+            // gone in the middle of a slow stream was noticed only by a failed write, after the
+            // upstream's next chunks (or never, while the upstream was thinking), and its stream
+            // kept its memory and the upstream's tokens until then. No LLM client half-closes.
+            .h1_allow_half_closed(false)
             .bind(&addr)
             .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
         for a in server.addrs() {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod memory;
 pub mod observability;
 pub mod pipeline;
 pub mod plugins;

@@ -29,7 +29,7 @@
 //! | `stream-cut` | streams 3 chunks, pauses [`CUT_PAUSE`], drops the connection mid-event (non-stream: truncated JSON) |
 //! | `stream-no-done` | a stream that ends cleanly without `data: [DONE]` |
 //! | `late-first-token` | a stream whose headers come at once, then only keep-alive comments for [`SLOW_DELAY`] before the first chunk |
-//! | `idle-stream` | a stream that goes silent for [`SLOW_DELAY`] after its first chunks |
+//! | `idle-stream` | a stream that goes silent for [`SLOW_DELAY`] after its first chunks (a close during the silence is an abort) |
 //! | `drip-stream` | a stream of [`DRIP_CHUNKS`] chunks, [`DRIP_INTERVAL`] apart |
 //! | `drip-stream-long` | the same with [`DRIP_CHUNKS_LONG`] chunks |
 //! | `stream-malformed` | a stream with one malformed (non-JSON) event among good ones |
@@ -1011,7 +1011,15 @@ async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u6
             if !write_fragments(sock, &first).await {
                 return false;
             }
-            tokio::time::sleep(SLOW_DELAY).await;
+            // Silent, but watching the connection: a gateway that closes it (its client went
+            // away) is counted as an abort at once, not only at the next write.
+            let mut probe = [0u8; 1];
+            tokio::select! {
+                _ = tokio::time::sleep(SLOW_DELAY) => {}
+                read = sock.read(&mut probe) => if matches!(read, Ok(0) | Err(_)) {
+                    return false;
+                },
+            }
             let rest = sse_bytes(&chunks[split..], true);
             write_fragments(sock, &rest).await && write_chunk_end(sock).await
         }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_e2e::client::{http, stream_body};
-use switchyard_e2e::upstream::{MODEL_SUFFIX, RATELIMIT_REMAINING};
+use switchyard_e2e::upstream::{MODEL_SUFFIX, RATELIMIT_REMAINING, SLOW_DELAY};
 use switchyard_e2e::{Gateway, MockUpstream, Sse, standard_config};
 
 fn start(up: &MockUpstream) -> Gateway {
@@ -360,6 +360,33 @@ async fn client_disconnect_cancels_the_upstream_stream() {
         up.wait_for_aborts(1, Duration::from_secs(10)).await,
         "after the client went away the gateway must cancel the upstream request (the mock \
          upstream finished writing its whole stream instead)"
+    );
+    gw.assert_serving().await;
+}
+
+/// A client that goes away while the upstream is silent (a model thinking) is noticed at once,
+/// not at the gateway's next write: the upstream request is cancelled before it sends more.
+#[tokio::test]
+async fn client_disconnect_during_upstream_silence_cancels_the_upstream_stream() {
+    let up = MockUpstream::start();
+    let gw = start(&up);
+    let mut resp = http()
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&stream_body("up/idle-stream", "bye")).expect("serialise"))
+        .send()
+        .await
+        .expect("stream starts");
+    assert_eq!(resp.status().as_u16(), 200);
+    // The first chunk arrives; then the upstream goes silent for SLOW_DELAY.
+    let first = resp.chunk().await.expect("a first chunk").expect("data");
+    assert!(!first.is_empty());
+    drop(resp);
+    // The upstream sees its connection closed during the silence. (Were the client's absence
+    // noticed only by a failed write, that would come after the silence, at the earliest.)
+    assert!(
+        up.wait_for_aborts(1, SLOW_DELAY / 2).await,
+        "the gateway kept the upstream request open for a client that had gone"
     );
     gw.assert_serving().await;
 }

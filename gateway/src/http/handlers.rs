@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
+    crate::memory::note_activity();
     let request_id = respond::request_id(&req);
     // A debug-level span: at the default `info` level an enabled span per request cost ~45 µs
     // of CPU (measured, fmt layer). Events that matter carry the request id themselves.

@@ -49,6 +49,13 @@ pub struct Relay {
     idle_timeout: Option<Duration>,
 }
 
+/// A stream's end, however it came (done, failed, or the client gone), frees its buffers.
+impl Drop for Relay {
+    fn drop(&mut self) {
+        crate::memory::note_activity();
+    }
+}
+
 impl Relay {
     pub fn upstream(
         body: ByteStream,
