@@ -10,6 +10,7 @@ mod request;
 mod response;
 mod setup;
 mod stream;
+mod tail_template;
 mod views;
 
 use setup::Endpoint;

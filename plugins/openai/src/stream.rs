@@ -1,6 +1,7 @@
 //! Streaming: OpenAI's SSE stream of `chat.completion.chunk` objects → unified chunks.
 
 use crate::error;
+use crate::tail_template::TailTemplate;
 use crate::views::{ChoicesSummary, CompletionView, without_extra_fields};
 use std::borrow::Cow;
 use switchyard_plugin_api::sdk::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
@@ -21,6 +22,10 @@ struct State {
     head_tries: u8,
     /// Reused for the part of a chunk after its head.
     scratch: Vec<u8>,
+    /// The last plain content chunk's tail, to recognise the next ones without a parse.
+    template: Option<TailTemplate>,
+    /// Tails a template was learnt from so far.
+    template_tries: u8,
 }
 
 /// A chunk's leading members (`id`, `object`, `created`, `model`, `system_fingerprint`), the
@@ -41,6 +46,8 @@ impl ChatStream {
                 head: None,
                 head_tries: 0,
                 scratch: Vec::new(),
+                template: None,
+                template_tries: 0,
             },
         }
     }
@@ -95,7 +102,12 @@ fn on_event(event: SseEvent<'_>, ctx: &Context<'_>, state: &mut State, out: &mut
         state.head_tries += 1;
         state.head = SharedHead::learn(data);
     }
-    let view = match state.head.as_ref().and_then(|h| h.read_tail(data, &mut state.scratch)) {
+    let tail = Tail {
+        scratch: &mut state.scratch,
+        template: &mut state.template,
+        tries: &mut state.template_tries,
+    };
+    let view = match state.head.as_ref().and_then(|h| h.read_tail(data, tail)) {
         Some(facts) => facts,
         None => match CompletionView::parse(data) {
             Ok(view) => ChunkFacts::from(view),
@@ -128,6 +140,16 @@ fn on_event(event: SseEvent<'_>, ctx: &Context<'_>, state: &mut State, out: &mut
 
 /// How many chunks of a stream may teach its [`SharedHead`].
 const HEAD_TRIES: u8 = 3;
+/// How many chunk tails of a stream may teach its [`TailTemplate`] (each unmatched plain
+/// chunk does, until then: the role chunk, then the content ones, then a tool call's).
+const TEMPLATE_TRIES: u8 = 8;
+
+/// The decoder state [`SharedHead::read_tail`] uses and updates.
+struct Tail<'a> {
+    scratch: &'a mut Vec<u8>,
+    template: &'a mut Option<TailTemplate>,
+    tries: &'a mut u8,
+}
 
 /// What the decoder needs from one chunk.
 struct ChunkFacts<'a> {
@@ -171,14 +193,32 @@ impl SharedHead {
 
     /// The facts of `chunk` from its members after the head, when it starts with the head
     /// and none of those members repeats one the head holds; `None` means "parse it whole".
-    fn read_tail<'s>(&'s self, chunk: &[u8], scratch: &mut Vec<u8>) -> Option<ChunkFacts<'s>> {
-        let tail = chunk.strip_prefix(self.bytes.as_slice())?;
+    /// A tail that matches the last plain one's template is not parsed at all.
+    fn read_tail<'s>(&'s self, chunk: &[u8], tail: Tail<'_>) -> Option<ChunkFacts<'s>> {
+        let rest = chunk.strip_prefix(self.bytes.as_slice())?;
+        if let Some(template) = tail.template.as_ref().filter(|t| t.matches(rest)) {
+            return Some(ChunkFacts {
+                model: self.model.as_deref().map(Cow::Borrowed),
+                choices: Some(template.choices),
+                usage: None,
+                error: false,
+                extra_fields: false,
+            });
+        }
+        let scratch = tail.scratch;
         scratch.clear();
         scratch.push(b'{');
-        scratch.extend_from_slice(tail);
+        scratch.extend_from_slice(rest);
         let view = CompletionView::parse(scratch).ok()?;
         if view.model.is_some() {
             return None;
+        }
+        // A plain content chunk (choices, nothing else of interest) teaches the template
+        // the next ones are matched against.
+        let plain = view.usage.is_none() && view.error.is_none() && !view.extra_fields.0;
+        if let (true, Some(choices)) = (plain && *tail.tries < TEMPLATE_TRIES, view.choices) {
+            *tail.tries += 1;
+            *tail.template = TailTemplate::learn(rest, choices);
         }
         Some(ChunkFacts {
             model: self.model.as_deref().map(Cow::Borrowed),
