@@ -336,18 +336,24 @@ async fn malformed_upstream_event_is_skipped() {
     gw.assert_serving().await;
 }
 
-#[tokio::test]
-async fn client_disconnect_cancels_the_upstream_stream() {
-    let up = MockUpstream::start();
-    let gw = start(&up);
-    let mut resp = http()
+/// A streamed request whose response has started (200), left for the test to read or drop.
+async fn open_stream(gw: &Gateway, model: &str) -> reqwest::Response {
+    let resp = http()
         .post(gw.url("/v1/chat/completions"))
         .header("content-type", "application/json")
-        .body(serde_json::to_vec(&stream_body("up/drip-stream-long", "bye")).expect("serialise"))
+        .body(serde_json::to_vec(&stream_body(model, "bye")).expect("serialise"))
         .send()
         .await
         .expect("stream starts");
     assert_eq!(resp.status().as_u16(), 200);
+    resp
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_upstream_stream() {
+    let up = MockUpstream::start();
+    let gw = start(&up);
+    let mut resp = open_stream(&gw, "up/drip-stream-long").await;
     let mut seen = Vec::new();
     while !String::from_utf8_lossy(&seen).contains("drip0") {
         match resp.chunk().await {
@@ -370,14 +376,7 @@ async fn client_disconnect_cancels_the_upstream_stream() {
 async fn client_disconnect_during_upstream_silence_cancels_the_upstream_stream() {
     let up = MockUpstream::start();
     let gw = start(&up);
-    let mut resp = http()
-        .post(gw.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&stream_body("up/idle-stream", "bye")).expect("serialise"))
-        .send()
-        .await
-        .expect("stream starts");
-    assert_eq!(resp.status().as_u16(), 200);
+    let mut resp = open_stream(&gw, "up/idle-stream").await;
     // The first chunk arrives; then the upstream goes silent for SLOW_DELAY.
     let first = resp.chunk().await.expect("a first chunk").expect("data");
     assert!(!first.is_empty());

@@ -87,12 +87,18 @@ fn read_request(s: &mut impl Read) -> io::Result<String> {
     Ok(head)
 }
 
+/// A listener on a free loopback port, and the port.
+fn loopback() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    (listener, port)
+}
+
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
 /// A plain-http server answering one request with `OK`; yields the request head.
 fn http_server() -> (u16, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = loopback();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || -> io::Result<()> {
         let (mut s, _) = listener.accept()?;
@@ -117,8 +123,7 @@ fn tls_server() -> (u16, mpsc::Receiver<String>) {
         .with_single_cert(certs, key)
         .expect("server config");
     let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = loopback();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || -> io::Result<()> {
         let (tcp, _) = listener.accept()?;
@@ -136,8 +141,7 @@ fn tls_server() -> (u16, mpsc::Receiver<String>) {
 
 /// A CONNECT proxy for one tunnel; yields the CONNECT request head.
 fn connect_proxy() -> (u16, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = loopback();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || -> io::Result<()> {
         let (mut client, _) = listener.accept()?;
@@ -288,8 +292,7 @@ async fn no_proxy_hosts_are_reached_directly() {
 
 #[actix_rt::test]
 async fn dropping_the_body_closes_the_upstream_connection() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = loopback();
     let (tx, closed) = mpsc::channel();
     std::thread::spawn(move || -> io::Result<()> {
         // First connection: a body that never completes, then wait for the client to leave.
@@ -320,8 +323,7 @@ async fn dropping_the_body_closes_the_upstream_connection() {
 
 #[actix_rt::test]
 async fn connections_are_kept_alive_after_a_body_read_to_its_end() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = loopback();
     let (tx, served) = mpsc::channel();
     std::thread::spawn(move || -> io::Result<()> {
         // One connection serves every request; a second would never be accepted.
@@ -350,8 +352,7 @@ async fn connections_are_kept_alive_after_a_body_read_to_its_end() {
 
 #[actix_rt::test]
 async fn a_keep_alive_connection_the_server_closed_is_replaced() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = loopback();
     let (tx, closed) = mpsc::channel();
     std::thread::spawn(move || -> io::Result<()> {
         // A keep-alive answer, then the server drops the idle connection (its keep-alive
@@ -379,8 +380,7 @@ async fn a_keep_alive_connection_the_server_closed_is_replaced() {
 
 #[actix_rt::test]
 async fn a_truncated_body_is_an_error_without_the_url() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = loopback();
     std::thread::spawn(move || -> io::Result<()> {
         let (mut s, _) = listener.accept()?;
         read_request(&mut s)?;

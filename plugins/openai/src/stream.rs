@@ -222,10 +222,7 @@ impl SharedHead {
         }
         Some(ChunkFacts {
             model: self.model.as_deref().map(Cow::Borrowed),
-            choices: view.choices,
-            usage: view.usage.as_ref().map(|u| u.to_usage()),
-            error: view.error.is_some(),
-            extra_fields: view.extra_fields.0,
+            ..ChunkFacts::from(view)
         })
     }
 }
