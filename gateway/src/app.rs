@@ -148,6 +148,7 @@ fn build_provider(
             failures: p.circuit_breaker.failures,
             window: p.circuit_breaker.window.0,
             cooldown: p.circuit_breaker.cooldown.0,
+            auth_cooldown: p.circuit_breaker.auth_failure_cooldown.0,
         },
         keys.len().max(1),
     ));
@@ -197,6 +198,7 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupErro
             max_body_size: cfg.server.max_body_size.0,
             // 0 = no limit.
             body_read_timeout: cfg.server.body_read_timeout.non_zero().unwrap_or(Duration::MAX),
+            stream_write_timeout: cfg.server.stream_write_timeout.0,
         });
         let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
         let server = HttpServer::new(move || {

@@ -41,6 +41,14 @@ pub enum GatewayError {
     UpstreamMalformed { provider: String, reason: String },
     #[error("the provider plugin for `{provider}` failed: {reason}")]
     PluginFault { provider: String, reason: String },
+    /// The upstream refused the operator's credentials (401/403). Never the client's auth
+    /// error: clients never choose upstream credentials, so this is a gateway-side fault.
+    #[error("upstream `{provider}` rejected the gateway's credentials (HTTP {status}): {message}")]
+    UpstreamAuthFailed {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     #[error("provider `{provider}` has no usable key for model `{model}` (keys whose env var is unset are disabled)")]
     NoUsableKey { provider: String, model: String },
     #[error("provider `{provider}` is at its concurrency limit; retry shortly")]
@@ -95,7 +103,9 @@ impl GatewayError {
                 _ => StatusCode::BAD_GATEWAY,
             },
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            UpstreamUnreachable { .. } | UpstreamMalformed { .. } | PluginFault { .. } => StatusCode::BAD_GATEWAY,
+            UpstreamUnreachable { .. } | UpstreamMalformed { .. } | PluginFault { .. } | UpstreamAuthFailed { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             NoUsableKey { .. } | ProviderBusy { .. } | CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -116,9 +126,11 @@ impl GatewayError {
                 400..=499 => "invalid_request_error",
                 _ => "server_error",
             },
-            UpstreamTimeout { .. } | UpstreamUnreachable { .. } | UpstreamMalformed { .. } | PluginFault { .. } => {
-                "server_error"
-            }
+            UpstreamTimeout { .. }
+            | UpstreamUnreachable { .. }
+            | UpstreamMalformed { .. }
+            | PluginFault { .. }
+            | UpstreamAuthFailed { .. } => "server_error",
             NoUsableKey { .. } | ProviderBusy { .. } | CircuitOpen { .. } => "server_error",
         }
     }
@@ -140,6 +152,7 @@ impl GatewayError {
             UpstreamUnreachable { .. } => "upstream_unreachable",
             UpstreamMalformed { .. } => "upstream_malformed",
             PluginFault { .. } => "plugin_fault",
+            UpstreamAuthFailed { .. } => "upstream_auth_failed",
             NoUsableKey { .. } => "no_usable_key",
             ProviderBusy { .. } => "provider_busy",
             CircuitOpen { .. } => "circuit_open",
@@ -195,6 +208,8 @@ impl GatewayError {
                 s if !(400..500).contains(&s) => FailureAction::NextTarget,
                 _ => FailureAction::Stop,
             },
+            // Another key may be good; with none left, the next target.
+            UpstreamAuthFailed { .. } => FailureAction::NextKey,
             UpstreamTimeout { phase, .. } if *phase == "connect_timeout" => FailureAction::Retry,
             UpstreamUnreachable { .. } => FailureAction::Retry,
             UpstreamTimeout { .. }
@@ -224,6 +239,12 @@ impl GatewayError {
             UpstreamTimeout { .. } | UpstreamUnreachable { .. } | UpstreamMalformed { .. } => true,
             _ => false,
         }
+    }
+
+    /// The upstream rejected the key this attempt used: the key is out of service (its circuit
+    /// opens for `auth_failure_cooldown`), not merely unhealthy.
+    pub fn is_key_rejected(&self) -> bool {
+        matches!(self, GatewayError::UpstreamAuthFailed { .. })
     }
 
     /// The `Retry-After` the upstream asked for, when it did.
@@ -310,6 +331,15 @@ mod tests {
         assert_eq!(upstream(400, error_kind::CONTENT_FILTER).on_failure(), Stop);
         assert_eq!(upstream(400, error_kind::INVALID_REQUEST).on_failure(), Stop);
         assert_eq!(upstream(401, 0).on_failure(), Stop);
+        let rejected = GatewayError::UpstreamAuthFailed {
+            provider: "p".into(),
+            status: 401,
+            message: "m".into(),
+        };
+        assert_eq!(rejected.on_failure(), NextKey);
+        assert_eq!(rejected.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(rejected.code(), Some("upstream_auth_failed"));
+        assert!(rejected.is_key_rejected());
         assert_eq!(GatewayError::bad_request("x", "invalid_json", None).on_failure(), Stop);
         let timeout = |phase| GatewayError::UpstreamTimeout {
             provider: "p".into(),

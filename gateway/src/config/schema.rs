@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub body_read_timeout: Dur,
     /// On SIGTERM/SIGINT, how long in-flight requests and streams may take to finish.
     pub shutdown_timeout: Dur,
+    /// A streaming client that has not taken the gateway's last frame for this long has its
+    /// stream cut (freeing its provider slot and upstream connection); 0 = never.
+    pub stream_write_timeout: Dur,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +42,7 @@ impl Default for ServerConfig {
             max_body_size: Size(32 * 1024 * 1024),
             body_read_timeout: Dur::secs(30),
             shutdown_timeout: Dur::secs(30),
+            stream_write_timeout: Dur::secs(30),
         }
     }
 }
@@ -121,7 +125,6 @@ pub struct KeyConfig {
     pub models: Vec<String>,
 }
 
-/// Accepted now; retries on the same target arrive with the resilience work.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetriesConfig {
@@ -140,13 +143,14 @@ impl Default for RetriesConfig {
     }
 }
 
-/// Accepted now; circuit breaking arrives with the resilience work.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerConfig {
     pub failures: u32,
     pub window: Dur,
     pub cooldown: Dur,
+    /// A key the upstream rejects (401/403) is out of service this long, then one probe.
+    pub auth_failure_cooldown: Dur,
 }
 
 impl Default for CircuitBreakerConfig {
@@ -155,6 +159,7 @@ impl Default for CircuitBreakerConfig {
             failures: 5,
             window: Dur::secs(30),
             cooldown: Dur::secs(10),
+            auth_failure_cooldown: Dur::secs(300),
         }
     }
 }

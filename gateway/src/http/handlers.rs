@@ -1,7 +1,9 @@
 use super::AppState;
 use super::body;
+use super::write_stall::StallGuarded;
 use super::respond::{self, ErrorDetails, REQUEST_ID, error_response};
 use crate::error::GatewayError;
+use crate::observability::escaped;
 use crate::pipeline::extra_fields::{CHAT, CHAT_STREAM};
 use crate::pipeline::{self, Answer, ChatRequest, RequestContext};
 use actix_web::http::header::{self, HeaderValue};
@@ -26,7 +28,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
             Ok(c) => c,
             Err(e) => return error_response(&e, &request_id, &ErrorDetails::none()),
         };
-        tracing::Span::current().record("model", chat.model.as_str());
+        tracing::Span::current().record("model", tracing::field::display(escaped(&chat.model)));
         let request_type = if chat.stream { CHAT_STREAM } else { CHAT };
         let model = chat.model.clone();
         let ctx = RequestContext {
@@ -54,10 +56,10 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
                     resp.insert_header(h);
                 }
                 with_request_id(&mut resp, &request_id);
-                resp.streaming(relay.into_body())
+                resp.streaming(StallGuarded::new(relay.into_body(), state.stream_write_timeout))
             }
             Err(failure) => {
-                tracing::info!(request_id = %request_id, model = %model, error = %failure.error, status = failure.error.status().as_u16(), "request failed");
+                tracing::info!(request_id = %request_id, model = %escaped(&model), error = %escaped(&failure.error), status = failure.error.status().as_u16(), "request failed");
                 let details = ErrorDetails {
                     request_type: Some(request_type),
                     provider: failure.provider.as_deref(),

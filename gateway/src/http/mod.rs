@@ -3,6 +3,7 @@
 mod body;
 mod handlers;
 mod respond;
+mod write_stall;
 
 use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::router::RouterHandle;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub cost: CostTrackerHandle,
     pub max_body_size: u64,
     pub body_read_timeout: Duration,
+    /// A stream whose client has not taken a frame for this long is cut; zero = never.
+    pub stream_write_timeout: Duration,
 }
 
 const CHAT_PATHS: [&str; 3] = [

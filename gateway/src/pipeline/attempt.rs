@@ -33,6 +33,22 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
     let provider = &target.provider;
     let pick = provider.pick_key(&target.model)?;
     let result = run_with_key(shared, target, body, pick.key).await;
+    if let Err(e) = &result
+        && e.is_key_rejected()
+    {
+        // Opened here rather than through the ProviderPool actor: the request's own next
+        // attempt must already skip this key, and a revoked key must not fail 1 in N requests.
+        let cooldown = provider.breaker.config.auth_cooldown;
+        provider.breaker.open_for(pick.slot, crate::resilience::breaker::now_ms(), cooldown);
+        tracing::warn!(
+            provider = %provider.name,
+            key_slot = pick.slot,
+            cooldown_s = cooldown.as_secs(),
+            error = %crate::observability::escaped(e),
+            "the upstream rejected this key; it is out of service until its cooldown ends"
+        );
+        return result;
+    }
     let healthy = match &result {
         Ok(_) => true,
         Err(e) => !e.counts_against_circuit(),

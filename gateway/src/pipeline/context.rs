@@ -4,7 +4,7 @@
 use crate::actors::cost_tracker::{CostTrackerHandle, UsageRecord};
 use crate::actors::outbox;
 use crate::error::{GatewayError, UpstreamError};
-use crate::redact::Redactor;
+use crate::redact::{Redactor, redact_masked_keys};
 use std::sync::Arc;
 use std::time::Instant;
 use switchyard_plugin_api::abi::error_kind;
@@ -67,8 +67,18 @@ pub fn unix_time_ms() -> u64 {
 }
 
 /// An error the provider (or its codec) reported, with secrets redacted from its text.
+/// A 401/403 is the upstream refusing the operator's key (clients never choose upstream
+/// credentials): a key fault, never passed to the client as its own auth error.
 pub fn upstream_error(provider: &str, e: PluginError, redactor: &Redactor) -> GatewayError {
     let message = redactor.redact(&e.message);
+    let auth = matches!(e.status, 401 | 403) || e.kind == error_kind::AUTHENTICATION;
+    if auth && e.kind != error_kind::CONTENT_FILTER {
+        return GatewayError::UpstreamAuthFailed {
+            provider: provider.to_string(),
+            status: e.status,
+            message: redact_masked_keys(&message),
+        };
+    }
     if e.kind == error_kind::MALFORMED {
         return GatewayError::UpstreamMalformed {
             provider: provider.to_string(),
@@ -93,7 +103,7 @@ pub fn plugin_error(provider: &str, e: CallError, redactor: &Redactor) -> Gatewa
     match e {
         CallError::Plugin(pe) => upstream_error(provider, pe, redactor),
         other => {
-            tracing::error!(provider, error = %other, "provider plugin fault");
+            tracing::error!(provider, error = %crate::observability::escaped(&other), "provider plugin fault");
             GatewayError::PluginFault {
                 provider: provider.to_string(),
                 reason: other.to_string(),

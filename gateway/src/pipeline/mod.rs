@@ -15,6 +15,7 @@ use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::outbox;
 use crate::actors::provider_pool::AttemptRecord;
 use crate::error::GatewayError;
+use crate::observability::escaped;
 use crate::resilience::FailureAction;
 use crate::routing::RouteTable;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -124,7 +125,7 @@ pub async fn chat(
                     latency_ms,
                 },
             );
-            tracing::warn!(request_id = %req.request_id, provider = %provider.name, model = %target.model, retry, %error, "attempt failed");
+            tracing::warn!(request_id = %req.request_id, provider = %provider.name, model = %escaped(&target.model), retry, error = %escaped(&error), "attempt failed");
             attempts.push(AttemptSummary {
                 provider: provider.name.to_string(),
                 model: target.model.to_string(),
@@ -143,6 +144,9 @@ pub async fn chat(
             match action {
                 FailureAction::Stop => break 'targets,
                 FailureAction::NextTarget => continue 'targets,
+                // The rejected key's circuit is open now, so the next pick skips it.
+                FailureAction::NextKey if provider.is_available(&target.model) => continue,
+                FailureAction::NextKey => continue 'targets,
                 FailureAction::Retry => {}
             }
             let Some(delay) = delay else {

@@ -6,6 +6,7 @@
 use super::context::{StreamContext, plugin_error};
 use super::extra_fields::{self, StreamExtraFields};
 use crate::error::GatewayError;
+use crate::observability::escaped;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::collections::VecDeque;
@@ -188,7 +189,7 @@ impl Relay {
             }
             .map_err(|e| plugin_error(&self.ctx.provider, e, &self.ctx.redactor))?;
             for warning in decoder.take_warnings() {
-                tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, "{warning}");
+                tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, warning = %escaped(&warning), "the provider plugin skipped part of the stream");
             }
             self.pending.extend(items.drain(..));
         }
@@ -251,7 +252,7 @@ impl Relay {
 
     fn fail(&mut self, err: GatewayError, out: &mut Vec<u8>) {
         self.ended = true;
-        tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, error = %err, "stream ended by an upstream failure");
+        tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, error = %escaped(&err), "stream ended by an upstream failure");
         self.flush_held(true, out);
         let event = serde_json::json!({ "error": {
             "message": err.client_message(),
@@ -300,9 +301,28 @@ impl Relay {
         let latency = now.duration_since(since).as_millis() as u64;
         out.reserve(json.len() + FRAME_EXTRA);
         out.extend_from_slice(b"data: ");
+        let start = out.len();
         self.extra.append_to(out, json, latency, self.chunk_index);
+        one_line(&mut out[start..]);
         self.chunk_index += 1;
         out.extend_from_slice(b"\n\n");
+    }
+}
+
+/// Keeps an event's JSON on its one `data:` line. A codec may pass an upstream's bytes
+/// through, and an upstream may split an event over several `data:` lines (which SSE joins
+/// with newlines): forwarded as is, the client would see a broken event, and an upstream
+/// could inject events of its own. In valid JSON a raw CR or LF can only be whitespace
+/// between tokens (inside strings they must be escaped), so blanking them changes nothing a
+/// JSON reader sees. A scan, not a parse: this runs on every chunk.
+fn one_line(json: &mut [u8]) {
+    if memchr::memchr2(b'\n', b'\r', json).is_none() {
+        return;
+    }
+    for b in json.iter_mut() {
+        if matches!(*b, b'\n' | b'\r') {
+            *b = b' ';
+        }
     }
 }
 

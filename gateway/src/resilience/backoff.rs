@@ -42,22 +42,37 @@ impl RetryPolicy {
     }
 }
 
+/// Longest wait an upstream's `Retry-After` is read as. Anything longer means the same thing
+/// to the pipeline (past every sane `max_backoff`: fall back now), and capping it keeps every
+/// later computation with the duration (`Instant + d`, `as_secs`) far from overflow.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// The wait an upstream asked for: `retry-after-ms` (OpenAI's), else `retry-after` as
-/// seconds or as an HTTP date. A date in the past means "now".
+/// seconds or as an HTTP date. A date in the past means "now". Every form is range-checked:
+/// an upstream controls these numbers, so NaN, infinities and negatives are ignored and huge
+/// values are capped at [`MAX_RETRY_AFTER`] (e.g. `retry-after-ms: 1e300` used to panic the
+/// request task in `Duration::from_secs_f64`).
 pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
+        && let Some(wait) = bounded_secs(ms / 1000.0)
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(wait);
     }
     let value = text("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (0.0..1e9).contains(&secs).then(|| Duration::from_secs_f64(secs));
+        return bounded_secs(secs);
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
+}
+
+/// Seconds from an upstream as a duration: `None` unless finite and not negative; capped.
+fn bounded_secs(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
 }
 
 #[cfg(test)]
@@ -125,5 +140,30 @@ mod tests {
         assert_eq!(parse_retry_after(&h, now), None);
         h.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(parse_retry_after(&h, now), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn hostile_retry_after_values_are_capped_or_ignored() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let parse = |name: &'static str, value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static(value));
+            parse_retry_after(&h, now)
+        };
+        for huge in ["1e300", "1e20", "18446744073709551616", "inf"] {
+            let d = parse("retry-after-ms", huge);
+            assert!(d.is_none() || d == Some(MAX_RETRY_AFTER), "retry-after-ms {huge}: {d:?}");
+            let d = parse("retry-after", huge);
+            assert!(d.is_none() || d == Some(MAX_RETRY_AFTER), "retry-after {huge}: {d:?}");
+        }
+        assert_eq!(parse("retry-after-ms", "1e300"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse("retry-after", "1e300"), Some(MAX_RETRY_AFTER));
+        for bad in ["NaN", "-5", "-inf", "-0.5"] {
+            assert_eq!(parse("retry-after-ms", bad), None, "{bad}");
+            assert_eq!(parse("retry-after", bad), None, "{bad}");
+        }
+        assert_eq!(parse("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"), Some(MAX_RETRY_AFTER));
+        // A capped wait is longer than any max_backoff: the pipeline falls back at once.
+        assert_eq!(policy(3).delay(0, Some(MAX_RETRY_AFTER)), None);
     }
 }

@@ -20,6 +20,8 @@ pub struct BreakerConfig {
     pub failures: u32,
     pub window: Duration,
     pub cooldown: Duration,
+    /// How long a key the upstream rejected (401/403) stays out of service.
+    pub auth_cooldown: Duration,
 }
 
 /// Milliseconds on a monotonic clock that starts near process start (never 0).
@@ -97,7 +99,8 @@ impl CircuitBreaker {
         }
         // Cooldown over (or a probe that never reported back has outlived its lease): claim
         // the probe, leased for one cooldown.
-        let lease = PROBE | (now + self.config.cooldown.as_millis() as u64);
+        let lease_ms = u64::try_from(self.config.cooldown.as_millis()).unwrap_or(u64::MAX);
+        let lease = PROBE | now.saturating_add(lease_ms).min(PROBE - 1);
         match w.compare_exchange(v, lease, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => Admission::Probe,
             Err(_) => Admission::Open {
@@ -108,8 +111,16 @@ impl CircuitBreaker {
 
     /// Opens the slot for one cooldown from `now`.
     pub fn open(&self, slot: usize, now: u64) {
+        self.open_for(slot, now, self.config.cooldown);
+    }
+
+    /// Opens the slot for `cooldown` from `now` (a key the upstream rejected stays out for
+    /// longer than a key that merely failed). Saturating: config durations are bounded, but
+    /// the word must never wrap into the probe bit.
+    pub fn open_for(&self, slot: usize, now: u64, cooldown: Duration) {
         if let Some(w) = self.word(slot) {
-            w.store(now + self.config.cooldown.as_millis() as u64, Ordering::Release);
+            let until = now.saturating_add(u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX));
+            w.store(until.min(PROBE - 1), Ordering::Release);
         }
     }
 
@@ -174,6 +185,7 @@ mod tests {
                 failures: 3,
                 window: Duration::from_secs(10),
                 cooldown: Duration::from_millis(100),
+                auth_cooldown: Duration::from_secs(300),
             },
             2,
         )
@@ -200,6 +212,17 @@ mod tests {
         assert!(matches!(b.admit(0, 1101), Admission::Open { .. }));
         b.close(0);
         assert_eq!(b.admit(0, 1102), Admission::Closed);
+    }
+
+    #[test]
+    fn open_for_a_long_cooldown_outlasts_the_normal_one_and_never_wraps() {
+        let b = breaker();
+        b.open_for(0, 1000, Duration::from_secs(300));
+        assert!(!b.is_available(0, 1000 + 100_000));
+        assert_eq!(b.admit(0, 1000 + 300_000), Admission::Probe);
+        b.open_for(1, u64::MAX - 5, Duration::MAX);
+        assert_eq!(b.state(1, 1000), CircuitState::Open);
+        assert!(matches!(b.admit(1, 1000), Admission::Open { .. }));
     }
 
     #[test]

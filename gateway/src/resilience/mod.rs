@@ -16,6 +16,10 @@ pub enum FailureAction {
     /// Transient (429, 5xx, refused, reset, connect timeout): the same target again after a
     /// backoff, then the next target.
     Retry,
+    /// The upstream rejected the key: the same target with another key at once (no backoff,
+    /// no retry budget: each rejection takes one key out of service, so this is bounded by
+    /// the key count), else the next target.
+    NextKey,
     /// The same target will not do better (a silent upstream, a context-length error, no
     /// usable key, an open circuit): the next target at once.
     NextTarget,

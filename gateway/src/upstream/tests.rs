@@ -35,6 +35,7 @@ fn pool_with_timeout(proxies: Matcher, roots: RootCertStore, connect_timeout: Du
             failures: 5,
             window: Duration::from_secs(30),
             cooldown: Duration::from_secs(10),
+            auth_cooldown: Duration::from_secs(300),
         },
         1,
     );
