@@ -10,6 +10,7 @@ use crate::redact::Redactor;
 use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::{CircuitBreaker, RetryBudget, RetryPolicy};
 use crate::routing::{self, ProviderRuntime, RouteTable, Timeouts};
+use crate::upstream::forward::ForwardAllowlist;
 use crate::upstream::{ProviderPool, build_client, parse_headers};
 use actix::{Arbiter, ArbiterHandle};
 use actix_web::{App, HttpServer, web};
@@ -153,7 +154,8 @@ fn build_provider(
         keys.len().max(1),
     ));
     let stats = PoolStatsHandle::start(arbiter, Arc::from(name), Arc::clone(&breaker));
-    let pool = ProviderPool::new(client, p.concurrency, headers, stats);
+    let pool = ProviderPool::new(client, p.concurrency, headers, stats)
+        .with_forward_allowlist(ForwardAllowlist::new(p.forward_headers.as_deref()));
     Ok(ProviderRuntime {
         name: Arc::from(name),
         codec: Arc::new(codec),

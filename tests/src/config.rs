@@ -40,9 +40,13 @@ pub fn standard_config(upstream: &MockUpstream) -> Value {
                 // One attempt per target, and no circuit opening, unless a test asks:
                 // most tests count upstream requests exactly.
                 "retries": {"max": 0},
-                "circuit_breaker": {"failures": 1000},
+                "circuit_breaker": {"failures": 1000, "auth_failure_cooldown": "0s"},
             },
-            "local": {"plugin": "mock", "retries": {"max": 0}, "circuit_breaker": {"failures": 1000}},
+            "local": {
+                "plugin": "mock",
+                "retries": {"max": 0},
+                "circuit_breaker": {"failures": 1000, "auth_failure_cooldown": "0s"},
+            },
         },
         "models": {
             "gpt": {"targets": [{"provider": "up", "model": "gpt-4o", "weight": 1}]},

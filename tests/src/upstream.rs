@@ -13,10 +13,12 @@
 //! | `fail-429-bare` | the same without `retry-after` |
 //! | `fail-429-date` | the same with `retry-after` as an HTTP date one to two seconds ahead |
 //! | `fail-429-long` | the same with `retry-after: 120` |
+//! | `fail-429-hostile` | the same with `retry-after-ms: 1e300` and `retry-after: 1e300` (numbers no upstream should send) |
 //! | `content-filter-400` | 400 `content_filter` (Azure OpenAI's content-management refusal) |
 //! | `silent` | reads the request and never answers (holds the connection until the peer closes) |
 //! | `flaky-N-FAULT` | the first N requests for this exact model get FAULT (any fault above), later ones a normal answer |
 //! | (any, with a key containing `RATELIMITED`) | 429 `insufficient_quota` |
+//! | (any, with a key containing `REVOKED`) | 401 `invalid_api_key`, key masked as OpenAI does |
 //! | `flappy` | 503 while [`MockUpstream::set_down`] says the upstream is down, else a normal answer |
 //! | `fail-401` | 401 `invalid_api_key` (key masked) |
 //! | `leaky-401` | 401 whose message contains the received API key verbatim |
@@ -34,6 +36,8 @@
 //! | `drip-stream-long` | the same with [`DRIP_CHUNKS_LONG`] chunks |
 //! | `stream-malformed` | a stream with one malformed (non-JSON) event among good ones |
 //! | `stream-error-first` | a 200 stream whose first and only event is an error (no `[DONE]`) |
+//! | `stream-multiline` | a normal stream whose events are pretty-printed JSON split over several `data:` lines (SSE joins them with newlines) |
+//! | `stream-firehose` | [`FIREHOSE_CHUNKS`] chunks of about 1 KiB each, as fast as the socket takes them |
 //!
 //! A stream the mock cannot finish writing because the other side closed counts as aborted
 //! ([`MockUpstream::aborted_streams`]).
@@ -68,6 +72,9 @@ pub const DRIP_INTERVAL: Duration = Duration::from_millis(150);
 pub const CUT_PAUSE: Duration = Duration::from_millis(300);
 /// Number of content chunks `drip-stream` sends.
 pub const DRIP_CHUNKS: usize = 8;
+/// Number of content chunks `stream-firehose` sends (tens of MiB: more than loopback socket
+/// buffers hold, so a client that does not read stalls the stream).
+pub const FIREHOSE_CHUNKS: usize = 40_000;
 /// Number of content chunks `drip-stream-long` sends (long enough that a cancelled stream is
 /// noticed before it could finish).
 pub const DRIP_CHUNKS_LONG: usize = 60;
@@ -351,6 +358,20 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         );
         return write_json(sock, 401, &[], &body).await;
     };
+    if key.contains("REVOKED") {
+        // A key the provider no longer accepts, whatever the model.
+        let body = error_body(
+            &format!(
+                "Incorrect API key provided: {}. You can find your API key at \
+                 https://platform.openai.com/account/api-keys.",
+                mask_key(&key)
+            ),
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        );
+        return write_json(sock, 401, &[], &body).await;
+    }
     if key.contains("RATELIMITED") {
         // A key whose quota is spent, whatever the model.
         let body = error_body(
@@ -421,7 +442,7 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             let body = error_body("Bad gateway.", "server_error", None, None);
             write_json(sock, status, &[], &body).await
         }
-        "fail-429" | "fail-429-bare" | "fail-429-date" | "fail-429-long" => {
+        "fail-429" | "fail-429-bare" | "fail-429-date" | "fail-429-long" | "fail-429-hostile" => {
             let body = error_body(
                 "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1.",
                 "requests",
@@ -431,6 +452,10 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             let mut headers = match fault.as_str() {
                 "fail-429" => vec![("retry-after", "1".to_owned())],
                 "fail-429-long" => vec![("retry-after", "120".to_owned())],
+                "fail-429-hostile" => vec![
+                    ("retry-after-ms", "1e300".to_owned()),
+                    ("retry-after", "1e300".to_owned()),
+                ],
                 "fail-429-date" => {
                     // HTTP dates have whole seconds: two seconds ahead is at least one second away.
                     let at = std::time::SystemTime::now() + Duration::from_secs(2);
@@ -565,6 +590,8 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         }
         "stream-malformed" => answer(sock, shared, &request, &model, id, stream, StreamMode::Malformed).await,
         "stream-error-first" => answer(sock, shared, &request, &model, id, stream, StreamMode::ErrorFirst).await,
+        "stream-multiline" => answer(sock, shared, &request, &model, id, stream, StreamMode::Multiline).await,
+        "stream-firehose" => answer(sock, shared, &request, &model, id, stream, StreamMode::Firehose).await,
         m => {
             if let Some(ms) = m.strip_prefix("delay-").and_then(|ms| ms.parse::<u64>().ok()) {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -590,6 +617,8 @@ enum StreamMode {
     Drip(usize),
     Malformed,
     ErrorFirst,
+    Multiline,
+    Firehose,
 }
 
 async fn answer(
@@ -982,6 +1011,39 @@ async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u6
             bytes.extend_from_slice(b"data: {\"id\": \"broken\", \"choices\": [\n\n");
             bytes.extend_from_slice(&sse_bytes(&chunks[split..], true));
             write_fragments(sock, &bytes).await && write_chunk_end(sock).await
+        }
+        StreamMode::Multiline => {
+            // Each event's JSON pretty-printed, one `data:` line per line of it.
+            let mut out = String::new();
+            for c in &chunks {
+                let pretty = serde_json::to_string_pretty(c).unwrap_or_default();
+                for line in pretty.lines() {
+                    let _ = writeln!(out, "data: {line}");
+                }
+                out.push('\n');
+            }
+            out.push_str("data: [DONE]\n\n");
+            write_fragments(sock, out.as_bytes()).await && write_chunk_end(sock).await
+        }
+        StreamMode::Firehose => {
+            let base = chunks.first().cloned().unwrap_or(Value::Null);
+            let filler = "x".repeat(1000);
+            for i in 0..FIREHOSE_CHUNKS {
+                let mut c = base.clone();
+                c["choices"] = json!([{
+                    "index": 0,
+                    "delta": {"content": format!("{i} {filler} ")},
+                    "logprobs": null,
+                    "finish_reason": null,
+                }]);
+                if !write_chunk(sock, format!("data: {c}\n\n").as_bytes()).await {
+                    return false;
+                }
+            }
+            let mut fin = base;
+            fin["choices"] = json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}]);
+            write_chunk(sock, format!("data: {fin}\n\ndata: [DONE]\n\n").as_bytes()).await
+                && write_chunk_end(sock).await
         }
         StreamMode::ErrorFirst => {
             // A 200 stream whose first event is an error, as OpenAI sends for failures that

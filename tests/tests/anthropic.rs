@@ -580,7 +580,7 @@ async fn prompt_too_long_is_a_context_length_error_that_falls_back() {
 }
 
 #[tokio::test]
-async fn server_error_is_502_and_bad_auth_is_401() {
+async fn server_error_and_a_refused_key_are_502() {
     let s = start();
     let reply = s.gw.chat(&chat_body("claude/server-error", "hi")).await;
     let err = reply.assert_error(502, "api_error");
@@ -593,15 +593,16 @@ async fn server_error_is_502_and_bad_auth_is_401() {
     let reply = s.gw.chat(&chat_body("claude/not-found", "hi")).await;
     reply.assert_error(404, "not_found_error");
 
-    // A provider configured without a key sends none; the API answers 401.
+    // A provider configured without a key sends none; the API's 401 is the operator's
+    // problem, reported as the gateway's failure.
     let anthropic = AnthropicUpstream::start();
     let up = MockUpstream::start();
     let mut cfg = config(&anthropic, &up);
     cfg["providers"]["claude"]["keys"] = json!([]);
     let gw = Gateway::start_cfg(&cfg);
     let reply = gw.chat(&chat_body("claude/claude-sonnet-4-5", "hi")).await;
-    let err = reply.assert_error(401, "authentication_error");
-    assert_eq!(err["type"], "authentication_error");
+    let err = reply.assert_error(502, "upstream_auth_failed");
+    assert_eq!(err["type"], "server_error");
     let rec = anthropic.last_request();
     assert!(rec.header("x-api-key").is_none(), "{:?}", rec.headers);
 }

@@ -188,7 +188,10 @@ async fn request_fields_reach_the_upstream_unchanged() {
 #[tokio::test]
 async fn client_credentials_never_reach_the_upstream() {
     let up = MockUpstream::start();
-    let gw = start(&up);
+    let mut cfg = standard_config(&up);
+    // The operator opts in to two client headers; credentials stay out whatever is listed.
+    cfg["providers"]["up"]["forward_headers"] = json!(["x-trace-tag", "openai-organization"]);
+    let gw = Gateway::start_cfg(&cfg);
     let reply = gw
         .post_with(
             "/v1/chat/completions",
@@ -250,6 +253,60 @@ async fn client_credentials_never_reach_the_upstream() {
         Some("from-config"),
         "the provider's configured headers are sent; headers: {all}"
     );
+}
+
+/// Without `forward_headers`, only tracing headers pass: a client cannot pick the operator's
+/// billing organisation or project, opt into beta behaviour, or ask for an encoding the codec
+/// cannot read (which would count against the provider's shared circuit).
+#[tokio::test]
+async fn by_default_only_tracing_headers_are_forwarded() {
+    let up = MockUpstream::start();
+    let gw = start(&up);
+    let reply = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat_body("gpt", "headers"),
+            &[
+                ("x-bf-eh-traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                ("x-bf-eh-accept-encoding", "gzip"),
+                ("x-bf-eh-openai-organization", "org-someone-else"),
+                ("x-bf-eh-openai-project", "proj-someone-else"),
+                ("x-bf-eh-anthropic-beta", "some-beta"),
+                ("x-bf-eh-x-trace-tag", "trace-123"),
+            ],
+        )
+        .await;
+    reply.assert_status(200);
+    let rec = up.last_request();
+    let all = format!("{:?}", rec.headers);
+    assert_eq!(
+        rec.header("traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        "headers: {all}"
+    );
+    for name in ["openai-organization", "openai-project", "anthropic-beta", "x-trace-tag"] {
+        assert!(rec.header(name).is_none(), "{name} must not be forwarded by default; headers: {all}");
+    }
+    assert!(
+        !all.contains("gzip"),
+        "a client-chosen accept-encoding must never reach the upstream; headers: {all}"
+    );
+}
+
+#[tokio::test]
+async fn forward_headers_refuses_credentials_and_encodings_at_startup() {
+    let up = MockUpstream::start();
+    for bad in ["authorization", "Accept-Encoding", "x-api-key"] {
+        let mut cfg = standard_config(&up);
+        cfg["providers"]["up"]["forward_headers"] = json!(["traceparent", bad]);
+        let out = Gateway::check(&to_yaml(&cfg));
+        assert_ne!(out.code, Some(0), "{bad}: {out:?}");
+        assert!(
+            out.stderr.contains("providers.up.forward_headers") && out.stderr.contains("never forwarded"),
+            "{bad}: the message names the field and the reason: {}",
+            out.stderr
+        );
+    }
 }
 
 #[tokio::test]

@@ -147,10 +147,24 @@ async fn other_client_errors_are_returned_as_is() {
     let up = MockUpstream::start();
     let gw = Gateway::start_cfg(&standard_config(&up));
     let reply = gw
+        .chat(&with_fallbacks("up/fail-404", "no such model", &["local/echo"]))
+        .await;
+    reply.assert_status(404);
+    reply.assert_error_shape();
+    assert_eq!(up.requests().len(), 1, "a client error is not routed around");
+    gw.assert_serving().await;
+}
+
+/// The upstream refusing the operator's key is not the client's error: the next target serves.
+#[tokio::test]
+async fn a_refused_key_falls_back() {
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&standard_config(&up));
+    let reply = gw
         .chat(&with_fallbacks("up/fail-401", "bad key", &["local/echo"]))
         .await;
-    reply.assert_status(401);
-    reply.assert_error_shape();
+    reply.assert_status(200);
+    assert_eq!(reply.json()["extra_fields"]["provider"], "local", "{}", reply.text());
     gw.assert_serving().await;
 }
 

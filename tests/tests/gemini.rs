@@ -31,7 +31,7 @@ fn config(up: &MockUpstream, gem: &GeminiUpstream) -> Value {
         "stream_idle_timeout": "20s",
         "options": {"api_version": "v1beta"},
         // Failures here are the tests' subject: a breaker must not route around them.
-        "circuit_breaker": {"failures": 1000, "window": "30s", "cooldown": "1s"},
+        "circuit_breaker": {"failures": 1000, "window": "30s", "cooldown": "1s", "auth_failure_cooldown": "0s"},
     });
     cfg["models"]["gemini"] = json!({"targets": [{"provider": "gem", "model": MODEL, "weight": 1}]});
     for fault in ["unavailable", "blocked", "too-long", "exhausted"] {
@@ -502,9 +502,12 @@ async fn gemini_errors_are_mapped_for_openai_clients() {
 
     let err = chat(&gw, "gem/missing").await.assert_error(404, "not_found");
     assert_eq!(err["type"], "not_found_error");
-    chat(&gw, "gem/unauthenticated")
+    // The upstream refusing the operator's key is the gateway's failure, not the client's
+    // auth error.
+    let err = chat(&gw, "gem/unauthenticated")
         .await
-        .assert_error(401, "unauthenticated");
+        .assert_error(502, "upstream_auth_failed");
+    assert_eq!(err["type"], "server_error");
     // The error object wrapped in a list.
     let err = chat(&gw, "gem/internal").await.assert_error(502, "internal");
     assert!(
@@ -584,7 +587,7 @@ async fn a_stream_cut_mid_way_ends_with_an_error_and_no_done() {
 }
 
 #[tokio::test]
-async fn key_problems_are_authentication_errors_that_leak_nothing() {
+async fn key_problems_are_gateway_auth_failures_that_leak_nothing() {
     let up = MockUpstream::start();
     let gem = GeminiUpstream::start();
     let mut cfg = config(&up, &gem);
@@ -599,19 +602,20 @@ async fn key_problems_are_authentication_errors_that_leak_nothing() {
     cfg["providers"]["gem-keyless"] = keyless;
     let gw = Gateway::start_cfg(&cfg);
 
-    // Google answers 400 API_KEY_INVALID; clients see an authentication error.
+    // Google answers 400 API_KEY_INVALID: the operator's key is wrong, which is the gateway's
+    // failure (502), never the client's own authentication error.
     let reply = gw.chat(&chat_body("gem-wrong/gemini-2.5-flash", "x")).await;
-    let err = reply.assert_error(401, "invalid_api_key");
-    assert_eq!(err["type"], "authentication_error");
+    let err = reply.assert_error(502, "upstream_auth_failed");
+    assert_eq!(err["type"], "server_error");
     assert!(!reply.text().contains(wrong_key));
     let rec = gem.last_request();
     assert_eq!(rec.header("x-goog-api-key"), Some(wrong_key));
     assert!(!rec.path.contains("key="));
 
-    // No key configured: no header is sent, and Google's 403 comes back.
+    // No key configured: no header is sent, and Google's 403 is reported the same way.
     let reply = gw.chat(&chat_body("gem-keyless/gemini-2.5-flash", "x")).await;
-    let err = reply.assert_error(403, "permission_denied");
-    assert_eq!(err["type"], "authentication_error");
+    let err = reply.assert_error(502, "upstream_auth_failed");
+    assert_eq!(err["type"], "server_error");
     assert_eq!(gem.last_request().header("x-goog-api-key"), None);
     gw.assert_serving().await;
 }

@@ -400,7 +400,7 @@ async fn stream_upstream_errors_before_the_first_byte() {
     let gw = Gateway::start_cfg(&cfg);
 
     let sse = gw.stream(&stream_body("up/fail-401", "x")).await;
-    assert_eq!(sse.status, 401, "{}", sse.dump());
+    assert_eq!(sse.status, 502, "{}", sse.dump());
     let v: Value = serde_json::from_str(&sse.raw).expect("a JSON error body, not SSE");
     assert!(
         v["error"]["message"]

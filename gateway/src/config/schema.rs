@@ -86,6 +86,10 @@ pub struct ProviderConfig {
     /// Extra headers sent upstream on every request.
     #[serde(default)]
     pub headers: IndexMap<String, String>,
+    /// Client headers (`x-bf-eh-NAME`) this provider may receive; unset = tracing and
+    /// correlation headers only (`upstream::forward::DEFAULT_FORWARDED`).
+    #[serde(default)]
+    pub forward_headers: Option<Vec<String>>,
     /// Plugin-specific options, handed to the plugin as JSON.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,

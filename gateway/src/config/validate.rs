@@ -95,6 +95,15 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
                 ));
             }
         }
+        for header in p.forward_headers.iter().flatten() {
+            if let Some(reason) = crate::upstream::forward::refuse_reason(header) {
+                return Err(issue(
+                    &at("forward_headers"),
+                    reason,
+                    Some("remove it; upstream credentials go under keys: or headers:".into()),
+                ));
+            }
+        }
         for header in p.headers.keys() {
             if http::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
                 return Err(issue(

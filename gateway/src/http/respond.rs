@@ -31,44 +31,14 @@ fn new_request_id() -> String {
         .collect()
 }
 
-/// Client headers never sent upstream through `x-bf-eh-*`: credentials, routing and
-/// hop-by-hop headers. Upstream auth comes only from configured keys.
-const DENIED_UPSTREAM_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "cookie",
-    "set-cookie",
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
-const FORWARD_PREFIX: &str = "x-bf-eh-";
-
-/// `x-bf-eh-NAME: v` → `NAME: v`, minus the denylist.
+/// The client's `x-bf-eh-*` headers that may go upstream (each provider's allowlist decides
+/// at send time; see [`crate::upstream::forward`]).
 pub fn forwarded_headers(req: &HttpRequest) -> Vec<(http::header::HeaderName, http::header::HeaderValue)> {
-    req.headers()
-        .iter()
-        .filter_map(|(name, value)| {
-            let rest = name.as_str().strip_prefix(FORWARD_PREFIX)?;
-            if rest.is_empty() || DENIED_UPSTREAM_HEADERS.contains(&rest) {
-                return None;
-            }
-            let n = http::header::HeaderName::from_bytes(rest.as_bytes()).ok()?;
-            let v = http::header::HeaderValue::from_bytes(value.as_bytes()).ok()?;
-            Some((n, v))
-        })
-        .collect()
+    crate::upstream::forward::client_extra_headers(
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    )
 }
 
 #[derive(Serialize)]

@@ -97,6 +97,7 @@ pub async fn chat(
         let body = request.encode_for(&target.model);
         let _in_flight = provider.budget.enter();
         let mut retry_share = None;
+        let mut rejected_keys = 0;
         for retry in 0.. {
             let began = Instant::now();
             let result = attempt::run(&shared, target, &body).await;
@@ -144,9 +145,15 @@ pub async fn chat(
             match action {
                 FailureAction::Stop => break 'targets,
                 FailureAction::NextTarget => continue 'targets,
-                // The rejected key's circuit is open now, so the next pick skips it.
-                FailureAction::NextKey if provider.is_available(&target.model) => continue,
-                FailureAction::NextKey => continue 'targets,
+                // The rejected key's circuit is open now, so the next pick skips it; at most
+                // one try per key, whatever the cooldown (a zero one reopens at once).
+                FailureAction::NextKey => {
+                    rejected_keys += 1;
+                    if rejected_keys < provider.keys.len() && provider.is_available(&target.model) {
+                        continue;
+                    }
+                    continue 'targets;
+                }
                 FailureAction::Retry => {}
             }
             let Some(delay) = delay else {

@@ -4,6 +4,7 @@
 
 mod conn_pool;
 mod connect;
+pub mod forward;
 mod pool;
 mod send;
 

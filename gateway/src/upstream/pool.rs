@@ -38,6 +38,8 @@ pub struct ProviderPool {
     queue_limit: usize,
     /// Extra headers from `providers.NAME.headers`, parsed once.
     pub headers: HeaderMap,
+    /// Which of the client's `x-bf-eh-*` headers this provider receives.
+    pub forward: Arc<super::forward::ForwardAllowlist>,
     pub stats: PoolStatsHandle,
     /// The last upstream URL and what was derived from it. A codec builds the same URL for
     /// almost every request; parsing it each time cost about a microsecond per request.
@@ -75,9 +77,16 @@ impl ProviderPool {
             waiting: Arc::new(AtomicUsize::new(0)),
             queue_limit: concurrency as usize,
             headers,
+            forward: Arc::new(super::forward::ForwardAllowlist::new(None)),
             stats,
             last_target: Arc::new(arc_swap::ArcSwapOption::empty()),
         }
+    }
+
+    /// Replaces the default forwarding allowlist with the provider's own.
+    pub fn with_forward_allowlist(mut self, allow: super::forward::ForwardAllowlist) -> ProviderPool {
+        self.forward = Arc::new(allow);
+        self
     }
 
     /// The parsed form of `url`, from the one-entry cache when it is the last one seen.

@@ -137,7 +137,7 @@ impl Stream for UpstreamBody {
 
 /// Sends a codec-built request and waits for the response headers (`first_byte_timeout`).
 /// Headers: the codec's, then the provider's configured ones, then the client's `x-bf-eh-*`
-/// (already filtered against the denylist).
+/// that the provider's `forward_headers` allowlist names.
 pub async fn send(
     pool: &super::ProviderPool,
     parts: HttpRequestParts,
@@ -165,9 +165,9 @@ pub async fn send(
     for (k, v) in configured {
         headers.insert(k.clone(), v.clone());
     }
-    // Client-supplied headers only fill gaps: they can never replace the codec's (auth among
-    // them, whatever its name) or the operator's.
-    for (k, v) in forwarded {
+    // Client-supplied headers pass the provider's allowlist, and then only fill gaps: they
+    // can never replace the codec's (auth among them, whatever its name) or the operator's.
+    for (k, v) in forwarded.iter().filter(|(k, _)| pool.forward.allows(k)) {
         headers.entry(k.clone()).or_insert_with(|| v.clone());
     }
     // What reqwest sent by default; some servers answer differently without an Accept.
