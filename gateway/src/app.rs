@@ -93,8 +93,9 @@ pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle
         providers.insert(name.clone(), Arc::new(runtime));
     }
     let aliases = routing::build_aliases(cfg, &providers);
+    check_hook_plugins(cfg, source, &mut loader)?;
     if !cfg.hooks.is_empty() {
-        warnings.push("hooks: configured hooks are accepted but not run by this version".into());
+        warnings.push("hooks: configured hooks are loaded and checked but not run by this version".into());
     }
     if cfg.cache.enabled {
         warnings.push("cache: the cache is accepted in config but not active in this version".into());
@@ -109,6 +110,35 @@ pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle
         warnings,
         plugin_dir: loader.dir().to_path_buf(),
     })
+}
+
+/// Every `hooks[].plugin` must load and be a hook plugin, checked like a provider's plugin,
+/// so `switchyard check` catches a typo before the hooks are relied on.
+fn check_hook_plugins(cfg: &GatewayConfig, source: &ConfigSource, loader: &mut PluginLoader) -> Result<(), ConfigError> {
+    for (i, hook) in cfg.hooks.iter().enumerate() {
+        let path = vec!["hooks".to_string(), i.to_string(), "plugin".to_string()];
+        let fail = |message: String, fix: Option<String>| {
+            ConfigError::Invalid(Box::new(InvalidConfig {
+                file: source.label(),
+                line: yaml_line_of(&source.text, &path),
+                column: None,
+                field: Some(path.join(".")),
+                message,
+                fix,
+            }))
+        };
+        let lib = loader.load(&hook.plugin).map_err(|e| {
+            let fix = load_fix(&e, loader, &hook.plugin);
+            fail(format!("plugin `{}`: {e}", hook.plugin), fix)
+        })?;
+        if lib.capabilities & switchyard_plugin_api::abi::capability::HOOK == 0 {
+            return Err(fail(
+                format!("plugin `{}` is not a hook plugin (it declares no hook vtable)", hook.plugin),
+                Some("name a hook plugin here; provider plugins go under providers:".into()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn build_provider(

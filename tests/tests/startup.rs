@@ -275,3 +275,44 @@ fn a_base_url_the_http_client_cannot_send_is_refused_at_startup() {
     let stderr = assert_refused(&cfg, &[CONFIG_FILE, "providers.up.base_url", "percent-encode"]);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn hook_plugins_are_checked_like_provider_plugins() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    cfg["hooks"] = json!([{"plugin": "no-such-hook"}]);
+    assert_refused(&cfg, &[CONFIG_FILE, "hooks.0.plugin", "no-such-hook"]);
+    // A provider plugin is not a hook.
+    cfg["hooks"] = json!([{"plugin": "mock"}]);
+    assert_refused(&cfg, &[CONFIG_FILE, "hooks.0.plugin", "not a hook plugin"]);
+    let out = Gateway::check(&to_yaml(&cfg));
+    assert_ne!(out.code, Some(0), "check refuses it too: {out:?}");
+    assert!(out.stderr.contains("hooks.0.plugin"), "{}", out.stderr);
+}
+
+#[test]
+fn cache_backend_is_validated() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    cfg["cache"] = json!({"enabled": true, "backend": "memroy"});
+    assert_refused(&cfg, &["cache.backend", "did you mean `memory`"]);
+    cfg["cache"] = json!({"enabled": true, "backend": "redis"});
+    assert_refused(&cfg, &["cache.redis_url"]);
+    cfg["cache"] = json!({"enabled": true, "backend": "redis", "redis_url": "http://127.0.0.1:6379"});
+    assert_refused(&cfg, &["cache.redis_url", "redis://"]);
+}
+
+/// Durations and sizes are bounded, so no arithmetic on them can overflow at run time.
+#[test]
+fn absurd_durations_and_sizes_are_refused() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    cfg["providers"]["up"]["first_token_timeout"] = json!("500000000y");
+    assert_refused(&cfg, &["first_token_timeout", "366d"]);
+    let mut cfg = standard_config(&up);
+    cfg["server"]["max_body_size"] = json!("5PiB");
+    assert_refused(&cfg, &["max_body_size", "1TiB"]);
+    let mut cfg = standard_config(&up);
+    cfg["models"]["gpt"]["targets"][0]["weight"] = json!(1e300);
+    assert_refused(&cfg, &["models.gpt.targets", "up to 1e9"]);
+}

@@ -28,13 +28,32 @@ impl Dur {
     }
 }
 
+/// Longest duration the config accepts. Every duration ends up added to an instant or turned
+/// into milliseconds somewhere; a bound far below any overflow keeps all of that arithmetic
+/// safe, and no timeout, cooldown or retention of a gateway needs more than a year.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Largest size the config accepts (1 TiB), so sizes can be added and cast without wrapping.
+pub const MAX_SIZE: u64 = 1 << 40;
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("`{t}` is not a duration ({e}); write it with a unit, like 500ms, 30s or 5m"))
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("`{t}` is not a duration ({e}); write it with a unit, like 500ms, 30s or 5m"))?;
+    if d > MAX_DURATION {
+        return Err(format!("`{t}` is longer than the longest duration accepted (366d)"));
+    }
+    Ok(d)
+}
+
+fn bounded_size(n: u64) -> Result<u64, String> {
+    if n > MAX_SIZE {
+        return Err(format!("{n} bytes is more than the largest size accepted (1TiB)"));
+    }
+    Ok(n)
 }
 
 impl<'de> Deserialize<'de> for Dur {
@@ -75,6 +94,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     t.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("`{t}` is not a size ({e}); write it like 32MiB or 512KiB"))
+        .and_then(bounded_size)
 }
 
 impl<'de> Deserialize<'de> for Size {
@@ -89,12 +109,11 @@ impl<'de> Deserialize<'de> for Size {
                 parse_size(v).map(Size).map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Size, E> {
-                Ok(Size(v))
+                bounded_size(v).map(Size).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v)
-                    .map(Size)
-                    .map_err(|_| E::custom("a size cannot be negative"))
+                let v = u64::try_from(v).map_err(|_| E::custom("a size cannot be negative"))?;
+                self.visit_u64(v)
             }
         }
         d.deserialize_any(V)
@@ -113,6 +132,9 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("30").is_err());
+        assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
+        assert!(parse_duration("367d").is_err());
+        assert!(parse_duration("500000000y").is_err());
     }
 
     #[test]
@@ -121,5 +143,7 @@ mod tests {
         assert_eq!(parse_size("1KiB"), Ok(1024));
         assert_eq!(parse_size("100"), Ok(100));
         assert!(parse_size("lots").is_err());
+        assert_eq!(parse_size("1TiB"), Ok(MAX_SIZE));
+        assert!(parse_size("2TiB").is_err());
     }
 }

@@ -20,9 +20,14 @@ fn issue(path: &[&str], message: String, fix: Option<String>) -> Issue {
     }
 }
 
+/// Positive, and small enough that summing every weight of an alias or a provider's keys
+/// stays finite (a weighted pick multiplies a random number by that sum).
 fn weight_ok(w: f64) -> bool {
-    w.is_finite() && w > 0.0
+    w.is_finite() && w > 0.0 && w <= 1e9
 }
+
+/// The cache backends this version knows.
+const CACHE_BACKENDS: [&str; 2] = ["memory", "redis"];
 
 pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
     if cfg.server.max_body_size.0 == 0 {
@@ -76,7 +81,7 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
             if !weight_ok(k.weight) {
                 return Err(issue(
                     &path,
-                    format!("key weight {} must be a positive number", k.weight),
+                    format!("key weight {} must be a positive number up to 1e9", k.weight),
                     None,
                 ));
             }
@@ -141,7 +146,7 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
             if !weight_ok(t.weight) {
                 return Err(issue(
                     &["models", alias, "targets"],
-                    format!("target weight {} must be a positive number", t.weight),
+                    format!("target weight {} must be a positive number up to 1e9", t.weight),
                     None,
                 ));
             }
@@ -175,6 +180,34 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
                 }
             }
         }
+    }
+    if let Some(backend) = cfg.cache.backend.as_deref() {
+        if !CACHE_BACKENDS.contains(&backend) {
+            let fix = nearest(backend, CACHE_BACKENDS)
+                .map(|n| format!("did you mean `{n}`?"))
+                .or_else(|| Some(format!("one of: {}", CACHE_BACKENDS.join(", "))));
+            return Err(issue(
+                &["cache", "backend"],
+                format!("unknown cache backend `{backend}`"),
+                fix,
+            ));
+        }
+        if backend == "redis" && cfg.cache.redis_url.as_deref().is_none_or(|u| u.trim().is_empty()) {
+            return Err(issue(
+                &["cache", "redis_url"],
+                "the redis cache backend needs a Redis URL".into(),
+                Some("e.g. redis_url: redis://127.0.0.1:6379".into()),
+            ));
+        }
+    }
+    if let Some(url) = cfg.cache.redis_url.as_deref()
+        && !matches!(url::Url::parse(url).as_ref().map(|u| u.scheme()), Ok("redis" | "rediss"))
+    {
+        return Err(issue(
+            &["cache", "redis_url"],
+            format!("`{url}` is not a redis:// or rediss:// URL"),
+            Some("e.g. redis://127.0.0.1:6379".into()),
+        ));
     }
     for (i, h) in cfg.hooks.iter().enumerate() {
         if h.plugin.trim().is_empty() {
