@@ -336,3 +336,7 @@ fn frame_len(item: &Item) -> usize {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;
