@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde_json::json;
 use switchyard_e2e::client::{chat_body, stream_body};
@@ -204,6 +205,31 @@ async fn plugin_panic_falls_back() {
     let v = reply.json();
     assert_eq!(v["model"], format!("gpt-4o{MODEL_SUFFIX}"), "{v:#}");
     assert_eq!(v["extra_fields"]["provider"], "up", "{v:#}");
+}
+
+/// Repeated panics switch a provider's plugin instance off for the provider's
+/// `circuit_breaker.cooldown`; then one probe goes through and, answering, switches it on.
+#[tokio::test]
+async fn a_plugin_switched_off_by_panics_recovers_after_the_cooldown() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    cfg["providers"]["local"]["circuit_breaker"] = json!({"failures": 1000, "cooldown": "1s"});
+    let gw = Gateway::start_cfg(&cfg);
+    // plugin-api's default limit: five panics in a row.
+    for _ in 0..5 {
+        gw.chat(&chat_body("local/fault-panic", "panic!"))
+            .await
+            .assert_status(502);
+    }
+    let reply = gw.chat(&chat_body("echo", "anyone there?")).await;
+    reply.assert_status(502);
+    assert!(reply.text().contains("disabled"), "{}", reply.text());
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let reply = gw.chat(&chat_body("echo", "back again")).await;
+    reply.assert_status(200);
+    assert_eq!(reply.content(), "back again");
+    gw.chat(&chat_body("echo", "and staying")).await.assert_status(200);
 }
 
 #[tokio::test]
