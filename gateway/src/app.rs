@@ -17,7 +17,7 @@ use actix_web::{App, HttpServer, web};
 use indexmap::IndexMap;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_plugin_api::host::LoadError;
+use switchyard_plugin_api::host::{LoadError, PanicPolicy};
 
 /// Longest a client may take to send its request line and headers.
 const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,8 +153,13 @@ fn build_provider(
         let fix = load_fix(&e, loader, &p.plugin);
         provider_error(source, name, "plugin", format!("plugin `{}`: {e}", p.plugin), fix)
     })?;
-    let setup = serde_json::json!({ "name": name, "base_url": p.base_url, "options": p.options });
-    let codec = lib.provider(name, setup.to_string().as_bytes()).map_err(|e| {
+    let setup = serde_json::json!({ "name": name, "base_url": p.base_url, "options": p.options }).to_string();
+    // A plugin that keeps panicking is switched off for the provider's circuit cooldown, then probed.
+    let policy = PanicPolicy {
+        cooldown: p.circuit_breaker.cooldown.0,
+        ..PanicPolicy::default()
+    };
+    let codec = lib.provider_with(name, setup.as_bytes(), policy).map_err(|e| {
         let field = if matches!(e, LoadError::NotAProvider { .. }) {
             "plugin"
         } else {

@@ -7,7 +7,11 @@
 //! - outputs go into host-owned buffers through the host's [`Output`] callbacks: nothing
 //!   allocated on one side is freed on the other;
 //! - function pointers are nullable (`Option<fn>`), so a vtable can grow without breaking
-//!   plugins built against an older minor version.
+//!   plugins built against an older minor version;
+//! - the size of every struct as of each minor version is frozen in [`frozen`]: a reader
+//!   accepts any struct at least that large, and reads a field only after checking that the
+//!   writer's declared `struct_size` covers it (never through a reference to a whole struct,
+//!   which would claim today's size of memory from a writer that may have built a smaller one).
 
 use std::ffi::c_void;
 
@@ -66,6 +70,13 @@ pub mod capability {
     pub const HOOK: u32 = 1 << 1;
     /// The provider answers itself (`respond_local`) instead of encoding an HTTP request.
     pub const LOCAL: u32 = 1 << 2;
+    /// Stamped by the SDK: the plugin was built with `panic = "unwind"`, so its boundary
+    /// guard turns a panic into an error status.
+    pub const PANIC_UNWIND: u32 = 1 << 3;
+    /// Stamped by the SDK: the plugin was built with `panic = "abort"`; a panic in it would
+    /// abort the whole gateway, so the loader refuses it. (A declaration with neither bit,
+    /// written by hand or before the stamp existed, loads.)
+    pub const PANIC_ABORT: u32 = 1 << 4;
 }
 
 /// What the entry symbol returns.
@@ -84,6 +95,11 @@ pub struct PluginDecl {
     pub provider: *const ProviderVTable,
     /// Null unless `capabilities` has [`capability::HOOK`].
     pub hook: *const HookVTable,
+    /// Stands for a field a later minor version appends. Only the unit-test build has it,
+    /// so the tests run as a host whose declaration is larger than 1.0's and prove that a
+    /// 1.0 declaration keeps loading.
+    #[cfg(test)]
+    pub appended_for_tests: u64,
 }
 
 // SAFETY: a declaration is immutable static data.
@@ -97,9 +113,14 @@ unsafe impl Sync for PluginDecl {}
 pub struct Output {
     pub struct_size: u32,
     pub host: *mut c_void,
-    pub put_bytes: unsafe extern "C" fn(host: *mut c_void, slot: u32, a: ByteSlice, b: ByteSlice),
-    pub put_u64: unsafe extern "C" fn(host: *mut c_void, slot: u32, value: u64),
+    pub put_bytes: PutBytesFn,
+    pub put_u64: PutU64Fn,
 }
+
+/// [`Output::put_bytes`]: one item (or request part) into the slot.
+pub type PutBytesFn = unsafe extern "C" fn(host: *mut c_void, slot: u32, a: ByteSlice, b: ByteSlice);
+/// [`Output::put_u64`]: a number describing the next item.
+pub type PutU64Fn = unsafe extern "C" fn(host: *mut c_void, slot: u32, value: u64);
 
 /// Per-call context from the host. Time and secrets come from here: plugins do no I/O.
 #[repr(C)]
@@ -228,6 +249,7 @@ pub type StreamCloseFn = unsafe extern "C" fn(instance: *mut c_void, state: *mut
 /// `{"name", "base_url", "options"}` as JSON). Instances are shared across threads; a
 /// stream state is used by one thread at a time.
 #[repr(C)]
+#[derive(Clone, Copy, Debug)]
 pub struct ProviderVTable {
     pub struct_size: u32,
     /// Returns null on failure after putting an ERROR item.
@@ -249,6 +271,10 @@ pub struct ProviderVTable {
     /// Local providers: unified request → RESPONSE (or CHUNK* DONE when streaming), with
     /// optional DELAY_MS before items, or an ERROR item.
     pub respond_local: Option<EncodeRequestFn>,
+    /// Stands for a slot a later minor version appends (unit-test build only, as
+    /// [`PluginDecl::appended_for_tests`]): a 1.0 vtable must read as not having it.
+    #[cfg(test)]
+    pub appended_for_tests: Option<DestroyFn>,
 }
 
 /// Hook phases (bit set in [`HookVTable::phases`]); the host skips phases a hook lacks.
@@ -278,10 +304,110 @@ pub struct HookVTable {
     pub on_done: Option<EncodeRequestFn>,
 }
 
+/// The size in bytes of every struct that crosses the boundary, as of each minor version.
+///
+/// These are the ABI: a reader accepts a struct whose declared `struct_size` is at least
+/// the size of the oldest minor it supports, whatever today's Rust struct has grown to. They
+/// are written as counts of fixed-width integers and pointer-sized words (`P`), never as
+/// `size_of` a Rust type, so appending a field to a struct cannot move them. Never edit a
+/// published minor's module; a new minor adds its own.
+pub mod frozen {
+    /// One pointer-sized word (pointers, `usize`, function pointers).
+    const P: usize = size_of::<usize>();
+
+    /// ABI 1.0.
+    pub mod v1_0 {
+        use super::P;
+
+        /// struct_size, major and minor (8 bytes), name and version (a pointer and a length
+        /// each), capabilities (padded to a word), provider and hook vtable pointers.
+        pub const PLUGIN_DECL_SIZE: usize = 8 + 7 * P;
+        /// struct_size (padded to a word) and ten nullable function pointers.
+        pub const PROVIDER_VTABLE_SIZE: usize = 11 * P;
+        /// struct_size and phases (8 bytes) and six nullable function pointers.
+        pub const HOOK_VTABLE_SIZE: usize = 8 + 6 * P;
+        /// struct_size and stream (8 bytes), unix_time_ms (8 bytes), three byte slices.
+        pub const CALL_CONTEXT_SIZE: usize = 16 + 6 * P;
+        /// struct_size (padded to a word), the host pointer and two callbacks.
+        pub const OUTPUT_SIZE: usize = 4 * P;
+    }
+}
+
+// Today's structs never shrink below a frozen size. While this is ABI 1.0 they are exactly the
+// 1.0 sizes: a field appended without bumping `ABI_MINOR` (and freezing the new sizes) fails
+// the build here. (The unit-test build appends a field on purpose; see `appended_for_tests`.)
+const _: () = {
+    use frozen::v1_0;
+    assert!(size_of::<PluginDecl>() >= v1_0::PLUGIN_DECL_SIZE);
+    assert!(size_of::<ProviderVTable>() >= v1_0::PROVIDER_VTABLE_SIZE);
+    assert!(size_of::<HookVTable>() >= v1_0::HOOK_VTABLE_SIZE);
+    assert!(size_of::<CallContext>() >= v1_0::CALL_CONTEXT_SIZE);
+    assert!(size_of::<Output>() >= v1_0::OUTPUT_SIZE);
+    #[cfg(not(test))]
+    assert!(
+        ABI_MINOR != 0
+            || (size_of::<PluginDecl>() == v1_0::PLUGIN_DECL_SIZE
+                && size_of::<ProviderVTable>() == v1_0::PROVIDER_VTABLE_SIZE
+                && size_of::<HookVTable>() == v1_0::HOOK_VTABLE_SIZE
+                && size_of::<CallContext>() == v1_0::CALL_CONTEXT_SIZE
+                && size_of::<Output>() == v1_0::OUTPUT_SIZE)
+    );
+};
+
+/// Reads the field at `offset` of a struct the other side of the boundary wrote, or `None`
+/// when that side's struct (`declared_size` bytes) ends before the field: it was built
+/// against an older minor version that did not have it. `_field` only names the field's type
+/// (use [`read_field!`], which passes a projection that is never called).
+///
+/// # Safety
+/// `base` must point to at least `declared_size` readable bytes, and `offset` must be the
+/// offset of a field of type `T` in `S`.
+#[cfg(any(feature = "sdk", feature = "host"))]
+#[inline(always)]
+pub(crate) unsafe fn read_field_at<S, T: Copy>(
+    base: *const S,
+    declared_size: usize,
+    offset: usize,
+    _field: fn(&S) -> &T,
+) -> Option<T> {
+    if offset + size_of::<T>() > declared_size {
+        return None;
+    }
+    // SAFETY: the field lies within the `declared_size` readable bytes (checked above); the
+    // writer may not have aligned it for this side, hence the unaligned read.
+    Some(unsafe { base.cast::<u8>().add(offset).cast::<T>().read_unaligned() })
+}
+
+/// `read_field!(ptr, declared_size, Struct, field)`: [`read_field_at`] for a named field.
+/// Must be used inside `unsafe`, under `read_field_at`'s contract.
+#[cfg(any(feature = "sdk", feature = "host"))]
+macro_rules! read_field {
+    ($ptr:expr, $declared_size:expr, $S:ty, $field:ident) => {
+        $crate::abi::read_field_at($ptr, $declared_size, ::core::mem::offset_of!($S, $field), |s: &$S| {
+            &s.$field
+        })
+    };
+}
+#[cfg(any(feature = "sdk", feature = "host"))]
+pub(crate) use read_field;
+
+/// The `struct_size` every boundary struct starts with.
+///
+/// # Safety
+/// `ptr` must be non-null and point to at least 4 readable bytes.
+#[cfg(any(feature = "sdk", feature = "host"))]
+#[inline(always)]
+pub(crate) unsafe fn declared_size<S>(ptr: *const S) -> usize {
+    // SAFETY: guaranteed by the caller; every version's struct starts with a u32 size.
+    unsafe { ptr.cast::<u32>().read_unaligned() as usize }
+}
+
 #[cfg(test)]
 mod layout {
-    //! Layout assertions: these sizes and offsets are the ABI. A failure here means an
-    //! incompatible change — bump `ABI_MAJOR` or append instead.
+    //! Layout assertions: these offsets are the ABI. A failure here means an incompatible
+    //! change — bump `ABI_MAJOR` or append instead. Each struct's 1.0 fields end exactly at
+    //! its frozen 1.0 size (today's struct may be larger: the test build appends a field).
+    use super::frozen::v1_0;
     use super::*;
     use std::mem::{align_of, offset_of, size_of};
 
@@ -304,7 +430,8 @@ mod layout {
         assert_eq!(offset_of!(PluginDecl, capabilities), 8 + 4 * P);
         assert_eq!(offset_of!(PluginDecl, provider), 8 + 5 * P);
         assert_eq!(offset_of!(PluginDecl, hook), 8 + 6 * P);
-        assert_eq!(size_of::<PluginDecl>(), 8 + 7 * P);
+        assert_eq!(offset_of!(PluginDecl, hook) + P, v1_0::PLUGIN_DECL_SIZE);
+        assert!(size_of::<PluginDecl>() >= v1_0::PLUGIN_DECL_SIZE);
     }
 
     #[test]
@@ -313,7 +440,8 @@ mod layout {
         assert_eq!(offset_of!(Output, host), P);
         assert_eq!(offset_of!(Output, put_bytes), 2 * P);
         assert_eq!(offset_of!(Output, put_u64), 3 * P);
-        assert_eq!(size_of::<Output>(), 4 * P);
+        assert_eq!(offset_of!(Output, put_u64) + P, v1_0::OUTPUT_SIZE);
+        assert!(size_of::<Output>() >= v1_0::OUTPUT_SIZE);
     }
 
     #[test]
@@ -324,7 +452,8 @@ mod layout {
         assert_eq!(offset_of!(CallContext, model), 16);
         assert_eq!(offset_of!(CallContext, api_key), 16 + 2 * P);
         assert_eq!(offset_of!(CallContext, request_id), 16 + 4 * P);
-        assert_eq!(size_of::<CallContext>(), 16 + 6 * P);
+        assert_eq!(offset_of!(CallContext, request_id) + 2 * P, v1_0::CALL_CONTEXT_SIZE);
+        assert!(size_of::<CallContext>() >= v1_0::CALL_CONTEXT_SIZE);
     }
 
     #[test]
@@ -333,7 +462,11 @@ mod layout {
         assert_eq!(size_of::<Option<CreateFn>>(), P);
         assert_eq!(offset_of!(ProviderVTable, create), P);
         assert_eq!(offset_of!(ProviderVTable, respond_local), 10 * P);
-        assert_eq!(size_of::<ProviderVTable>(), 11 * P);
+        assert_eq!(
+            offset_of!(ProviderVTable, respond_local) + P,
+            v1_0::PROVIDER_VTABLE_SIZE
+        );
+        assert!(size_of::<ProviderVTable>() >= v1_0::PROVIDER_VTABLE_SIZE);
         assert_eq!(align_of::<ProviderVTable>(), P);
     }
 
@@ -342,6 +475,15 @@ mod layout {
         assert_eq!(offset_of!(HookVTable, phases), 4);
         assert_eq!(offset_of!(HookVTable, create), 8);
         assert_eq!(offset_of!(HookVTable, on_done), 8 + 5 * P);
-        assert_eq!(size_of::<HookVTable>(), 8 + 6 * P);
+        assert_eq!(offset_of!(HookVTable, on_done) + P, v1_0::HOOK_VTABLE_SIZE);
+        assert!(size_of::<HookVTable>() >= v1_0::HOOK_VTABLE_SIZE);
+    }
+
+    /// The test build simulates a later minor: the structs the loader reads are larger than
+    /// their 1.0 sizes, so the 1.0 declarations in the crate's tests really are smaller.
+    #[test]
+    fn the_test_build_is_a_later_minor() {
+        assert!(size_of::<PluginDecl>() > v1_0::PLUGIN_DECL_SIZE);
+        assert!(size_of::<ProviderVTable>() > v1_0::PROVIDER_VTABLE_SIZE);
     }
 }

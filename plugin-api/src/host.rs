@@ -1,18 +1,24 @@
 //! The gateway's side: load a plugin library, validate its declaration, and call its
 //! vtable through safe wrappers that collect outputs into host-owned buffers.
+//!
+//! The host never holds a reference to a plugin's declaration or vtable: the plugin may have
+//! been built against an older minor version whose structs are smaller than today's. Every
+//! field is read through a raw pointer once the plugin's declared `struct_size` is known to
+//! cover it, and the vtable's slots are copied into host memory at load.
 
-use crate::abi::{self, ByteSlice, CallContext, Output, PluginDecl, ProviderVTable, slot, status};
+mod panic_circuit;
+
+pub use panic_circuit::{PANIC_COOLDOWN, PANIC_LIMIT, PanicPolicy};
+
+use crate::abi::frozen::v1_0;
+use crate::abi::{self, ByteSlice, CallContext, Output, PluginDecl, ProviderVTable, read_field, slot, status};
+use panic_circuit::{PanicCircuit, Ticket};
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-/// Size of the provider vtable in ABI 1.0 (the smallest the host accepts).
-const PROVIDER_VTABLE_V1_0_SIZE: usize = std::mem::size_of::<ProviderVTable>();
-
-/// After this many caught panics a provider instance is disabled: every further call fails
-/// fast instead of running code that is known to be broken.
-pub const PANIC_LIMIT: u32 = 5;
+/// The largest `struct_size` the loader believes; anything larger is garbage, not a struct.
+const MAX_STRUCT_SIZE: usize = 1 << 16;
 
 /// Why a plugin could not be loaded or instantiated.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +41,10 @@ pub enum LoadError {
     },
     #[error("plugin {path} has an invalid declaration: {reason}")]
     BadDeclaration { path: PathBuf, reason: String },
+    #[error(
+        "plugin `{plugin}` ({path}) was built with panic = \"abort\": a panic in it would abort the whole gateway instead of failing one request; build it with panic = \"unwind\" (the default; check `[profile.*] panic` in its Cargo.toml)"
+    )]
+    PanicAbort { plugin: String, path: PathBuf },
     #[error("plugin `{plugin}` is not a provider plugin")]
     NotAProvider { plugin: String },
     #[error("plugin `{plugin}` refused the configuration of provider `{provider}`: {reason}")]
@@ -53,7 +63,7 @@ pub enum CallError {
     Plugin(PluginError),
     #[error("plugin `{plugin}` panicked")]
     Panicked { plugin: Arc<str> },
-    #[error("plugin `{plugin}` is disabled after repeated panics")]
+    #[error("plugin `{plugin}` is disabled after repeated panics (until a probe call succeeds after its cooldown)")]
     Disabled { plugin: Arc<str> },
     #[error("plugin `{plugin}` does not support {call}")]
     Unsupported { plugin: Arc<str>, call: &'static str },
@@ -156,7 +166,9 @@ pub struct PluginLibrary {
     pub version: String,
     pub path: PathBuf,
     pub capabilities: u32,
-    decl: &'static PluginDecl,
+    /// The provider vtable's slots, copied at load; slots past the plugin's declared size
+    /// (a plugin built against an older minor) are `None`.
+    provider: Option<ProviderVTable>,
 }
 
 /// Loads and validates a plugin library.
@@ -189,7 +201,7 @@ pub fn load(path: &Path) -> Result<PluginLibrary, LoadError> {
 ///
 /// # Safety
 /// `decl_ptr` must be null or point to at least `struct_size` readable bytes that live for
-/// the rest of the process (a plugin's static declaration).
+/// the rest of the process (a plugin's static declaration), and so must its vtables.
 pub unsafe fn from_declaration(decl_ptr: *const PluginDecl, path: &Path) -> Result<PluginLibrary, LoadError> {
     let bad = |reason: &str| LoadError::BadDeclaration {
         path: path.to_path_buf(),
@@ -198,19 +210,18 @@ pub unsafe fn from_declaration(decl_ptr: *const PluginDecl, path: &Path) -> Resu
     if decl_ptr.is_null() {
         return Err(bad("the entry symbol returned a null declaration"));
     }
-    // SAFETY: non-null, and we only read the prefix we validated below before the rest.
-    let size = unsafe { std::ptr::read(decl_ptr.cast::<u32>()) } as usize;
-    // The major/minor pair sits right after struct_size in every version.
-    if size < 8 {
-        return Err(bad("the declaration is too small"));
-    }
-    // SAFETY: at least 8 bytes are declared readable.
+    // SAFETY: non-null, and every version's declaration starts with its size.
+    let size = unsafe { abi::declared_size(decl_ptr) };
+    // SAFETY: each read is checked against the declared size. Major and minor sit right after
+    // struct_size in every version, so they are read before the size is judged.
     let (major, minor) = unsafe {
-        let p = decl_ptr.cast::<u8>();
         (
-            std::ptr::read_unaligned(p.add(4).cast::<u16>()),
-            std::ptr::read_unaligned(p.add(6).cast::<u16>()),
+            read_field!(decl_ptr, size, PluginDecl, abi_major),
+            read_field!(decl_ptr, size, PluginDecl, abi_minor),
         )
+    };
+    let (Some(major), Some(minor)) = (major, minor) else {
+        return Err(bad("the declaration is too small"));
     };
     if major != abi::ABI_MAJOR || minor > abi::ABI_MINOR {
         return Err(LoadError::AbiVersion {
@@ -221,36 +232,104 @@ pub unsafe fn from_declaration(decl_ptr: *const PluginDecl, path: &Path) -> Resu
             host_minor: abi::ABI_MINOR,
         });
     }
-    if size < std::mem::size_of::<PluginDecl>() || size > 1 << 16 {
+    // Every 1.x declaration has at least the 1.0 fields; today's struct may be larger.
+    if !(v1_0::PLUGIN_DECL_SIZE..=MAX_STRUCT_SIZE).contains(&size) {
         return Err(bad(&format!("declaration size {size} is not sane")));
     }
-    // SAFETY: the size and version checks above say this is a full v1 declaration.
-    let decl: &'static PluginDecl = unsafe { &*decl_ptr };
+    // SAFETY: 1.0 fields, covered by the size just checked (so the defaults are never used).
+    let (name, version, capabilities, provider, hook) = unsafe {
+        (
+            read_field!(decl_ptr, size, PluginDecl, name).unwrap_or(ByteSlice::EMPTY),
+            read_field!(decl_ptr, size, PluginDecl, version).unwrap_or(ByteSlice::EMPTY),
+            read_field!(decl_ptr, size, PluginDecl, capabilities).unwrap_or(0),
+            read_field!(decl_ptr, size, PluginDecl, provider).unwrap_or(std::ptr::null()),
+            read_field!(decl_ptr, size, PluginDecl, hook).unwrap_or(std::ptr::null()),
+        )
+    };
     // SAFETY: static strings from the plugin.
     let text = |b: ByteSlice| String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned();
-    let name = text(decl.name);
+    let name = text(name);
     if name.is_empty() {
         return Err(bad("the plugin has no name"));
     }
-    if decl.capabilities & abi::capability::PROVIDER != 0 {
-        if decl.provider.is_null() {
+    if capabilities & abi::capability::PANIC_ABORT != 0 {
+        return Err(LoadError::PanicAbort {
+            plugin: name,
+            path: path.to_path_buf(),
+        });
+    }
+    let provider = if capabilities & abi::capability::PROVIDER != 0 {
+        if provider.is_null() {
             return Err(bad("it declares a provider but has no provider vtable"));
         }
-        // SAFETY: non-null static vtable.
-        let vt_size = unsafe { std::ptr::read(decl.provider.cast::<u32>()) } as usize;
-        // At least the ABI 1.0 vtable: the host then holds a reference to a whole, readable
-        // struct, and later (appended) fields are checked against the size one by one.
-        if !(PROVIDER_VTABLE_V1_0_SIZE..=1 << 16).contains(&vt_size) {
-            return Err(bad(&format!("provider vtable size {vt_size} is not sane")));
+        // SAFETY: a non-null static vtable from the plugin.
+        Some(unsafe { copy_provider_vtable(provider) }.map_err(|reason| bad(&reason))?)
+    } else {
+        None
+    };
+    if capabilities & abi::capability::HOOK != 0 {
+        if hook.is_null() {
+            return Err(bad("it declares a hook but has no hook vtable"));
         }
+        // SAFETY: a non-null static vtable from the plugin.
+        let hook_size = unsafe { abi::declared_size(hook) };
+        check_vtable_size("hook", hook_size, v1_0::HOOK_VTABLE_SIZE).map_err(|reason| bad(&reason))?;
     }
     Ok(PluginLibrary {
-        version: text(decl.version),
+        version: text(version),
         name,
         path: path.to_path_buf(),
-        capabilities: decl.capabilities,
-        decl,
+        capabilities,
+        provider,
     })
+}
+
+fn check_vtable_size(what: &str, size: usize, v1_0_size: usize) -> Result<(), String> {
+    if (v1_0_size..=MAX_STRUCT_SIZE).contains(&size) {
+        Ok(())
+    } else {
+        Err(format!("{what} vtable size {size} is not sane"))
+    }
+}
+
+/// Copies a plugin's provider vtable into host memory, slot by slot; a slot past the
+/// plugin's declared size (a later minor's slot in an older plugin) is `None`.
+///
+/// # Safety
+/// `ptr` is non-null and points to `struct_size` readable bytes.
+unsafe fn copy_provider_vtable(ptr: *const ProviderVTable) -> Result<ProviderVTable, String> {
+    // SAFETY: guaranteed by the caller.
+    let size = unsafe { abi::declared_size(ptr) };
+    check_vtable_size("provider", size, v1_0::PROVIDER_VTABLE_SIZE)?;
+    macro_rules! slot {
+        ($name:ident) => {
+            // SAFETY: the read is checked against the declared size.
+            unsafe { read_field!(ptr, size, ProviderVTable, $name) }.flatten()
+        };
+    }
+    Ok(ProviderVTable {
+        struct_size: size as u32,
+        create: slot!(create),
+        destroy: slot!(destroy),
+        encode_request: slot!(encode_request),
+        decode_response: slot!(decode_response),
+        decode_error: slot!(decode_error),
+        stream_open: slot!(stream_open),
+        stream_feed: slot!(stream_feed),
+        stream_finish: slot!(stream_finish),
+        stream_close: slot!(stream_close),
+        respond_local: slot!(respond_local),
+        #[cfg(test)]
+        appended_for_tests: slot!(appended_for_tests),
+    })
+}
+
+#[cfg(test)]
+impl PluginLibrary {
+    /// The provider slots as copied at load.
+    pub(crate) fn provider_slots(&self) -> Option<&ProviderVTable> {
+        self.provider.as_ref()
+    }
 }
 
 impl PluginLibrary {
@@ -262,22 +341,31 @@ impl PluginLibrary {
         self.capabilities & abi::capability::LOCAL != 0
     }
 
-    /// Creates a provider instance for one configured provider.
-    /// `setup_json` is `{"name", "base_url", "options"}`.
+    /// Creates a provider instance for one configured provider, with the default
+    /// [`PanicPolicy`]. `setup_json` is `{"name", "base_url", "options"}`.
     pub fn provider(&self, provider_name: &str, setup_json: &[u8]) -> Result<ProviderCodec, LoadError> {
-        if !self.is_provider() {
+        self.provider_with(provider_name, setup_json, PanicPolicy::default())
+    }
+
+    /// [`PluginLibrary::provider`] with the host's [`PanicPolicy`] for the instance.
+    pub fn provider_with(
+        &self,
+        provider_name: &str,
+        setup_json: &[u8],
+        panic_policy: PanicPolicy,
+    ) -> Result<ProviderCodec, LoadError> {
+        let Some(vt) = self.provider else {
             return Err(LoadError::NotAProvider {
                 plugin: self.name.clone(),
             });
-        }
-        let vt = VTable::new(self.decl.provider);
+        };
         let create_err = |reason: String| LoadError::Create {
             plugin: self.name.clone(),
             provider: provider_name.to_string(),
             reason,
         };
         let create = vt
-            .create()
+            .create
             .ok_or_else(|| create_err("it has no create function".into()))?;
         let mut sink = Collector::default();
         let out = sink.output();
@@ -299,57 +387,19 @@ impl PluginLibrary {
             instance,
             plugin: Arc::from(self.name.as_str()),
             local: self.is_local(),
-            panics: AtomicU32::new(0),
-            disabled: AtomicBool::new(false),
+            circuit: PanicCircuit::new(panic_policy),
         })
     }
 }
 
-/// A provider vtable, read respecting its declared size: fields past the end are absent.
-#[derive(Clone, Copy)]
-struct VTable {
-    raw: &'static ProviderVTable,
-    size: usize,
-}
-
-macro_rules! vt_field {
-    ($name:ident, $ty:ty) => {
-        fn $name(&self) -> Option<$ty> {
-            let end = std::mem::offset_of!(ProviderVTable, $name) + std::mem::size_of::<Option<$ty>>();
-            if self.size >= end { self.raw.$name } else { None }
-        }
-    };
-}
-
-impl VTable {
-    fn new(ptr: *const ProviderVTable) -> VTable {
-        // SAFETY: validated non-null static vtable at load.
-        let raw = unsafe { &*ptr };
-        VTable {
-            raw,
-            size: raw.struct_size as usize,
-        }
-    }
-    vt_field!(create, abi::CreateFn);
-    vt_field!(destroy, abi::DestroyFn);
-    vt_field!(encode_request, abi::EncodeRequestFn);
-    vt_field!(decode_response, abi::DecodeFn);
-    vt_field!(decode_error, abi::DecodeFn);
-    vt_field!(stream_open, abi::StreamOpenFn);
-    vt_field!(stream_feed, abi::StreamFeedFn);
-    vt_field!(stream_finish, abi::StreamFinishFn);
-    vt_field!(stream_close, abi::StreamCloseFn);
-    vt_field!(respond_local, abi::EncodeRequestFn);
-}
-
 /// One provider instance inside a plugin. Thread-safe: the SDK requires `Provider: Sync`.
 pub struct ProviderCodec {
-    vt: VTable,
+    /// The plugin's slots, copied at load (never a reference into the plugin's memory).
+    vt: ProviderVTable,
     instance: *mut c_void,
     plugin: Arc<str>,
     local: bool,
-    panics: AtomicU32,
-    disabled: AtomicBool,
+    circuit: PanicCircuit,
 }
 
 // SAFETY: the plugin contract requires instances to be usable from any thread concurrently.
@@ -359,7 +409,7 @@ unsafe impl Sync for ProviderCodec {}
 
 impl Drop for ProviderCodec {
     fn drop(&mut self) {
-        if let Some(destroy) = self.vt.destroy() {
+        if let Some(destroy) = self.vt.destroy {
             // SAFETY: the instance came from this vtable's create and is not used again.
             unsafe { destroy(self.instance) };
         }
@@ -385,21 +435,22 @@ impl ProviderCodec {
         self.local
     }
 
+    /// Panics caught in this instance since it was created.
     pub fn panic_count(&self) -> u32 {
-        self.panics.load(Ordering::Relaxed)
+        self.circuit.panics()
     }
 
+    /// Switched off after repeated panics, until a probe call after the cooldown succeeds.
     pub fn is_disabled(&self) -> bool {
-        self.disabled.load(Ordering::Relaxed)
+        self.circuit.is_disabled()
     }
 
-    fn check_enabled(&self) -> Result<(), CallError> {
-        if self.is_disabled() {
-            return Err(CallError::Disabled {
-                plugin: self.plugin.clone(),
-            });
-        }
-        Ok(())
+    /// The right to call into the plugin now; hand the ticket to [`ProviderCodec::outcome`]
+    /// (or [`PanicCircuit::returned`]) after the call, whatever it returned.
+    fn admit(&self) -> Result<Ticket, CallError> {
+        self.circuit.admit().ok_or_else(|| CallError::Disabled {
+            plugin: self.plugin.clone(),
+        })
     }
 
     fn unsupported(&self, call: &'static str) -> CallError {
@@ -409,8 +460,15 @@ impl ProviderCodec {
         }
     }
 
-    /// Maps a call's status to a result, counting panics.
-    fn outcome(&self, code: i32, sink: &mut Collector, call: &'static str) -> Result<(), CallError> {
+    /// Reports a finished call to the panic circuit and maps its status to a result.
+    fn outcome(&self, ticket: Ticket, code: i32, sink: &mut Collector, call: &'static str) -> Result<(), CallError> {
+        if code == status::PANIC {
+            self.circuit.panicked(ticket);
+            return Err(CallError::Panicked {
+                plugin: self.plugin.clone(),
+            });
+        }
+        self.circuit.returned(ticket);
         match code {
             status::OK => Ok(()),
             status::ERROR => Err(CallError::Plugin(sink.take_error().unwrap_or_else(|| PluginError {
@@ -418,15 +476,6 @@ impl ProviderCodec {
                 message: format!("plugin `{}` failed in {call} without a reason", self.plugin),
                 ..PluginError::default()
             }))),
-            status::PANIC => {
-                let n = self.panics.fetch_add(1, Ordering::Relaxed) + 1;
-                if n >= PANIC_LIMIT {
-                    self.disabled.store(true, Ordering::Relaxed);
-                }
-                Err(CallError::Panicked {
-                    plugin: self.plugin.clone(),
-                })
-            }
             status::UNSUPPORTED => Err(self.unsupported(call)),
             other => Err(CallError::Contract {
                 plugin: self.plugin.clone(),
@@ -437,17 +486,17 @@ impl ProviderCodec {
 
     /// Unified request → the HTTP request to send upstream.
     pub fn encode_request(&self, info: &CallInfo<'_>, request: &[u8]) -> Result<HttpRequestParts, CallError> {
-        self.check_enabled()?;
         let f = self
             .vt
-            .encode_request()
+            .encode_request
             .ok_or_else(|| self.unsupported("encode_request"))?;
+        let ticket = self.admit()?;
         let ctx = info.to_abi();
         let mut sink = Collector::default();
         let out = sink.output();
         // SAFETY: valid instance, context and sink for the duration of the call.
         let code = unsafe { f(self.instance, &ctx, ByteSlice::from_slice(request), &out) };
-        self.outcome(code, &mut sink, "encode_request")?;
+        self.outcome(ticket, code, &mut sink, "encode_request")?;
         let req = std::mem::take(&mut sink.request);
         if req.url.is_empty() {
             return Err(CallError::Contract {
@@ -459,7 +508,14 @@ impl ProviderCodec {
     }
 
     /// Runs one of the two body decoders (same signature) into a fresh sink.
-    fn call_decode(&self, f: abi::DecodeFn, info: &CallInfo<'_>, http_status: u16, body: &[u8]) -> (i32, Collector) {
+    fn call_decode(
+        &self,
+        f: abi::DecodeFn,
+        info: &CallInfo<'_>,
+        http_status: u16,
+        body: &[u8],
+    ) -> Result<(Ticket, i32, Collector), CallError> {
+        let ticket = self.admit()?;
         let ctx = info.to_abi();
         let mut sink = Collector::default();
         let out = sink.output();
@@ -473,18 +529,17 @@ impl ProviderCodec {
                 &out,
             )
         };
-        (code, sink)
+        Ok((ticket, code, sink))
     }
 
     /// A 2xx upstream body → the unified response.
     pub fn decode_response(&self, info: &CallInfo<'_>, http_status: u16, body: &[u8]) -> Result<Payload, CallError> {
-        self.check_enabled()?;
         let f = self
             .vt
-            .decode_response()
+            .decode_response
             .ok_or_else(|| self.unsupported("decode_response"))?;
-        let (code, mut sink) = self.call_decode(f, info, http_status, body);
-        self.outcome(code, &mut sink, "decode_response")?;
+        let (ticket, code, mut sink) = self.call_decode(f, info, http_status, body)?;
+        self.outcome(ticket, code, &mut sink, "decode_response")?;
         sink.items
             .into_iter()
             .find_map(|i| match i {
@@ -499,10 +554,9 @@ impl ProviderCodec {
 
     /// A non-2xx upstream body → the unified error.
     pub fn decode_error(&self, info: &CallInfo<'_>, http_status: u16, body: &[u8]) -> Result<PluginError, CallError> {
-        self.check_enabled()?;
-        let f = self.vt.decode_error().ok_or_else(|| self.unsupported("decode_error"))?;
-        let (code, mut sink) = self.call_decode(f, info, http_status, body);
-        match self.outcome(code, &mut sink, "decode_error") {
+        let f = self.vt.decode_error.ok_or_else(|| self.unsupported("decode_error"))?;
+        let (ticket, code, mut sink) = self.call_decode(f, info, http_status, body)?;
+        match self.outcome(ticket, code, &mut sink, "decode_error") {
             Ok(()) => {}
             // Reporting the error item with status ERROR is as valid as with OK here.
             Err(CallError::Plugin(e)) => return Ok(e),
@@ -516,36 +570,34 @@ impl ProviderCodec {
 
     /// Local providers: the response items (with delays) for a request.
     pub fn respond_local(&self, info: &CallInfo<'_>, request: &[u8]) -> Result<Vec<Item>, CallError> {
-        self.check_enabled()?;
-        let f = self
-            .vt
-            .respond_local()
-            .ok_or_else(|| self.unsupported("respond_local"))?;
+        let f = self.vt.respond_local.ok_or_else(|| self.unsupported("respond_local"))?;
+        let ticket = self.admit()?;
         let ctx = info.to_abi();
         let mut sink = Collector::default();
         let out = sink.output();
         // SAFETY: as in encode_request.
         let code = unsafe { f(self.instance, &ctx, ByteSlice::from_slice(request), &out) };
-        match code {
-            // A local provider's error item is its answer (e.g. a simulated 429).
-            status::ERROR if sink.has_error() => Ok(sink.items),
-            _ => {
-                self.outcome(code, &mut sink, "respond_local")?;
-                Ok(sink.items)
-            }
+        // A local provider's error item is its answer (e.g. a simulated 429).
+        if code == status::ERROR && sink.has_error() {
+            self.circuit.returned(ticket);
+            return Ok(sink.items);
         }
+        self.outcome(ticket, code, &mut sink, "respond_local")?;
+        Ok(sink.items)
     }
 
     /// A decoder for one upstream stream.
     pub fn open_stream(self: &Arc<Self>, info: &CallInfo<'_>) -> Result<StreamDecoder, CallError> {
-        self.check_enabled()?;
-        let open = self.vt.stream_open().ok_or_else(|| self.unsupported("streaming"))?;
-        if self.vt.stream_feed().is_none() {
+        let open = self.vt.stream_open.ok_or_else(|| self.unsupported("streaming"))?;
+        if self.vt.stream_feed.is_none() {
             return Err(self.unsupported("streaming"));
         }
+        let ticket = self.admit()?;
         let ctx = info.to_abi();
         // SAFETY: valid instance and context for the call.
         let state = unsafe { open(self.instance, &ctx) };
+        // stream_open has no status: it returned, so it counts as a normal return.
+        self.circuit.returned(ticket);
         if state.is_null() {
             return Err(self.unsupported("streaming"));
         }
@@ -570,10 +622,10 @@ unsafe impl Send for StreamDecoder {}
 impl StreamDecoder {
     /// Feeds a fragment; decoded items are appended to `items`.
     pub fn feed(&mut self, info: &CallInfo<'_>, bytes: &[u8], items: &mut Vec<Item>) -> Result<(), CallError> {
-        self.codec.check_enabled()?;
-        let Some(f) = self.codec.vt.stream_feed() else {
+        let Some(f) = self.codec.vt.stream_feed else {
             return Err(self.codec.unsupported("streaming"));
         };
+        let ticket = self.codec.admit()?;
         let ctx = info.to_abi();
         let out = self.sink.output();
         // SAFETY: valid instance, state, context and sink for the call.
@@ -586,20 +638,20 @@ impl StreamDecoder {
                 &out,
             )
         };
-        self.drain(code, items, "stream_feed")
+        self.drain(ticket, code, items, "stream_feed")
     }
 
     /// The upstream closed the stream; flushes buffered items.
     pub fn finish(&mut self, info: &CallInfo<'_>, items: &mut Vec<Item>) -> Result<(), CallError> {
-        self.codec.check_enabled()?;
-        let Some(f) = self.codec.vt.stream_finish() else {
+        let Some(f) = self.codec.vt.stream_finish else {
             return Ok(());
         };
+        let ticket = self.codec.admit()?;
         let ctx = info.to_abi();
         let out = self.sink.output();
         // SAFETY: as in feed.
         let code = unsafe { f(self.codec.instance, self.state, &ctx, &out) };
-        self.drain(code, items, "stream_finish")
+        self.drain(ticket, code, items, "stream_finish")
     }
 
     /// Warnings the plugin logged since the last call.
@@ -607,11 +659,14 @@ impl StreamDecoder {
         std::mem::take(&mut self.sink.warnings)
     }
 
-    fn drain(&mut self, code: i32, items: &mut Vec<Item>, call: &'static str) -> Result<(), CallError> {
+    fn drain(&mut self, ticket: Ticket, code: i32, items: &mut Vec<Item>, call: &'static str) -> Result<(), CallError> {
         let r = match code {
             // An error item mid-stream is data (the host ends the stream with it).
-            status::ERROR if self.sink.has_error() => Ok(()),
-            _ => self.codec.outcome(code, &mut self.sink, call),
+            status::ERROR if self.sink.has_error() => {
+                self.codec.circuit.returned(ticket);
+                Ok(())
+            }
+            _ => self.codec.outcome(ticket, code, &mut self.sink, call),
         };
         // The caller's vector is usually empty: swapping hands the items over without moving
         // each one (and both vectors keep their capacity for the next call).
@@ -626,7 +681,7 @@ impl StreamDecoder {
 
 impl Drop for StreamDecoder {
     fn drop(&mut self) {
-        if let Some(close) = self.codec.vt.stream_close() {
+        if let Some(close) = self.codec.vt.stream_close {
             // SAFETY: state came from stream_open and is not used again.
             unsafe { close(self.codec.instance, self.state) };
         }

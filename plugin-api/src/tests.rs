@@ -1,10 +1,14 @@
 //! The SDK and the host wrapper talking through the real C ABI, in one process.
 
 use crate::abi::{self, PluginDecl};
-use crate::host::{self, CallError, CallInfo, Item, LoadError, PANIC_LIMIT};
+use crate::host::{self, CallError, CallInfo, Item, LoadError, PANIC_LIMIT, PanicPolicy};
 use crate::sdk::{ChunkInfo, Context, ErrorKind, Out, Provider, ProviderError, ProviderSetup, StreamDecoder, Usage};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+mod abi_v1_0;
 
 struct Upper {
     base: String,
@@ -51,6 +55,9 @@ impl Provider for Upper {
         if request == b"panic" {
             panic!("plugin bug");
         }
+        if request == b"hold" {
+            hold();
+        }
         if request == b"bad" {
             return Err(ProviderError::invalid_request("cannot encode").with_param("messages"));
         }
@@ -85,6 +92,21 @@ impl Provider for Upper {
 
 crate::export_provider!(Upper, name = "upper", version = "9.9.9");
 
+/// Calls to `encode_request(b"hold")` that have started.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+/// Lets held calls return.
+static RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// Blocks the calling plugin call until [`RELEASE`] (or a generous deadline, so a broken test
+/// fails instead of hanging).
+fn hold() {
+    HELD.fetch_add(1, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !RELEASE.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 // The macro's entry symbol is unnameable in Rust; reach it by its C name, as the host does.
 unsafe extern "C" {
     fn switchyard_plugin_entry_v1() -> *const PluginDecl;
@@ -98,6 +120,12 @@ fn library() -> host::PluginLibrary {
 fn codec(options: &str) -> Result<host::ProviderCodec, LoadError> {
     let setup = format!(r#"{{"name":"p","base_url":"http://up","options":{options}}}"#);
     library().provider("p", setup.as_bytes())
+}
+
+fn codec_with(policy: PanicPolicy) -> host::ProviderCodec {
+    library()
+        .provider_with("p", br#"{"name":"p","base_url":"http://up"}"#, policy)
+        .expect("instance")
 }
 
 fn info() -> CallInfo<'static> {
@@ -117,6 +145,9 @@ fn declaration_is_read() {
     assert_eq!(lib.version, "9.9.9");
     assert!(lib.is_provider());
     assert!(!lib.is_local());
+    // The export macro stamps the panic strategy of the crate it expands in (tests unwind).
+    assert_ne!(lib.capabilities & abi::capability::PANIC_UNWIND, 0);
+    assert_eq!(lib.capabilities & abi::capability::PANIC_ABORT, 0);
 }
 
 #[test]
@@ -185,6 +216,114 @@ fn panics_become_errors_and_repeated_panics_disable_the_instance() {
     ));
 }
 
+fn short_cooldown(limit: u32) -> PanicPolicy {
+    PanicPolicy {
+        limit,
+        cooldown: Duration::from_millis(40),
+    }
+}
+
+fn panicked(r: Result<host::HttpRequestParts, CallError>) -> bool {
+    matches!(r, Err(CallError::Panicked { .. }))
+}
+
+fn disabled(r: Result<host::HttpRequestParts, CallError>) -> bool {
+    matches!(r, Err(CallError::Disabled { .. }))
+}
+
+#[test]
+fn a_disabled_instance_recovers_through_a_probe_after_the_cooldown() {
+    let c = codec_with(short_cooldown(3));
+    for _ in 0..3 {
+        assert!(panicked(c.encode_request(&info(), b"panic")));
+    }
+    assert!(c.is_disabled());
+    assert!(disabled(c.encode_request(&info(), b"hello")), "fails fast while off");
+    std::thread::sleep(Duration::from_millis(60));
+    // The probe panics: off for another cooldown.
+    assert!(panicked(c.encode_request(&info(), b"panic")));
+    assert!(c.is_disabled());
+    assert!(disabled(c.encode_request(&info(), b"hello")));
+    std::thread::sleep(Duration::from_millis(60));
+    // The probe succeeds: on again, with the count reset.
+    c.encode_request(&info(), b"hello").expect("the probe goes through");
+    assert!(!c.is_disabled());
+    c.encode_request(&info(), b"hello").expect("on again");
+    assert!(panicked(c.encode_request(&info(), b"panic")));
+    assert!(!c.is_disabled(), "one panic after recovery is under the limit");
+    assert_eq!(c.panic_count(), 5);
+}
+
+#[test]
+fn a_normal_return_between_panics_resets_the_count() {
+    let c = codec_with(short_cooldown(2));
+    for _ in 0..5 {
+        assert!(panicked(c.encode_request(&info(), b"panic")));
+        // A reported error is a normal return too: the plugin's code ran to the end.
+        assert!(matches!(c.encode_request(&info(), b"bad"), Err(CallError::Plugin(_))));
+    }
+    assert!(!c.is_disabled());
+}
+
+#[test]
+fn only_one_of_many_concurrent_calls_is_the_probe() {
+    let c = Arc::new(codec_with(short_cooldown(1)));
+    assert!(panicked(c.encode_request(&info(), b"panic")));
+    std::thread::sleep(Duration::from_millis(60));
+    const CALLERS: usize = 16;
+    let start = Arc::new(std::sync::Barrier::new(CALLERS));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let threads: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (c, start, done_tx) = (Arc::clone(&c), Arc::clone(&start), done_tx.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let r = c.encode_request(&info(), b"hold");
+                let ok = r.is_ok();
+                let _ = done_tx.send(());
+                (ok, disabled(r))
+            })
+        })
+        .collect();
+    // Every caller but the probe fails fast while the probe is held inside the plugin.
+    for _ in 0..CALLERS - 1 {
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a caller fails fast");
+    }
+    assert_eq!(HELD.load(Ordering::SeqCst), 1, "exactly one call reached the plugin");
+    RELEASE.store(true, Ordering::SeqCst);
+    let results: Vec<(bool, bool)> = threads.into_iter().map(|t| t.join().expect("caller")).collect();
+    assert_eq!(results.iter().filter(|r| r.0).count(), 1, "{results:?}");
+    assert_eq!(results.iter().filter(|r| r.1).count(), CALLERS - 1, "{results:?}");
+    assert!(!c.is_disabled(), "the probe succeeded");
+}
+
+#[test]
+fn stream_decoder_panics_count_in_the_same_circuit() {
+    let c = Arc::new(codec_with(short_cooldown(2)));
+    let mut items = Vec::new();
+    // Two streams opened first: opening one is a normal return, which resets the count.
+    let mut streams = [
+        c.open_stream(&info()).expect("stream"),
+        c.open_stream(&info()).expect("stream"),
+    ];
+    for s in &mut streams {
+        assert!(matches!(
+            s.feed(&info(), b"boom\n", &mut items),
+            Err(CallError::Panicked { .. })
+        ));
+    }
+    assert!(c.is_disabled());
+    assert!(matches!(c.open_stream(&info()), Err(CallError::Disabled { .. })));
+    assert!(disabled(c.encode_request(&info(), b"hello")));
+    std::thread::sleep(Duration::from_millis(60));
+    // A stream's calls can be the probe too.
+    let mut s = c.open_stream(&info()).expect("the probe opens a stream");
+    assert!(!c.is_disabled());
+    s.feed(&info(), b"one\n", &mut items).expect("fed");
+}
+
 #[test]
 fn stream_decoder_gets_arbitrary_fragments() {
     let c = Arc::new(codec("{}").expect("instance"));
@@ -211,38 +350,25 @@ fn stream_decoder_gets_arbitrary_fragments() {
     ));
 }
 
-static FUTURE_MAJOR: PluginDecl = PluginDecl {
-    struct_size: std::mem::size_of::<PluginDecl>() as u32,
-    abi_major: abi::ABI_MAJOR + 1,
-    abi_minor: 0,
-    name: abi::ByteSlice::from_str("future"),
-    version: abi::ByteSlice::from_str("1"),
-    capabilities: 0,
-    provider: std::ptr::null(),
-    hook: std::ptr::null(),
-};
+const fn declaration(name: &'static str, major: u16, minor: u16, capabilities: u32) -> PluginDecl {
+    PluginDecl {
+        struct_size: std::mem::size_of::<PluginDecl>() as u32,
+        abi_major: major,
+        abi_minor: minor,
+        name: abi::ByteSlice::from_str(name),
+        version: abi::ByteSlice::from_str("1"),
+        capabilities,
+        provider: std::ptr::null(),
+        hook: std::ptr::null(),
+        appended_for_tests: 0,
+    }
+}
 
-static NEWER_MINOR: PluginDecl = PluginDecl {
-    struct_size: std::mem::size_of::<PluginDecl>() as u32,
-    abi_major: abi::ABI_MAJOR,
-    abi_minor: abi::ABI_MINOR + 1,
-    name: abi::ByteSlice::from_str("newer"),
-    version: abi::ByteSlice::from_str("1"),
-    capabilities: 0,
-    provider: std::ptr::null(),
-    hook: std::ptr::null(),
-};
-
-static NO_VTABLE: PluginDecl = PluginDecl {
-    struct_size: std::mem::size_of::<PluginDecl>() as u32,
-    abi_major: abi::ABI_MAJOR,
-    abi_minor: 0,
-    name: abi::ByteSlice::from_str("hollow"),
-    version: abi::ByteSlice::from_str("1"),
-    capabilities: abi::capability::PROVIDER,
-    provider: std::ptr::null(),
-    hook: std::ptr::null(),
-};
+static FUTURE_MAJOR: PluginDecl = declaration("future", abi::ABI_MAJOR + 1, 0, 0);
+static NEWER_MINOR: PluginDecl = declaration("newer", abi::ABI_MAJOR, abi::ABI_MINOR + 1, 0);
+static NO_VTABLE: PluginDecl = declaration("hollow", abi::ABI_MAJOR, 0, abi::capability::PROVIDER);
+static NO_HOOK_VTABLE: PluginDecl = declaration("hookless", abi::ABI_MAJOR, 0, abi::capability::HOOK);
+static PANIC_ABORT: PluginDecl = declaration("aborter", abi::ABI_MAJOR, 0, abi::capability::PANIC_ABORT);
 
 #[test]
 fn version_and_declaration_checks_refuse_bad_plugins() {
@@ -253,6 +379,7 @@ fn version_and_declaration_checks_refuse_bad_plugins() {
     assert!(matches!(check(&FUTURE_MAJOR), Err(LoadError::AbiVersion { major, .. }) if major == abi::ABI_MAJOR + 1));
     assert!(matches!(check(&NEWER_MINOR), Err(LoadError::AbiVersion { .. })));
     assert!(matches!(check(&NO_VTABLE), Err(LoadError::BadDeclaration { .. })));
+    assert!(matches!(check(&NO_HOOK_VTABLE), Err(LoadError::BadDeclaration { .. })));
     // SAFETY: null is allowed and refused.
     assert!(matches!(
         unsafe { host::from_declaration(std::ptr::null(), Path::new("x.so")) },
@@ -264,4 +391,18 @@ fn version_and_declaration_checks_refuse_bad_plugins() {
 fn missing_file_is_a_clear_error() {
     let err = host::load(Path::new("/nonexistent/libswitchyard_nope.so")).expect_err("missing");
     assert!(err.to_string().contains("does not exist"));
+}
+
+#[test]
+fn a_plugin_built_with_panic_abort_is_refused_with_the_fix() {
+    // SAFETY: a static declaration.
+    let err =
+        unsafe { host::from_declaration(&PANIC_ABORT, Path::new("/p/libswitchyard_aborter.so")) }.expect_err("refused");
+    assert!(matches!(err, LoadError::PanicAbort { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("aborter") && text.contains("/p/libswitchyard_aborter.so"),
+        "{text}"
+    );
+    assert!(text.contains(r#"build it with panic = "unwind""#), "{text}");
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde_json::json;
 use switchyard_e2e::client::{chat_body, stream_body};
@@ -108,6 +109,48 @@ fn wrong_abi_major_is_refused() {
     );
 }
 
+/// `tests/fixture-plugins/abi-v1-0`: a plugin laid out exactly as ABI 1.0 (its own frozen
+/// copies of the 1.0 structs, no plugin-api, no panic-strategy stamp). Whatever today's structs
+/// have grown into, this gateway loads it and it answers, plain and streamed.
+#[tokio::test]
+async fn a_frozen_abi_1_0_plugin_keeps_loading_and_answering() {
+    const ANSWER: &str = "Frozen ABI 1.0 plugin, still answering.";
+    let up = MockUpstream::start();
+    let _ = paths::plugin_path("abi_v1_0");
+    let mut cfg = standard_config(&up);
+    cfg["providers"]["frozen"] = json!({"plugin": "abi_v1_0"});
+    cfg["models"]["old"] = json!({"targets": [{"provider": "frozen", "model": "v1-0"}]});
+
+    let check = Gateway::check(&to_yaml(&cfg));
+    assert_eq!(check.code, Some(0), "check loads the 1.0 plugin: {check:?}");
+
+    let gw = Gateway::start_cfg(&cfg);
+    let reply = gw.chat(&chat_body("old", "are you still there?")).await;
+    reply.assert_status(200);
+    let v = reply.json();
+    assert_eq!(v["choices"][0]["message"]["content"], ANSWER, "{v:#}");
+    assert_eq!(v["model"], "v1-0", "{v:#}");
+    assert_eq!(v["usage"]["total_tokens"], 11, "{v:#}");
+    assert_eq!(v["extra_fields"]["provider"], "frozen", "{v:#}");
+
+    let sse = gw.stream(&stream_body("frozen/any-model", "stream, please")).await;
+    sse.assert_complete();
+    assert_eq!(sse.content(), ANSWER, "{}", sse.dump());
+
+    let mut body = stream_body("old", "with usage");
+    body["stream_options"] = json!({"include_usage": true});
+    let sse = gw.stream(&body).await;
+    sse.assert_complete();
+    let usage: Vec<_> = sse
+        .chunks()
+        .into_iter()
+        .filter_map(|c| c["usage"].as_object())
+        .collect();
+    assert_eq!(usage.len(), 1, "{}", sse.dump());
+    assert_eq!(usage[0]["total_tokens"], 11, "{}", sse.dump());
+    gw.assert_serving().await;
+}
+
 #[test]
 fn missing_entry_symbol_is_refused() {
     let up = MockUpstream::start();
@@ -162,6 +205,31 @@ async fn plugin_panic_falls_back() {
     let v = reply.json();
     assert_eq!(v["model"], format!("gpt-4o{MODEL_SUFFIX}"), "{v:#}");
     assert_eq!(v["extra_fields"]["provider"], "up", "{v:#}");
+}
+
+/// Repeated panics switch a provider's plugin instance off for the provider's
+/// `circuit_breaker.cooldown`; then one probe goes through and, answering, switches it on.
+#[tokio::test]
+async fn a_plugin_switched_off_by_panics_recovers_after_the_cooldown() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    cfg["providers"]["local"]["circuit_breaker"] = json!({"failures": 1000, "cooldown": "1s"});
+    let gw = Gateway::start_cfg(&cfg);
+    // plugin-api's default limit: five panics in a row.
+    for _ in 0..5 {
+        gw.chat(&chat_body("local/fault-panic", "panic!"))
+            .await
+            .assert_status(502);
+    }
+    let reply = gw.chat(&chat_body("echo", "anyone there?")).await;
+    reply.assert_status(502);
+    assert!(reply.text().contains("disabled"), "{}", reply.text());
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let reply = gw.chat(&chat_body("echo", "back again")).await;
+    reply.assert_status(200);
+    assert_eq!(reply.content(), "back again");
+    gw.chat(&chat_body("echo", "and staying")).await.assert_status(200);
 }
 
 #[tokio::test]

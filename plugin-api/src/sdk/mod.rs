@@ -216,19 +216,24 @@ impl ProviderError {
 
 /// Writes a call's outputs into the host's buffers.
 pub struct Out<'a> {
-    raw: &'a abi::Output,
+    /// The host's [`abi::Output`], copied field by field: never a reference to the whole
+    /// struct, which may be an older host's smaller one.
+    host: *mut std::ffi::c_void,
+    put_bytes: abi::PutBytesFn,
+    put_u64: abi::PutU64Fn,
+    _call: std::marker::PhantomData<&'a abi::Output>,
 }
 
 impl<'a> Out<'a> {
     fn bytes(&mut self, slot: u32, a: &[u8], b: &[u8]) {
-        // SAFETY: the host guarantees `raw` and its callbacks are valid for this call; the
+        // SAFETY: the host guarantees its callbacks and `host` are valid for this call; the
         // slices outlive the callback, which copies them.
-        unsafe { (self.raw.put_bytes)(self.raw.host, slot, ByteSlice::from_slice(a), ByteSlice::from_slice(b)) }
+        unsafe { (self.put_bytes)(self.host, slot, ByteSlice::from_slice(a), ByteSlice::from_slice(b)) }
     }
 
     fn number(&mut self, slot: u32, value: u64) {
         // SAFETY: as in `bytes`.
-        unsafe { (self.raw.put_u64)(self.raw.host, slot, value) }
+        unsafe { (self.put_u64)(self.host, slot, value) }
     }
 
     fn usage(&mut self, usage: &Usage) {
@@ -415,19 +420,48 @@ pub mod __private {
         catch_unwind(AssertUnwindSafe(f)).unwrap_or(status::PANIC)
     }
 
+    /// The host's context, read field by field: an older host's context may end before a
+    /// field this SDK knows, which then reads as empty.
+    ///
     /// # Safety
-    /// `ctx` must be a valid CallContext whose slices live for the call.
-    unsafe fn context<'a>(ctx: *const CallContext) -> Context<'a> {
-        // SAFETY: the host passes a valid pointer for the call.
-        let c = unsafe { &*ctx };
+    /// `ctx` must be a valid CallContext (of its declared size) whose slices live for the call.
+    pub(crate) unsafe fn context<'a>(ctx: *const CallContext) -> Context<'a> {
+        use crate::abi::read_field;
+        // SAFETY: the host passes a valid pointer for the call; every read below is checked
+        // against the size the host declared.
+        let size = unsafe { abi::declared_size(ctx) };
         // SAFETY: the host's slices live for the call.
-        let s = |b: ByteSlice| std::str::from_utf8(unsafe { b.as_slice() }).unwrap_or("");
-        Context {
-            stream: c.stream != 0,
-            unix_time_ms: c.unix_time_ms,
-            model: s(c.model),
-            api_key: s(c.api_key),
-            request_id: s(c.request_id),
+        let s = |b: Option<ByteSlice>| b.map_or("", |b| std::str::from_utf8(unsafe { b.as_slice() }).unwrap_or(""));
+        // SAFETY: as above.
+        unsafe {
+            Context {
+                stream: read_field!(ctx, size, CallContext, stream).is_some_and(|v| v != 0),
+                unix_time_ms: read_field!(ctx, size, CallContext, unix_time_ms).unwrap_or(0),
+                model: s(read_field!(ctx, size, CallContext, model)),
+                api_key: s(read_field!(ctx, size, CallContext, api_key)),
+                request_id: s(read_field!(ctx, size, CallContext, request_id)),
+            }
+        }
+    }
+
+    /// The writer for the host's `out`, its callbacks copied out of the host's struct.
+    ///
+    /// # Safety
+    /// `out` must be a valid Output (of its declared size) for `'a`.
+    pub(crate) unsafe fn writer<'a>(out: *const Output) -> Out<'a> {
+        use crate::abi::read_field;
+        unsafe extern "C" fn drop_bytes(_: *mut c_void, _: u32, _: ByteSlice, _: ByteSlice) {}
+        unsafe extern "C" fn drop_u64(_: *mut c_void, _: u32, _: u64) {}
+        // SAFETY: the host passes a valid pointer for the call; every read is checked against
+        // the size the host declared (a host without the callbacks gets its outputs dropped).
+        unsafe {
+            let size = abi::declared_size(out);
+            Out {
+                host: read_field!(out, size, Output, host).unwrap_or(std::ptr::null_mut()),
+                put_bytes: read_field!(out, size, Output, put_bytes).unwrap_or(drop_bytes),
+                put_u64: read_field!(out, size, Output, put_u64).unwrap_or(drop_u64),
+                _call: std::marker::PhantomData,
+            }
         }
     }
 
@@ -447,7 +481,7 @@ pub mod __private {
     pub unsafe extern "C" fn create<P: Provider>(config: ByteSlice, out: *const Output) -> *mut c_void {
         let r = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: valid for the call.
-            let mut out = Out { raw: unsafe { &*out } };
+            let mut out = unsafe { writer(out) };
             // SAFETY: the host's slice lives for the call.
             let setup: Result<ProviderSetup, String> =
                 serde_json::from_slice(unsafe { config.as_slice() }).map_err(|e| e.to_string());
@@ -484,14 +518,7 @@ pub mod __private {
         out: *const Output,
     ) -> (&'a P, Context<'a>, &'a [u8], Out<'a>) {
         // SAFETY: guaranteed by the caller.
-        unsafe {
-            (
-                &*instance.cast::<P>(),
-                context(ctx),
-                bytes.as_slice(),
-                Out { raw: &*out },
-            )
-        }
+        unsafe { (&*instance.cast::<P>(), context(ctx), bytes.as_slice(), writer(out)) }
     }
 
     /// # Safety
@@ -590,14 +617,8 @@ pub mod __private {
     ) -> i32 {
         guard(|| {
             // SAFETY: valid for the call (host contract).
-            let (s, ctx, bytes, mut out) = unsafe {
-                (
-                    &mut *state.cast::<State>(),
-                    context(ctx),
-                    bytes.as_slice(),
-                    Out { raw: &*out },
-                )
-            };
+            let (s, ctx, bytes, mut out) =
+                unsafe { (&mut *state.cast::<State>(), context(ctx), bytes.as_slice(), writer(out)) };
             let r = s.feed(&ctx, bytes, &mut out);
             finish(r, &mut out)
         })
@@ -613,7 +634,7 @@ pub mod __private {
     ) -> i32 {
         guard(|| {
             // SAFETY: valid for the call (host contract).
-            let (s, ctx, mut out) = unsafe { (&mut *state.cast::<State>(), context(ctx), Out { raw: &*out }) };
+            let (s, ctx, mut out) = unsafe { (&mut *state.cast::<State>(), context(ctx), writer(out)) };
             let r = s.finish(&ctx, &mut out);
             finish(r, &mut out)
         })
@@ -643,6 +664,37 @@ pub mod __private {
             stream_finish: Some(stream_finish),
             stream_close: Some(stream_close),
             respond_local: Some(respond_local::<P>),
+            #[cfg(test)]
+            appended_for_tests: None,
+        }
+    }
+
+    /// The declaration [`crate::export_provider!`] exports. `panic_unwind` is `cfg!(panic = "unwind")`
+    /// evaluated in the plugin's crate (the macro's caller), where the strategy is decided.
+    pub const fn declaration(
+        name: &'static str,
+        version: &'static str,
+        local: bool,
+        panic_unwind: bool,
+        provider: &'static abi::ProviderVTable,
+    ) -> abi::PluginDecl {
+        use abi::capability;
+        let panic = if panic_unwind {
+            capability::PANIC_UNWIND
+        } else {
+            capability::PANIC_ABORT
+        };
+        abi::PluginDecl {
+            struct_size: std::mem::size_of::<abi::PluginDecl>() as u32,
+            abi_major: abi::ABI_MAJOR,
+            abi_minor: abi::ABI_MINOR,
+            name: abi::ByteSlice::from_str(name),
+            version: abi::ByteSlice::from_str(version),
+            capabilities: capability::PROVIDER | panic | if local { capability::LOCAL } else { 0 },
+            provider,
+            hook: std::ptr::null(),
+            #[cfg(test)]
+            appended_for_tests: 0,
         }
     }
 }
@@ -663,16 +715,10 @@ macro_rules! export_provider {
         const _: () = {
             use $crate::sdk::__private::abi;
             static VTABLE: abi::ProviderVTable = $crate::sdk::__private::provider_vtable::<$ty>();
-            static DECL: abi::PluginDecl = abi::PluginDecl {
-                struct_size: ::std::mem::size_of::<abi::PluginDecl>() as u32,
-                abi_major: abi::ABI_MAJOR,
-                abi_minor: abi::ABI_MINOR,
-                name: abi::ByteSlice::from_str($name),
-                version: abi::ByteSlice::from_str($version),
-                capabilities: abi::capability::PROVIDER | if $local { abi::capability::LOCAL } else { 0 },
-                provider: &VTABLE,
-                hook: ::std::ptr::null(),
-            };
+            // `cfg!` here is evaluated in the plugin's crate: the stamp tells the loader
+            // whether the boundary guard can catch a panic at all.
+            static DECL: abi::PluginDecl =
+                $crate::sdk::__private::declaration($name, $version, $local, cfg!(panic = "unwind"), &VTABLE);
             #[unsafe(no_mangle)]
             pub extern "C" fn switchyard_plugin_entry_v1() -> *const abi::PluginDecl {
                 &DECL
