@@ -67,6 +67,7 @@ fn route_selection(b: divan::Bencher) {
                 failures: 5,
                 window: Duration::from_secs(30),
                 cooldown: Duration::from_secs(10),
+                auth_cooldown: Duration::from_secs(300),
             },
             1,
         ));

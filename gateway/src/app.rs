@@ -114,7 +114,11 @@ pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle
 
 /// Every `hooks[].plugin` must load and be a hook plugin, checked like a provider's plugin,
 /// so `switchyard check` catches a typo before the hooks are relied on.
-fn check_hook_plugins(cfg: &GatewayConfig, source: &ConfigSource, loader: &mut PluginLoader) -> Result<(), ConfigError> {
+fn check_hook_plugins(
+    cfg: &GatewayConfig,
+    source: &ConfigSource,
+    loader: &mut PluginLoader,
+) -> Result<(), ConfigError> {
     for (i, hook) in cfg.hooks.iter().enumerate() {
         let path = vec!["hooks".to_string(), i.to_string(), "plugin".to_string()];
         let fail = |message: String, fix: Option<String>| {
@@ -133,7 +137,10 @@ fn check_hook_plugins(cfg: &GatewayConfig, source: &ConfigSource, loader: &mut P
         })?;
         if lib.capabilities & switchyard_plugin_api::abi::capability::HOOK == 0 {
             return Err(fail(
-                format!("plugin `{}` is not a hook plugin (it declares no hook vtable)", hook.plugin),
+                format!(
+                    "plugin `{}` is not a hook plugin (it declares no hook vtable)",
+                    hook.plugin
+                ),
                 Some("name a hook plugin here; provider plugins go under providers:".into()),
             ));
         }

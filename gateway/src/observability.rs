@@ -63,7 +63,10 @@ mod tests {
         let forged = "gpt-4o\n2026-01-01T00:00:00Z  INFO forged line \"x\"\r\u{1b}[31m";
         let shown = escaped(forged).to_string();
         assert!(!shown.contains('\n') && !shown.contains('\r') && !shown.contains('\u{1b}'));
-        assert_eq!(shown, "gpt-4o\\n2026-01-01T00:00:00Z  INFO forged line \\\"x\\\"\\r\\u{1b}[31m");
+        assert_eq!(
+            shown,
+            "gpt-4o\\n2026-01-01T00:00:00Z  INFO forged line \\\"x\\\"\\r\\u{1b}[31m"
+        );
         assert_eq!(escaped("plain-model/ünï").to_string(), "plain-model/ünï");
     }
 }

@@ -42,7 +42,9 @@ pub fn redact_masked_keys(text: &str) -> String {
     let mut rest = text;
     while let Some(start) = rest.find(is_key_char) {
         out.push_str(&rest[..start]);
-        let word_len = rest[start..].find(|c: char| !is_key_char(c)).unwrap_or(rest.len() - start);
+        let word_len = rest[start..]
+            .find(|c: char| !is_key_char(c))
+            .unwrap_or(rest.len() - start);
         let word = &rest[start..start + word_len];
         // A sentence's full stop is not part of the key.
         let trimmed = word.trim_end_matches('.');
@@ -74,10 +76,15 @@ mod tests {
     #[test]
     fn masked_key_tails_are_redacted() {
         assert_eq!(
-            redact_masked_keys("Incorrect API key provided: sk-abc*************wxyz. You can find your API key at https://x."),
+            redact_masked_keys(
+                "Incorrect API key provided: sk-abc*************wxyz. You can find your API key at https://x."
+            ),
             "Incorrect API key provided: [REDACTED]. You can find your API key at https://x."
         );
-        assert_eq!(redact_masked_keys("key 'AIza****9f_Q' is invalid"), "key '[REDACTED]' is invalid");
+        assert_eq!(
+            redact_masked_keys("key 'AIza****9f_Q' is invalid"),
+            "key '[REDACTED]' is invalid"
+        );
         assert_eq!(redact_masked_keys("rate *** limited"), "rate *** limited");
         assert_eq!(redact_masked_keys("no key here"), "no key here");
         assert_eq!(redact_masked_keys("ünï sk-a***b"), "ünï [REDACTED]");

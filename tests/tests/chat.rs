@@ -267,7 +267,10 @@ async fn by_default_only_tracing_headers_are_forwarded() {
             "/v1/chat/completions",
             &chat_body("gpt", "headers"),
             &[
-                ("x-bf-eh-traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                (
+                    "x-bf-eh-traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                ),
                 ("x-bf-eh-accept-encoding", "gzip"),
                 ("x-bf-eh-openai-organization", "org-someone-else"),
                 ("x-bf-eh-openai-project", "proj-someone-else"),
@@ -285,7 +288,10 @@ async fn by_default_only_tracing_headers_are_forwarded() {
         "headers: {all}"
     );
     for name in ["openai-organization", "openai-project", "anthropic-beta", "x-trace-tag"] {
-        assert!(rec.header(name).is_none(), "{name} must not be forwarded by default; headers: {all}");
+        assert!(
+            rec.header(name).is_none(),
+            "{name} must not be forwarded by default; headers: {all}"
+        );
     }
     assert!(
         !all.contains("gzip"),

@@ -97,8 +97,7 @@ async fn streaming_clients_that_stop_reading_release_their_provider_slots() {
 
     let mut stalled = Vec::new();
     for i in 0..2 {
-        let body = serde_json::to_vec(&stream_body("up/stream-firehose", &format!("never read {i}")))
-            .expect("json");
+        let body = serde_json::to_vec(&stream_body("up/stream-firehose", &format!("never read {i}"))).expect("json");
         let mut sock = TcpStream::connect(("127.0.0.1", gw.port())).await.expect("connect");
         let head = format!(
             "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
@@ -154,7 +153,9 @@ async fn a_revoked_key_is_taken_out_of_service_and_the_next_key_serves() {
     let gw = Gateway::start_cfg(&cfg);
 
     for i in 0..12 {
-        gw.chat(&chat_body("gpt", &format!("request {i}"))).await.assert_status(200);
+        gw.chat(&chat_body("gpt", &format!("request {i}")))
+            .await
+            .assert_status(200);
     }
     let with_revoked = up
         .requests()
@@ -170,7 +171,10 @@ async fn a_revoked_key_is_taken_out_of_service_and_the_next_key_serves() {
     let err = reply.assert_error(502, "upstream_auth_failed");
     assert_eq!(err["type"], "server_error");
     let text = reply.text();
-    assert!(!text.contains("wxyz") && !text.contains("***"), "masked key tail redacted: {text}");
+    assert!(
+        !text.contains("wxyz") && !text.contains("***"),
+        "masked key tail redacted: {text}"
+    );
     assert!(!text.contains(revoked), "{text}");
     // The refused key is out of service: the next request fails fast without reaching upstream.
     let before = up.requests().len();

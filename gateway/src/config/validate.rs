@@ -201,7 +201,10 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
         }
     }
     if let Some(url) = cfg.cache.redis_url.as_deref()
-        && !matches!(url::Url::parse(url).as_ref().map(|u| u.scheme()), Ok("redis" | "rediss"))
+        && !matches!(
+            url::Url::parse(url).as_ref().map(|u| u.scheme()),
+            Ok("redis" | "rediss")
+        )
     {
         return Err(issue(
             &["cache", "redis_url"],

@@ -1,7 +1,7 @@
 use super::AppState;
 use super::body;
-use super::write_stall::StallGuarded;
 use super::respond::{self, ErrorDetails, REQUEST_ID, error_response};
+use super::write_stall::StallGuarded;
 use crate::error::GatewayError;
 use crate::observability::escaped;
 use crate::pipeline::extra_fields::{CHAT, CHAT_STREAM};

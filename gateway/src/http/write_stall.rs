@@ -60,7 +60,10 @@ pub struct StallGuarded {
 
 impl StallGuarded {
     /// Wraps `frames`; `timeout` zero means never cut.
-    pub fn new(frames: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static, timeout: Duration) -> StallGuarded {
+    pub fn new(
+        frames: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+        timeout: Duration,
+    ) -> StallGuarded {
         let watched = Rc::new(Watched {
             frames: RefCell::new(Some(Box::pin(frames))),
             waiting_since: Cell::new(None),
@@ -173,7 +176,10 @@ mod tests {
         // The "client" stops reading: nobody polls the body.
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(dropped.get(), "the inner stream (the relay) was dropped");
-        assert!(matches!(body.next().await, Some(Err(_))), "a cut body ends with an error");
+        assert!(
+            matches!(body.next().await, Some(Err(_))),
+            "a cut body ends with an error"
+        );
     }
 
     #[actix_rt::test]

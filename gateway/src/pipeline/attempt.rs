@@ -39,7 +39,9 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
         // Opened here rather than through the ProviderPool actor: the request's own next
         // attempt must already skip this key, and a revoked key must not fail 1 in N requests.
         let cooldown = provider.breaker.config.auth_cooldown;
-        provider.breaker.open_for(pick.slot, crate::resilience::breaker::now_ms(), cooldown);
+        provider
+            .breaker
+            .open_for(pick.slot, crate::resilience::breaker::now_ms(), cooldown);
         tracing::warn!(
             provider = %provider.name,
             key_slot = pick.slot,

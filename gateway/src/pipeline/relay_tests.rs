@@ -63,7 +63,10 @@ async fn relay(items: Vec<Item>, include_usage: bool) -> Vec<Option<Value>> {
     assert!(text.ends_with("\n\n"), "{text:?}");
     text.split_terminator("\n\n")
         .map(|event| {
-            assert!(!event.contains('\n') && !event.contains('\r'), "one line per event: {event:?}");
+            assert!(
+                !event.contains('\n') && !event.contains('\r'),
+                "one line per event: {event:?}"
+            );
             let data = event.strip_prefix("data: ").expect("a data line");
             (data != "[DONE]").then(|| serde_json::from_str(data).expect("valid JSON"))
         })
@@ -92,21 +95,35 @@ async fn chunks_are_numbered_and_the_stream_ends_with_done() {
 
 #[actix_rt::test]
 async fn usage_moves_onto_the_held_finish_chunk_when_the_client_did_not_ask_for_it() {
-    let items = vec![chunk("a", None, 0), chunk("", Some("stop"), 0), usage_chunk(), Item::Done];
+    let items = vec![
+        chunk("a", None, 0),
+        chunk("", Some("stop"), 0),
+        usage_chunk(),
+        Item::Done,
+    ];
     let events = relay(items, false).await;
     let chunks: Vec<&Value> = events.iter().flatten().collect();
     assert_eq!(chunks.len(), 2, "the usage-only chunk is not sent: {events:?}");
     let last = chunks[1];
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
     assert_eq!(last["usage"]["total_tokens"], 10, "{last}");
-    assert!(chunks.iter().all(|c| !c["choices"].as_array().is_some_and(Vec::is_empty)));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| !c["choices"].as_array().is_some_and(Vec::is_empty))
+    );
     assert_eq!(indexes(&events), [0, 1]);
     assert!(events.last().is_some_and(Option::is_none));
 }
 
 #[actix_rt::test]
 async fn include_usage_keeps_openais_separate_usage_chunk() {
-    let items = vec![chunk("a", None, 0), chunk("", Some("stop"), 0), usage_chunk(), Item::Done];
+    let items = vec![
+        chunk("a", None, 0),
+        chunk("", Some("stop"), 0),
+        usage_chunk(),
+        Item::Done,
+    ];
     let events = relay(items, true).await;
     let chunks: Vec<&Value> = events.iter().flatten().collect();
     assert_eq!(chunks.len(), 3, "{events:?}");
@@ -129,7 +146,11 @@ async fn with_several_choices_only_the_last_finish_chunk_carries_usage() {
     let events = relay(items, false).await;
     let chunks: Vec<&Value> = events.iter().flatten().collect();
     assert_eq!(chunks.len(), 4, "{events:?}");
-    assert!(chunks[2]["usage"].is_null(), "the first finish chunk was not the last: {}", chunks[2]);
+    assert!(
+        chunks[2]["usage"].is_null(),
+        "the first finish chunk was not the last: {}",
+        chunks[2]
+    );
     assert_eq!(chunks[2]["choices"][0]["finish_reason"], "stop");
     assert_eq!(chunks[3]["choices"][0]["finish_reason"], "length");
     assert_eq!(chunks[3]["usage"]["completion_tokens"], 3);
@@ -147,9 +168,17 @@ async fn an_error_after_a_held_chunk_sends_the_chunk_then_an_error_event_and_no_
     let items = vec![chunk("a", None, 0), chunk("", Some("stop"), 0), Item::Error(err)];
     let events = relay(items, false).await;
     assert_eq!(events.len(), 3, "{events:?}");
-    assert_eq!(events[1].as_ref().map(|c| c["choices"][0]["finish_reason"].clone()), Some(json!("stop")));
+    assert_eq!(
+        events[1].as_ref().map(|c| c["choices"][0]["finish_reason"].clone()),
+        Some(json!("stop"))
+    );
     let error = events[2].as_ref().expect("an error event, not [DONE]");
-    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("upstream broke")), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("upstream broke")),
+        "{error}"
+    );
     assert_eq!(error["error"]["type"], "server_error");
     assert!(events.iter().all(Option::is_some), "no [DONE] after a failure");
 }
@@ -158,7 +187,10 @@ async fn an_error_after_a_held_chunk_sends_the_chunk_then_an_error_event_and_no_
 async fn a_source_that_ends_without_done_is_finalised() {
     let events = relay(vec![chunk("a", None, 0), chunk("", Some("stop"), 0)], false).await;
     assert_eq!(indexes(&events), [0, 1]);
-    assert!(events.last().is_some_and(Option::is_none), "[DONE] is added: {events:?}");
+    assert!(
+        events.last().is_some_and(Option::is_none),
+        "[DONE] is added: {events:?}"
+    );
 }
 
 #[actix_rt::test]
@@ -175,5 +207,8 @@ async fn a_chunk_spread_over_several_lines_is_sent_on_one() {
     });
     let events = relay(vec![item, Item::Done], false).await;
     let first = events[0].as_ref().expect("chunk");
-    assert_eq!(first["choices"][0]["delta"]["content"], "multi\nline text", "escaped newlines survive");
+    assert_eq!(
+        first["choices"][0]["delta"]["content"], "multi\nline text",
+        "escaped newlines survive"
+    );
 }

@@ -152,7 +152,10 @@ mod tests {
         };
         for huge in ["1e300", "1e20", "18446744073709551616", "inf"] {
             let d = parse("retry-after-ms", huge);
-            assert!(d.is_none() || d == Some(MAX_RETRY_AFTER), "retry-after-ms {huge}: {d:?}");
+            assert!(
+                d.is_none() || d == Some(MAX_RETRY_AFTER),
+                "retry-after-ms {huge}: {d:?}"
+            );
             let d = parse("retry-after", huge);
             assert!(d.is_none() || d == Some(MAX_RETRY_AFTER), "retry-after {huge}: {d:?}");
         }
@@ -162,7 +165,10 @@ mod tests {
             assert_eq!(parse("retry-after-ms", bad), None, "{bad}");
             assert_eq!(parse("retry-after", bad), None, "{bad}");
         }
-        assert_eq!(parse("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(MAX_RETRY_AFTER)
+        );
         // A capped wait is longer than any max_backoff: the pipeline falls back at once.
         assert_eq!(policy(3).delay(0, Some(MAX_RETRY_AFTER)), None);
     }

@@ -85,9 +85,7 @@ impl ForwardAllowlist {
 
 /// The client's `x-bf-eh-NAME: v` headers as `(NAME, v)`, minus those never forwarded. Which
 /// of them a provider receives is its allowlist's decision, at send time.
-pub fn client_extra_headers<'a>(
-    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
-) -> Vec<(HeaderName, HeaderValue)> {
+pub fn client_extra_headers<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<(HeaderName, HeaderValue)> {
     headers
         .filter_map(|(name, value)| {
             let rest = name.strip_prefix(PREFIX)?;
@@ -128,7 +126,12 @@ mod tests {
         for n in DEFAULT_FORWARDED {
             assert!(allow.allows(&HeaderName::from_static(n)));
         }
-        for n in ["openai-organization", "openai-project", "anthropic-beta", "accept-encoding"] {
+        for n in [
+            "openai-organization",
+            "openai-project",
+            "anthropic-beta",
+            "accept-encoding",
+        ] {
             assert!(!allow.allows(&HeaderName::from_static(n)), "{n}");
         }
     }
