@@ -3,6 +3,9 @@
 #
 #   bench/run.sh            full run (about 3 minutes of load after the build)
 #   bench/run.sh --quick    a few seconds per step: checks the harness works (used by CI)
+#   bench/run.sh --callgrind  instructions per request and per chunk under callgrind: exact and
+#                           repeatable whatever else the machine does, for before/after comparisons
+#                           (BENCH_BIN=path/to/switchyard measures another build, e.g. the base of a change)
 #
 # Targets, all in front of the same mock upstream (nginx `return 200` with a fixed OpenAI chat
 # completion, or a fixed 21-chunk SSE stream, and a 183-chunk one for the cost of one more chunk):
@@ -19,7 +22,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 quick=0
+callgrind=0
 [ "${1:-}" = "--quick" ] && quick=1
+[ "${1:-}" = "--callgrind" ] && callgrind=1
 dur=${BENCH_SECONDS:-10}
 streams=${BENCH_STREAMS:-10000}
 rate=${BENCH_RATE:-1000}
@@ -37,7 +42,7 @@ nginx_bin=$(command -v nginx)
 log "building the release binaries…"
 cargo build --release --workspace --exclude switchyard-e2e --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bin=$target_dir/release/switchyard
+bin=${BENCH_BIN:-$target_dir/release/switchyard}
 loadgen=$target_dir/release/loadgen
 
 ncpu=$(nproc)
@@ -139,7 +144,7 @@ http {
 EOF
 cat > "$work/gateway.yaml" <<EOF
 server: {host: 127.0.0.1, port: $gw_port, max_body_size: 1MiB}
-plugins: {dir: $target_dir/release}
+plugins: {dir: $(dirname "$bin")}
 providers:
   up:
     plugin: openai
@@ -173,6 +178,52 @@ EOF
 
 "${pin_server[@]}" "$nginx_bin" -c "$work/mock.conf" & pids+=($!)
 "${pin_server[@]}" "$nginx_bin" -c "$work/proxy.conf" & pids+=($!)
+if [ $callgrind = 1 ]; then
+    # Instructions the gateway executes per request, counted only while the load runs.
+    command -v valgrind >/dev/null || { log "installing valgrind…"; apt-get install -y -qq valgrind >/dev/null; }
+    wait_port() { for _ in $(seq 1 400); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; exit 1; }
+    wait_port "$mock_port"
+    # ir MODEL BODY N → instructions per request over N requests (after a warm-up of N/4)
+    ir() {
+        local model=$1 body=$2 n=$3 out=$work/cg.$1
+        sed "s/\"model\":\"bench\"/\"model\":\"$model\"/" "$root/bench/$body" > "$work/cg-body.json"
+        valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$out.%p" \
+            "$bin" --config "$work/gateway.yaml" --log-level warn >"$work/cg.log" 2>&1 & local vg=$!
+        wait_port "$gw_port"
+        "$loadgen" --url "http://127.0.0.1:$gw_port/v1/chat/completions" --body "$work/cg-body.json" \
+            --connections 4 --duration 600 --max-requests $((n / 4)) >/dev/null
+        callgrind_control -i on "$vg" >/dev/null
+        "$loadgen" --url "http://127.0.0.1:$gw_port/v1/chat/completions" --body "$work/cg-body.json" \
+            --connections 4 --duration 600 --max-requests "$n" >"$work/cg-load.json"
+        callgrind_control -i off "$vg" >/dev/null
+        kill "$vg"; wait "$vg" 2>/dev/null || true
+        python3 - "$work/cg-load.json" "$out".* <<'PY'
+import json, sys
+load = json.load(open(sys.argv[1]))
+total = 0
+for f in sys.argv[2:]:
+    for line in open(f):
+        if line.startswith(("summary:", "totals:")):
+            total = max(total, int(line.split()[1]))
+print(round(total / max(load["requests"] - load["errors"], 1)))
+PY
+        rm -f "$out".*
+    }
+    plain=$(ir bench request.json 2000)
+    stream=$(ir bench-stream request-stream.json 1000)
+    stream_long=$(ir bench-stream-long request-stream.json 300)
+    mock=$(ir bench-mock request.json 2000)
+    python3 - "$plain" "$stream" "$stream_long" "$mock" "$chunks" "$chunks_long" <<'PY'
+import sys
+plain, stream, long_, mock, c, cl = map(float, sys.argv[1:])
+print(f"instructions per request (openai plugin): {plain:,.0f}")
+print(f"instructions per request (mock provider): {mock:,.0f}")
+print(f"instructions per {c:.0f}-chunk stream: {stream:,.0f}; per {cl:.0f}-chunk stream: {long_:,.0f}")
+print(f"instructions per extra chunk: {(long_ - stream) / (cl - c):,.0f}")
+PY
+    exit 0
+fi
+
 "${pin_server[@]}" "$bin" --config "$work/gateway.yaml" --log-level warn >"$work/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
 
 wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; cat "$work"/*.log >&2; exit 1; }
