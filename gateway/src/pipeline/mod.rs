@@ -178,3 +178,7 @@ pub async fn chat(
         attempts,
     })
 }
+
+#[cfg(test)]
+#[path = "attempt_tests.rs"]
+mod attempt_tests;
