@@ -1,8 +1,12 @@
 //! The HTTP surface (actix-web): routes, body reading, responses and errors.
 
+mod admin;
 mod body;
+mod error;
 mod handlers;
 mod respond;
+
+pub use admin::AdminAccess;
 
 use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::router::RouterHandle;
@@ -15,6 +19,7 @@ pub struct AppState {
     pub cost: CostTrackerHandle,
     pub max_body_size: u64,
     pub body_read_timeout: Duration,
+    pub admin: AdminAccess,
 }
 
 const CHAT_PATHS: [&str; 3] = [
@@ -47,6 +52,16 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
         cfg.service(
             web::resource("/health")
                 .route(web::get().to(handlers::health))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
+            web::resource("/admin/status")
+                .route(web::get().to(admin::status))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
+            web::resource("/v1/usage")
+                .route(web::get().to(admin::usage))
                 .default_service(web::to(handlers::method_not_allowed)),
         );
         cfg.default_service(web::to(handlers::not_found));

@@ -186,7 +186,7 @@ async fn local_response(items: Vec<Item>, ctx: &StreamContext) -> Result<Answer,
 
 fn complete_body(p: &Payload, ctx: &StreamContext) -> Vec<u8> {
     if let Some(u) = &p.usage {
-        ctx.record_usage(u, &p.model);
+        ctx.record_usage(u, false);
     }
     let extra = ExtraFields {
         request_type: CHAT,
