@@ -75,6 +75,7 @@ fn route_selection(b: divan::Bencher) {
             name: Arc::from("up"),
             codec: codec(),
             keys: vec![ApiKey {
+                index: 0,
                 secret: Arc::from("sk-bench-0123456789"),
                 weight: 1.0,
                 models: None,

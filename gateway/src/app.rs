@@ -37,6 +37,7 @@ pub enum StartupError {
 /// A routing table built from config, plus warnings worth logging (disabled keys, …).
 pub struct Built {
     pub table: RouteTable,
+    pub admin: http::AdminAccess,
     pub warnings: Vec<String>,
     pub plugin_dir: std::path::PathBuf,
 }
@@ -105,8 +106,10 @@ pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle
         aliases,
         redactor: Arc::new(Redactor::new(secrets)),
     };
+    let admin = http::AdminAccess::from_config(&cfg.admin, &mut warnings);
     Ok(Built {
         table,
+        admin,
         warnings,
         plugin_dir: loader.dir().to_path_buf(),
     })
@@ -236,13 +239,16 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupErro
             tracing::warn!("{w}");
         }
         tracing::info!(config = %source.label(), plugins = %built.plugin_dir.display(), providers = built.table.provider_count(), aliases = built.table.alias_count(), "config loaded");
+        crate::body_budget::IN_FLIGHT.set_limit(cfg.server.body_budget());
+        let router = RouterHandle::start(&actors.handle(), built.table);
         let state = web::Data::new(AppState {
-            router: RouterHandle::start(&actors.handle(), built.table),
-            cost: CostTrackerHandle::start(&actors.handle()),
+            cost: CostTrackerHandle::start(&actors.handle(), router.clone()),
+            router,
             max_body_size: cfg.server.max_body_size.0,
             // 0 = no limit.
             body_read_timeout: cfg.server.body_read_timeout.non_zero().unwrap_or(Duration::MAX),
             stream_write_timeout: cfg.server.stream_write_timeout.0,
+            admin: built.admin,
         });
         let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
         let server = HttpServer::new(move || {

@@ -53,6 +53,10 @@ pub enum GatewayError {
     NoUsableKey { provider: String, model: String },
     #[error("provider `{provider}` is at its concurrency limit; retry shortly")]
     ProviderBusy { provider: String },
+    /// The process-wide body budget (`server.max_in_flight_body`) has no room for an
+    /// upstream's answer: the gateway, not the provider, is out of room for now.
+    #[error("the gateway is holding too many bodies in memory to read `{provider}`'s answer; retry shortly")]
+    ServerBusy { provider: String },
     #[error(
         "provider `{provider}` is unavailable for model `{model}`: its circuit breaker is open after repeated failures"
     )]
@@ -106,7 +110,9 @@ impl GatewayError {
             UpstreamUnreachable { .. } | UpstreamMalformed { .. } | PluginFault { .. } | UpstreamAuthFailed { .. } => {
                 StatusCode::BAD_GATEWAY
             }
-            NoUsableKey { .. } | ProviderBusy { .. } | CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            NoUsableKey { .. } | ProviderBusy { .. } | ServerBusy { .. } | CircuitOpen { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -131,7 +137,7 @@ impl GatewayError {
             | UpstreamMalformed { .. }
             | PluginFault { .. }
             | UpstreamAuthFailed { .. } => "server_error",
-            NoUsableKey { .. } | ProviderBusy { .. } | CircuitOpen { .. } => "server_error",
+            NoUsableKey { .. } | ProviderBusy { .. } | ServerBusy { .. } | CircuitOpen { .. } => "server_error",
         }
     }
 
@@ -155,6 +161,7 @@ impl GatewayError {
             UpstreamAuthFailed { .. } => "upstream_auth_failed",
             NoUsableKey { .. } => "no_usable_key",
             ProviderBusy { .. } => "provider_busy",
+            ServerBusy { .. } => "server_busy",
             CircuitOpen { .. } => "circuit_open",
         })
     }
@@ -217,6 +224,7 @@ impl GatewayError {
             | PluginFault { .. }
             | NoUsableKey { .. }
             | ProviderBusy { .. }
+            | ServerBusy { .. }
             | CircuitOpen { .. } => FailureAction::NextTarget,
             _ => FailureAction::Stop,
         }
@@ -258,7 +266,9 @@ impl GatewayError {
     /// `Retry-After` seconds to send with this error, if any.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            GatewayError::ProviderBusy { .. } | GatewayError::NoUsableKey { .. } => Some(1),
+            GatewayError::ProviderBusy { .. } | GatewayError::ServerBusy { .. } | GatewayError::NoUsableKey { .. } => {
+                Some(1)
+            }
             GatewayError::CircuitOpen { retry_in, .. } => Some(retry_in.as_secs_f64().ceil().max(1.0) as u64),
             GatewayError::Upstream(u) if u.status == 429 || u.status == 503 => {
                 u.retry_after.map(|d| d.as_secs_f64().ceil() as u64)

@@ -1,5 +1,5 @@
 //! Non-streaming chat completions: routing, the response shape, forwarding of fields and headers,
-//! request ids, the models and health endpoints.
+//! request ids, key choice, the models and health endpoints.
 
 use serde_json::{Value, json};
 use switchyard_e2e::client::{Reply, Sse, assert_completion_schema, chat_body, http, stream_body};
@@ -523,41 +523,98 @@ async fn model_lookup_by_provider_slash_model_id() {
 }
 
 #[tokio::test]
-async fn health_is_json() {
+async fn health_is_liveness_only() {
     let up = MockUpstream::start();
     let gw = start(&up);
+    gw.chat(&chat_body("gpt", "traffic first")).await.assert_status(200);
     let reply = gw.get("/health").await;
     reply.assert_status(200);
-    let _ = reply.json();
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|ct| ct.starts_with("application/json")),
+        "{:?}",
+        reply.header("content-type")
+    );
+    assert_eq!(
+        reply.json(),
+        json!({"status": "ok"}),
+        "liveness only: no topology, counters or usage"
+    );
+    assert!(!reply.text().contains(UPSTREAM_KEY));
 }
 
+/// Weights 3:1 between two keys over many requests land near 3:1; a heavier key whose
+/// allow-list excludes the model is never used for it.
 #[tokio::test]
 async fn key_allow_list_picks_an_eligible_key() {
+    const HEAVY: &str = "sk-e2e-weight-three-5d1c0a";
+    const LIGHT: &str = "sk-e2e-weight-one-8b2e4f";
+    const SPECIAL: &str = "sk-only-for-special";
     let up = MockUpstream::start();
     let mut cfg = standard_config(&up);
     cfg["providers"]["up"]["keys"] = json!([
-        {"value": "sk-only-for-special", "weight": 100.0, "models": ["special-model"]},
-        {"value": UPSTREAM_KEY, "weight": 1.0, "models": ["*"]},
+        {"value": SPECIAL, "weight": 100.0, "models": ["special-model"]},
+        {"value": HEAVY, "weight": 3.0, "models": ["*"]},
+        {"value": LIGHT, "weight": 1.0, "models": ["*"]},
     ]);
     let gw = Gateway::start_cfg(&cfg);
-    for i in 0..6 {
-        gw.chat(&chat_body("up/ordinary-model", &format!("{i}")))
+    let requests = 600;
+    let mut pending = Vec::new();
+    for i in 0..requests {
+        let url = gw.url("/v1/chat/completions");
+        pending.push(tokio::spawn(async move {
+            http()
+                .post(url)
+                .body(serde_json::to_vec(&chat_body("up/ordinary-model", &format!("{i}"))).expect("serialise"))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }));
+        if pending.len() == 16 {
+            for p in pending.drain(..) {
+                assert_eq!(p.await.expect("request task"), 200);
+            }
+        }
+    }
+    for p in pending {
+        assert_eq!(p.await.expect("request task"), 200);
+    }
+    let count = |key: &str| {
+        let auth = format!("Bearer {key}");
+        up.requests_for("ordinary-model")
+            .iter()
+            .filter(|r| r.header("authorization") == Some(auth.as_str()))
+            .count()
+    };
+    let (special, heavy, light) = (count(SPECIAL), count(HEAVY), count(LIGHT));
+    assert_eq!(
+        special, 0,
+        "a key whose models list excludes the model must not be used"
+    );
+    assert_eq!(heavy + light, requests);
+    // Expected 0.75; one standard deviation over 600 requests is under 0.018.
+    let share = heavy as f64 / requests as f64;
+    assert!(
+        (share - 0.75).abs() < 0.08,
+        "weights 3:1 must show: the weight-3 key took {heavy} and the weight-1 key {light} of {requests}"
+    );
+
+    // Where the heavy special key is allowed, it takes about 100 in 104.
+    for i in 0..50 {
+        gw.chat(&chat_body("up/special-model", &format!("s{i}")))
             .await
             .assert_status(200);
     }
-    for rec in up.requests_for("ordinary-model") {
-        assert_eq!(
-            rec.header("authorization"),
-            Some(&*format!("Bearer {UPSTREAM_KEY}")),
-            "a key whose models list excludes the model must not be used"
-        );
-    }
-    gw.chat(&chat_body("up/special-model", "s")).await.assert_status(200);
-    let auth = up.last_request().header("authorization").map(str::to_owned);
-    assert!(
-        auth == Some("Bearer sk-only-for-special".into()) || auth == Some(format!("Bearer {UPSTREAM_KEY}")),
-        "{auth:?}"
-    );
+    let special_auth = format!("Bearer {SPECIAL}");
+    let by_special = up
+        .requests_for("special-model")
+        .iter()
+        .filter(|r| r.header("authorization") == Some(special_auth.as_str()))
+        .count();
+    assert!(by_special >= 40, "the special key served {by_special} of 50");
 }
 
 #[tokio::test]

@@ -381,10 +381,10 @@ async fn a_content_filter_refusal_is_final() {
 }
 
 async fn circuits(gw: &Gateway, provider: &str) -> Value {
-    gw.get("/health").await.json()["providers"][provider]["circuits"].clone()
+    gw.get("/admin/status").await.json()["providers"][provider]["circuits"].clone()
 }
 
-/// Polls `/health` until the provider's first circuit is in `state` (the actor applies reports
+/// Polls `/admin/status` until the provider's first circuit is in `state` (the actor applies reports
 /// asynchronously).
 async fn wait_for_circuit(gw: &Gateway, provider: &str, state: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -1,6 +1,6 @@
 //! One ProviderPool actor per provider: it owns the provider's health counters and the
 //! failure windows of its circuit breakers, and publishes what the request path and
-//! `/health` read without a mailbox round trip (a stats snapshot; the breaker's atomic slots).
+//! `/admin/status` read without a mailbox round trip (a stats snapshot; the breaker's atomic slots).
 
 use crate::resilience::breaker::now_ms;
 use crate::resilience::{CircuitBreaker, FailureWindow};
@@ -23,7 +23,7 @@ pub struct AttemptRecord {
 #[rtype(result = "()")]
 pub struct AttemptBatch(pub Vec<AttemptRecord>);
 
-/// What `/health` shows for a provider.
+/// What `/admin/status` shows for a provider.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PoolHealth {
     pub requests: u64,

@@ -16,6 +16,7 @@ pub struct GatewayConfig {
     pub cache: CacheConfig,
     pub pricing: PricingConfig,
     pub hooks: Vec<HookConfig>,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +33,18 @@ pub struct ServerConfig {
     /// A streaming client that has not taken the gateway's last frame for this long has its
     /// stream cut (freeing its provider slot and upstream connection); 0 = never.
     pub stream_write_timeout: Dur,
+    /// Body bytes held in memory across all requests at once (request bodies, upstream
+    /// answers read whole); past it new bodies get 503 `server_busy`. Default: 8 ×
+    /// `max_body_size`.
+    pub max_in_flight_body: Option<Size>,
+}
+
+impl ServerConfig {
+    /// `max_in_flight_body`, or its default.
+    pub fn body_budget(&self) -> u64 {
+        self.max_in_flight_body
+            .map_or_else(|| self.max_body_size.0.saturating_mul(8), |s| s.0)
+    }
 }
 
 impl Default for ServerConfig {
@@ -43,8 +56,18 @@ impl Default for ServerConfig {
             body_read_timeout: Dur::secs(30),
             shutdown_timeout: Dur::secs(30),
             stream_write_timeout: Dur::secs(30),
+            max_in_flight_body: None,
         }
     }
+}
+
+/// The admin endpoints (`/admin/*`, `/v1/usage`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The Bearer key admin requests must carry, or `env.VAR`. Unset (or its variable
+    /// unset): admin endpoints answer loopback clients only.
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -153,7 +176,8 @@ pub struct CircuitBreakerConfig {
     pub failures: u32,
     pub window: Dur,
     pub cooldown: Dur,
-    /// A key the upstream rejects (401/403) is out of service this long, then one probe.
+    /// A key the upstream rejects (401/403) is out of service this long, then one probe;
+    /// 0 = never taken out of service.
     pub auth_failure_cooldown: Dur,
 }
 

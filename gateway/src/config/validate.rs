@@ -37,6 +37,24 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
             Some("e.g. 32MiB".into()),
         ));
     }
+    if cfg.server.body_budget() < cfg.server.max_body_size.0 {
+        return Err(issue(
+            &["server", "max_in_flight_body"],
+            format!(
+                "{} bytes is less than server.max_body_size ({} bytes), so a body of the allowed size could never be read",
+                cfg.server.body_budget(),
+                cfg.server.max_body_size.0
+            ),
+            Some("raise it, or leave it out for 8 × max_body_size".into()),
+        ));
+    }
+    if cfg.admin.key.as_ref().is_some_and(|k| k.trim().is_empty()) {
+        return Err(issue(
+            &["admin", "key"],
+            "the admin key is empty".into(),
+            Some("use env.VAR to read it from the environment, or leave admin.key out for loopback-only admin".into()),
+        ));
+    }
     for (name, p) in &cfg.providers {
         let at = |field: &'static str| vec!["providers", name.as_str(), field];
         if name.is_empty() || name.contains('/') {

@@ -1,12 +1,12 @@
 use super::AppState;
 use super::body;
-use super::respond::{self, ErrorDetails, REQUEST_ID, error_response};
+use super::respond::{self, ErrorDetails, error_response, with_request_id};
 use super::write_stall::StallGuarded;
 use crate::error::GatewayError;
 use crate::observability::escaped;
 use crate::pipeline::extra_fields::{CHAT, CHAT_STREAM};
 use crate::pipeline::{self, Answer, ChatRequest, RequestContext};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,12 +75,6 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
     .await
 }
 
-fn with_request_id(resp: &mut actix_web::HttpResponseBuilder, request_id: &str) {
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.insert_header((REQUEST_ID.clone(), v));
-    }
-}
-
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let err = GatewayError::MethodNotAllowed {
         method: req.method().to_string(),
@@ -101,13 +95,6 @@ fn model_object(id: &str, owned_by: &str) -> serde_json::Value {
     serde_json::json!({ "id": id, "object": "model", "created": 0, "owned_by": owned_by })
 }
 
-/// A 200 JSON answer with the request's id.
-fn ok_json(req: &HttpRequest, body: serde_json::Value) -> HttpResponse {
-    let mut resp = HttpResponse::Ok();
-    with_request_id(&mut resp, &respond::request_id(req));
-    resp.json(body)
-}
-
 pub async fn list_models(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let table = state.router.current();
     let data: Vec<serde_json::Value> = table
@@ -115,18 +102,18 @@ pub async fn list_models(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         .iter()
         .map(|(id, owner)| model_object(id, owner))
         .collect();
-    ok_json(&req, serde_json::json!({ "object": "list", "data": data }))
+    respond::ok_json(&req, serde_json::json!({ "object": "list", "data": data }))
 }
 
 pub async fn get_model(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
     let table = state.router.current();
     if let Some((id, owner)) = table.model_ids().into_iter().find(|(x, _)| *x == id) {
-        return ok_json(&req, model_object(&id, &owner));
+        return respond::ok_json(&req, model_object(&id, &owner));
     }
     // Any `provider/model` with a configured provider is routable, listed or not.
     if let Some(target) = table.resolve(&id).filter(|_| !table.aliases.contains_key(&id)) {
-        return ok_json(&req, model_object(&id, &target.provider.name));
+        return respond::ok_json(&req, model_object(&id, &target.provider.name));
     }
     error_response(
         &GatewayError::ModelNotFound { model: id },
@@ -135,42 +122,10 @@ pub async fn get_model(req: HttpRequest, path: web::Path<String>, state: web::Da
     )
 }
 
-pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let table = state.router.current();
-    let providers: serde_json::Map<String, serde_json::Value> = table
-        .providers
-        .iter()
-        .map(|(name, p)| {
-            let health = p.pool.stats.health();
-            let now = crate::resilience::breaker::now_ms();
-            let circuits: Vec<_> = (0..p.breaker.slot_count())
-                .map(|slot| p.breaker.state(slot, now))
-                .collect();
-            let (in_flight, retrying) = p.budget.load();
-            (
-                name.clone(),
-                serde_json::json!({
-                    "plugin": p.codec.plugin_name(),
-                    "local": p.codec.is_local(),
-                    "plugin_disabled": p.codec.is_disabled(),
-                    "plugin_panics": p.codec.panic_count(),
-                    "usable_keys": p.keys.len(),
-                    "stats": &*health,
-                    // One per usable key, in config order (one for a provider without keys).
-                    "circuits": circuits,
-                    "in_flight": in_flight,
-                    "retries_in_flight": retrying,
-                }),
-            )
-        })
-        .collect();
-    ok_json(
-        &req,
-        serde_json::json!({
-            "status": "ok",
-            "providers": providers,
-            "usage": &*state.cost.ledger(),
-            "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(std::sync::atomic::Ordering::Relaxed),
-        }),
-    )
+/// `GET /health`: liveness only. Topology, counters and usage are admin matters
+/// (`/admin/status`, `/v1/usage`).
+pub async fn health(req: HttpRequest) -> HttpResponse {
+    let mut resp = HttpResponse::Ok();
+    with_request_id(&mut resp, &respond::request_id(&req));
+    resp.content_type("application/json").body(r#"{"status":"ok"}"#)
 }

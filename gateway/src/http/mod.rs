@@ -1,9 +1,13 @@
 //! The HTTP surface (actix-web): routes, body reading, responses and errors.
 
+mod admin;
 mod body;
+mod error;
 mod handlers;
 mod respond;
 mod write_stall;
+
+pub use admin::AdminAccess;
 
 use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::router::RouterHandle;
@@ -18,6 +22,7 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     /// A stream whose client has not taken a frame for this long is cut; zero = never.
     pub stream_write_timeout: Duration,
+    pub admin: AdminAccess,
 }
 
 const CHAT_PATHS: [&str; 3] = [
@@ -50,6 +55,16 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
         cfg.service(
             web::resource("/health")
                 .route(web::get().to(handlers::health))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
+            web::resource("/admin/status")
+                .route(web::get().to(admin::status))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
+            web::resource("/v1/usage")
+                .route(web::get().to(admin::usage))
                 .default_service(web::to(handlers::method_not_allowed)),
         );
         cfg.default_service(web::to(handlers::not_found));

@@ -1,7 +1,7 @@
 //! Building responses: the OpenAI error body with `extra_fields`, request ids, and the
 //! client headers that may go upstream.
 
-use crate::error::GatewayError;
+use super::error::ClientError;
 use crate::pipeline::AttemptSummary;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
@@ -18,6 +18,19 @@ pub fn request_id(req: &HttpRequest) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(new_request_id)
+}
+
+pub fn with_request_id(resp: &mut actix_web::HttpResponseBuilder, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.insert_header((REQUEST_ID.clone(), v));
+    }
+}
+
+/// A 200 JSON answer with the request's id.
+pub fn ok_json(req: &HttpRequest, body: serde_json::Value) -> HttpResponse {
+    let mut resp = HttpResponse::Ok();
+    with_request_id(&mut resp, &request_id(req));
+    resp.json(body)
 }
 
 /// 128 random bits as 32 lowercase hex digits (written directly: `format!` costs more than
@@ -74,9 +87,9 @@ impl ErrorDetails<'_> {
     }
 }
 
-pub fn error_response(err: &GatewayError, request_id: &str, details: &ErrorDetails<'_>) -> HttpResponse {
+pub fn error_response(err: &dyn ClientError, request_id: &str, details: &ErrorDetails<'_>) -> HttpResponse {
     let body = serde_json::json!({
-        "error": err.to_error_object(),
+        "error": err.error_object(),
         "extra_fields": ErrorExtra {
             request_type: details.request_type,
             provider: details.provider,

@@ -39,9 +39,12 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
         // Opened here rather than through the ProviderPool actor: the request's own next
         // attempt must already skip this key, and a revoked key must not fail 1 in N requests.
         let cooldown = provider.breaker.config.auth_cooldown;
-        provider
-            .breaker
-            .open_for(pick.slot, crate::resilience::breaker::now_ms(), cooldown);
+        // Zero turns this off: the key stays in rotation (the request still moves on).
+        if !cooldown.is_zero() {
+            provider
+                .breaker
+                .open_for(pick.slot, crate::resilience::breaker::now_ms(), cooldown);
+        }
         tracing::warn!(
             provider = %provider.name,
             key_slot = pick.slot,
@@ -204,7 +207,7 @@ async fn local_response(items: Vec<Item>, ctx: &StreamContext) -> Result<Answer,
 
 fn complete_body(p: &Payload, ctx: &StreamContext) -> Vec<u8> {
     if let Some(u) = &p.usage {
-        ctx.record_usage(u, &p.model);
+        ctx.record_usage(u, false);
     }
     let extra = ExtraFields {
         request_type: CHAT,

@@ -144,6 +144,15 @@ models:
 }
 
 async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failure> {
+    let arbiter = actix::Arbiter::current();
+    let router = crate::actors::router::RouterHandle::start(
+        &arbiter,
+        RouteTable {
+            providers: table.providers.clone(),
+            aliases: Default::default(),
+            redactor: Arc::clone(&table.redactor),
+        },
+    );
     let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
     let request = super::ChatRequest::parse(body.as_bytes()).expect("request");
     let ctx = RequestContext {
@@ -151,7 +160,7 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
         started: Instant::now(),
         forwarded_headers: Vec::new(),
     };
-    let cost = CostTrackerHandle::start(&actix::Arbiter::current());
+    let cost = CostTrackerHandle::start(&arbiter, router);
     chat(table, &cost, request, &ctx).await
 }
 

@@ -39,21 +39,21 @@ impl StreamContext {
         upstream_error(&self.provider, e, &self.redactor)
     }
 
-    pub fn record_usage(&self, u: &Usage, answered_model: &Arc<str>) {
-        let model = if answered_model.is_empty() {
-            Arc::clone(&self.model_deployment)
-        } else {
-            Arc::clone(answered_model)
-        };
+    /// Records an answer's usage under the provider and the model the request was sent to
+    /// (the ledger keys it by configuration, not by what the upstream says it is).
+    /// `estimated`: the gateway estimated `u` because the upstream never reported it.
+    pub fn record_usage(&self, u: &Usage, estimated: bool) {
         outbox::record_usage(
             &self.cost,
             UsageRecord {
                 provider: Arc::clone(&self.provider),
-                model,
+                model: Arc::clone(&self.model_deployment),
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,
                 cached_tokens: u.cached_tokens,
+                cache_write_tokens: u.cache_write_tokens,
                 reasoning_tokens: u.reasoning_tokens,
+                estimated,
             },
         );
     }

@@ -266,7 +266,7 @@ impl Relay {
 
     fn on_chunk(&mut self, p: Payload, out: &mut Vec<u8>) {
         if let Some(u) = &p.usage {
-            self.ctx.record_usage(u, &p.model);
+            self.ctx.record_usage(u, false);
         }
         if p.has_empty_choices() {
             if self.ctx.include_usage {

@@ -55,7 +55,13 @@ fn usage_chunk() -> Item {
 /// `[DONE]`. Every event must be exactly one `data: <one line>` followed by a blank line.
 async fn relay(items: Vec<Item>, include_usage: bool) -> Vec<Option<Value>> {
     let arbiter = actix::Arbiter::new();
-    let cost = CostTrackerHandle::start(&arbiter.handle());
+    let table = crate::routing::RouteTable {
+        providers: Default::default(),
+        aliases: Default::default(),
+        redactor: Arc::new(Redactor::default()),
+    };
+    let router = crate::actors::router::RouterHandle::start(&arbiter.handle(), table);
+    let cost = CostTrackerHandle::start(&arbiter.handle(), router);
     let body = Box::new(Relay::local(items, ctx(include_usage, cost))).into_body();
     let frames: Vec<Bytes> = body.map(|f| f.expect("frame")).collect().await;
     arbiter.stop();

@@ -43,7 +43,7 @@ pub enum Admission {
     },
 }
 
-/// A slot's state for `/health`.
+/// A slot's state for `/admin/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitState {

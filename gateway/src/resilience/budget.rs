@@ -44,7 +44,7 @@ impl RetryBudget {
         Some(Active(&self.retrying))
     }
 
-    /// (requests in progress, retries in progress), for `/health`.
+    /// (requests in progress, retries in progress), for `/admin/status`.
     pub fn load(&self) -> (usize, usize) {
         (
             self.in_flight.load(Ordering::Relaxed),

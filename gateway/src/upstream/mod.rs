@@ -10,7 +10,7 @@ mod send;
 
 pub use connect::TlsSetupError;
 pub use pool::{ProviderPool, UpstreamClient, build_client, parse_headers};
-pub use send::{BodyError, ByteStream, UpstreamBody, UpstreamReply, send};
+pub use send::{BodyError, ByteStream, ReadBody, UpstreamBody, UpstreamReply, send};
 
 #[cfg(test)]
 mod tests;

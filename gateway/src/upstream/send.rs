@@ -1,4 +1,5 @@
 use super::conn_pool::{Conn, ConnPool, SendFailure};
+use crate::body_budget::{self, BodyBudget, Lease};
 use crate::error::GatewayError;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -56,6 +57,20 @@ pub struct BodyError(String);
 /// An upstream body as a stream of byte chunks.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>>>>;
 
+/// An upstream body read whole, with its bytes in the process-wide body budget until dropped.
+#[derive(Debug)]
+pub struct ReadBody {
+    bytes: Bytes,
+    _lease: Lease<'static>,
+}
+
+impl std::ops::Deref for ReadBody {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// Largest upstream body the gateway buffers; past it the upstream is treated as broken
 /// rather than allowed to exhaust memory.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -66,8 +81,18 @@ impl UpstreamBody {
         Box::pin(self)
     }
 
-    /// Reads the whole body within `limit`, refusing one larger than [`MAX_UPSTREAM_BODY`].
-    pub async fn read_all(mut self, limit: Duration, provider: &str) -> Result<Bytes, GatewayError> {
+    /// Reads the whole body within `limit`, refusing one larger than [`MAX_UPSTREAM_BODY`] or
+    /// than what is left of the body budget.
+    pub async fn read_all(self, limit: Duration, provider: &str) -> Result<ReadBody, GatewayError> {
+        self.read_all_within(&body_budget::IN_FLIGHT, limit, provider).await
+    }
+
+    pub(super) async fn read_all_within(
+        mut self,
+        budget: &'static BodyBudget,
+        limit: Duration,
+        provider: &str,
+    ) -> Result<ReadBody, GatewayError> {
         let too_large = || GatewayError::UpstreamMalformed {
             provider: provider.to_string(),
             reason: format!("the response body is larger than {MAX_UPSTREAM_BODY} bytes"),
@@ -76,7 +101,13 @@ impl UpstreamBody {
         if self.body.size_hint().lower() > MAX_UPSTREAM_BODY as u64 {
             return Err(too_large());
         }
+        // The gateway, not the upstream, is out of room: 503 `server_busy`, the next target,
+        // and no mark against the upstream's circuit.
+        let busy = || GatewayError::ServerBusy {
+            provider: provider.to_string(),
+        };
         let read_all = async {
+            let mut lease = budget.lease();
             let mut parts: Vec<Bytes> = Vec::new();
             let mut total = 0;
             while let Some(frame) = self.body.frame().await {
@@ -91,14 +122,16 @@ impl UpstreamBody {
                 if total > MAX_UPSTREAM_BODY {
                     return Err(too_large());
                 }
+                lease.grow(chunk.len() as u64).map_err(|_| busy())?;
                 parts.push(chunk);
             }
             // One part (the common case) is returned without a copy.
             self.finished();
-            Ok(match parts.len() {
+            let bytes = match parts.len() {
                 1 => parts.pop().unwrap_or_default(),
                 _ => parts.concat().into(),
-            })
+            };
+            Ok(ReadBody { bytes, _lease: lease })
         };
         match tokio::time::timeout(limit, read_all).await {
             Err(_) => Err(GatewayError::UpstreamTimeout {

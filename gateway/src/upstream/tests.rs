@@ -29,7 +29,10 @@ fn pool(proxies: Matcher, roots: RootCertStore) -> ProviderPool {
 }
 
 fn pool_with_timeout(proxies: Matcher, roots: RootCertStore, connect_timeout: Duration) -> ProviderPool {
-    let client = build_client_with(connect_timeout, proxies, Arc::new(roots)).expect("client");
+    pool_of(build_client_with(connect_timeout, proxies, Arc::new(roots)).expect("client"))
+}
+
+fn pool_of(client: super::UpstreamClient) -> ProviderPool {
     let breaker = crate::resilience::CircuitBreaker::new(
         crate::resilience::breaker::BreakerConfig {
             failures: 5,
@@ -467,7 +470,42 @@ fn a_connect_timeout_is_recognised_among_the_causes() {
     assert!(!super::send::caused_by_timeout(&refused));
 }
 
-#[test]
-fn the_system_client_builds() {
-    assert!(super::build_client(Duration::from_secs(1)).is_ok());
+#[actix_rt::test]
+async fn an_upstream_body_holds_body_budget_until_dropped_and_is_refused_without_it() {
+    static BUDGET: crate::body_budget::BodyBudget = crate::body_budget::BodyBudget::new(2);
+    let pool = pool(no_proxies(), test_roots());
+    let (port, _heads) = http_server();
+    let reply = call(&pool, &format!("http://127.0.0.1:{port}/a")).await.expect("reply");
+    let body = reply
+        .body
+        .read_all_within(&BUDGET, WAIT, "up")
+        .await
+        .expect("2 bytes fit");
+    assert_eq!(&*body, b"ok");
+    assert_eq!(BUDGET.in_use(), 2, "held while the body lives");
+
+    let (port, _heads) = http_server();
+    let reply = call(&pool, &format!("http://127.0.0.1:{port}/b")).await.expect("reply");
+    match reply.body.read_all_within(&BUDGET, WAIT, "up").await {
+        Err(GatewayError::ServerBusy { provider }) => assert_eq!(provider, "up"),
+        other => panic!("the budget is spent: {other:?}"),
+    }
+    drop(body);
+    assert_eq!(BUDGET.in_use(), 0, "given back on drop");
+}
+
+/// The client the daemon builds (system roots, proxy settings from the environment) sends a
+/// real request and reads the answer.
+#[actix_rt::test]
+async fn the_system_client_sends_a_request() {
+    let (port, heads) = http_server();
+    let pool = pool_of(super::build_client(Duration::from_secs(2)).expect("the system client"));
+    let reply = call(&pool, &format!("http://127.0.0.1:{port}/v1/chat"))
+        .await
+        .expect("reply");
+    assert_eq!(reply.status, 200);
+    assert_eq!(body_text(reply).await, "ok");
+    let head = heads.recv_timeout(WAIT).expect("the server saw the request");
+    assert!(head.starts_with("post /v1/chat http/1.1\r\n"), "{head}");
+    assert!(head.contains(&format!("host: 127.0.0.1:{port}\r\n")), "{head}");
 }

@@ -1,0 +1,304 @@
+//! The admin endpoints and who may call them (DESIGN §3 "Admin"): with `admin.key`
+//! configured, a request must carry `Authorization: Bearer <key>`; without one, only loopback
+//! clients are served. `/health` is not among them: it says only that the daemon is alive.
+
+use super::AppState;
+use super::error::HttpError;
+use super::respond::{self, ErrorDetails, error_response};
+use crate::config::AdminConfig;
+use crate::resilience::breaker::now_ms;
+use crate::routing::resolve_key;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Who may use the admin endpoints.
+pub enum AdminAccess {
+    /// Requests must carry this key as a Bearer token.
+    Key(Box<[u8]>),
+    /// No key: loopback clients only.
+    LoopbackOnly,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AdminAccess::Key(_) => "AdminAccess::Key(..)",
+            AdminAccess::LoopbackOnly => "AdminAccess::LoopbackOnly",
+        })
+    }
+}
+
+impl AdminAccess {
+    /// From `admin.key`; a key whose environment variable is unset leaves admin to loopback
+    /// clients, with a warning (as a provider key whose variable is unset is disabled).
+    pub fn from_config(cfg: &AdminConfig, warnings: &mut Vec<String>) -> AdminAccess {
+        let Some(value) = &cfg.key else {
+            return AdminAccess::LoopbackOnly;
+        };
+        match resolve_key(value) {
+            Ok(key) if !key.is_empty() => AdminAccess::Key(key.into_bytes().into_boxed_slice()),
+            Ok(_) => AdminAccess::LoopbackOnly,
+            Err(var) => {
+                warnings.push(format!(
+                    "admin.key: environment variable {var} is not set; admin endpoints answer loopback clients only"
+                ));
+                AdminAccess::LoopbackOnly
+            }
+        }
+    }
+
+    /// Whether `req` may use an admin endpoint.
+    pub fn check(&self, req: &HttpRequest) -> Result<(), HttpError> {
+        match self {
+            AdminAccess::Key(key) => {
+                let given = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| bearer_token(v.as_bytes()))
+                    .unwrap_or_default();
+                if same_secret(key, given) {
+                    Ok(())
+                } else {
+                    Err(HttpError::AdminKeyRequired)
+                }
+            }
+            AdminAccess::LoopbackOnly => match req.peer_addr() {
+                Some(peer) if is_loopback(peer.ip()) => Ok(()),
+                _ => Err(HttpError::AdminLoopbackOnly),
+            },
+        }
+    }
+}
+
+/// The token of `Bearer <token>` (the scheme in any case, as RFC 9110 allows).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    Some(rest.trim_ascii())
+}
+
+/// Compares in a time that depends on the expected key's length only, so response times
+/// tell nothing about how much of a guess was right.
+fn same_secret(expected: &[u8], given: &[u8]) -> bool {
+    let mut diff = u8::from(expected.len() != given.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// 127.0.0.0/8 and ::1, also as an IPv4-mapped IPv6 address (a dual-stack listener).
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// The answer to a caller that may not use an admin endpoint.
+fn refused(req: &HttpRequest, e: &HttpError) -> HttpResponse {
+    let response = error_response(e, &respond::request_id(req), &ErrorDetails::none());
+    tracing::info!(
+        path = req.path(),
+        status = response.status().as_u16(),
+        "admin request refused"
+    );
+    response
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// `GET /admin/status`: providers (plugin, keys by index, circuits, in-flight counts, health
+/// counters), the body budget, and report batches dropped.
+pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = state.admin.check(&req) {
+        return refused(&req, &e);
+    }
+    let table = state.router.current();
+    let now = now_ms();
+    let providers: serde_json::Map<String, serde_json::Value> = table
+        .providers
+        .iter()
+        .map(|(name, p)| {
+            let circuits: Vec<_> = (0..p.breaker.slot_count())
+                .map(|slot| p.breaker.state(slot, now))
+                .collect();
+            // Usable keys only, named by their place in the config; never their value.
+            let keys: Vec<_> = p
+                .keys
+                .iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "index": k.index,
+                        "weight": k.weight,
+                        "models": k.models.as_deref().unwrap_or(&["*".to_string()]),
+                    })
+                })
+                .collect();
+            let (in_flight, retrying) = p.budget.load();
+            (
+                name.clone(),
+                serde_json::json!({
+                    "plugin": p.codec.plugin_name(),
+                    "local": p.codec.is_local(),
+                    "plugin_disabled": p.codec.is_disabled(),
+                    "plugin_panics": p.codec.panic_count(),
+                    "keys": keys,
+                    // One per usable key, in the order of `keys` (one for a provider
+                    // without keys).
+                    "circuits": circuits,
+                    "in_flight": in_flight,
+                    "retries_in_flight": retrying,
+                    "stats": &*p.pool.stats.health(),
+                }),
+            )
+        })
+        .collect();
+    let budget = &crate::body_budget::IN_FLIGHT;
+    respond::ok_json(
+        &req,
+        serde_json::json!({
+            "providers": providers,
+            "body_budget": {
+                "limit_bytes": budget.limit(),
+                "in_use_bytes": budget.in_use(),
+                "refused": budget.refused(),
+            },
+            "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(Ordering::Relaxed),
+        }),
+    )
+}
+
+/// `GET /v1/usage`: usage totals per provider and model since the daemon started. A time
+/// range (`?from=&to=`) needs the request log (issue 13); until then the query is ignored and
+/// the answer's `from`/`to` say which period its totals cover.
+pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = state.admin.check(&req) {
+        return refused(&req, &e);
+    }
+    let Some(ledger) = state.cost.ledger().await else {
+        let e = HttpError::Unavailable("the usage ledger");
+        return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
+    };
+    let mut body = ledger.to_json();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("object".into(), "usage".into());
+        obj.insert("from".into(), unix_secs(state.cost.since()).into());
+        obj.insert("to".into(), unix_secs(SystemTime::now()).into());
+    }
+    respond::ok_json(&req, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::error::ClientError;
+    use actix_web::test::TestRequest;
+
+    fn request(peer: &str, auth: Option<&str>) -> HttpRequest {
+        let mut r = TestRequest::default().peer_addr(peer.parse().expect("socket address"));
+        if let Some(a) = auth {
+            r = r.insert_header((header::AUTHORIZATION, a));
+        }
+        r.to_http_request()
+    }
+
+    fn code(result: Result<(), HttpError>) -> Option<String> {
+        result
+            .err()
+            .map(|e| e.error_object()["code"].as_str().unwrap_or("").to_string())
+    }
+
+    #[test]
+    fn without_a_key_only_loopback_clients_are_served() {
+        let access = AdminAccess::LoopbackOnly;
+        for peer in [
+            "127.0.0.1:1000",
+            "127.9.8.7:1000",
+            "[::1]:1000",
+            "[::ffff:127.0.0.1]:1000",
+        ] {
+            assert_eq!(code(access.check(&request(peer, None))), None, "{peer}");
+        }
+        for peer in [
+            "10.0.0.1:1000",
+            "192.168.1.2:1000",
+            "[2001:db8::1]:1000",
+            "[::ffff:10.0.0.1]:1000",
+        ] {
+            assert_eq!(
+                code(access.check(&request(peer, None))).as_deref(),
+                Some("admin_loopback_only"),
+                "{peer}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_a_key_the_bearer_token_must_match_from_anywhere() {
+        let access = AdminAccess::Key(b"admin-secret-1".to_vec().into_boxed_slice());
+        for auth in [
+            "Bearer admin-secret-1",
+            "bearer admin-secret-1",
+            "BEARER  admin-secret-1 ",
+        ] {
+            assert_eq!(code(access.check(&request("10.1.2.3:5", Some(auth)))), None, "{auth:?}");
+        }
+        for auth in [
+            None,
+            Some("Bearer admin-secret-"),
+            Some("Bearer admin-secret-12"),
+            Some("Bearer admin-secret-2"),
+            Some("Basic admin-secret-1"),
+            Some("admin-secret-1"),
+            Some("Bearer"),
+        ] {
+            assert_eq!(
+                code(access.check(&request("127.0.0.1:5", auth))).as_deref(),
+                Some("invalid_admin_key"),
+                "{auth:?}: loopback is no substitute for the key"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"ab"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"abc", b""));
+        // Extra bytes beyond the key that happen to be zero must not pass either.
+        assert!(!same_secret(b"abc", b"abc\0"));
+    }
+
+    #[test]
+    fn an_unset_key_variable_warns_naming_the_field_and_falls_back_to_loopback() {
+        let mut warnings = Vec::new();
+        let cfg = AdminConfig {
+            key: Some("env.SWITCHYARD_TEST_ADMIN_KEY_NEVER_SET".into()),
+        };
+        let access = AdminAccess::from_config(&cfg, &mut warnings);
+        assert!(matches!(access, AdminAccess::LoopbackOnly), "{access:?}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("admin.key:") && warnings[0].contains("SWITCHYARD_TEST_ADMIN_KEY_NEVER_SET"),
+            "{warnings:?}"
+        );
+        let literal = AdminConfig {
+            key: Some("literal-admin-key".into()),
+        };
+        let access = AdminAccess::from_config(&literal, &mut warnings);
+        assert!(matches!(&access, AdminAccess::Key(k) if &**k == b"literal-admin-key"));
+        assert_eq!(
+            format!("{access:?}"),
+            "AdminAccess::Key(..)",
+            "Debug never shows the key"
+        );
+    }
+}
