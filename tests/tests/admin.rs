@@ -346,3 +346,49 @@ async fn a_body_that_does_not_fit_the_budget_gets_503_at_once_and_the_daemon_kee
     let refused = gw.get("/admin/status").await.json()["body_budget"]["refused"].as_u64();
     assert!(refused.unwrap_or(0) >= 2, "{refused:?}");
 }
+
+/// A client that leaves mid-stream does not make the tokens the upstream produced vanish: the
+/// stream is recorded with an estimate, marked as such. A stream whose usage did arrive is
+/// recorded exactly, and not estimated.
+#[tokio::test]
+async fn an_abandoned_stream_is_recorded_with_an_estimate() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    cfg["models"]["drip"] = json!({"targets": [{"provider": "up", "model": "drip-stream-long"}]});
+    let gw = Gateway::start_cfg(&cfg);
+
+    let mut resp = switchyard_e2e::client::http()
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&switchyard_e2e::client::stream_body("drip", "bye")).expect("json"))
+        .send()
+        .await
+        .expect("stream starts");
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("drip2") {
+        match resp.chunk().await {
+            Ok(Some(c)) => seen.extend_from_slice(&c),
+            other => panic!("stream ended early: {other:?}"),
+        }
+    }
+    drop(resp);
+
+    let v = usage_when(&gw, |v| v["total"]["requests"] == 1).await;
+    let line = &v["providers"]["up"]["models"]["drip-stream-long"];
+    assert_eq!(line["estimated_requests"], 1, "{v:#}");
+    assert!(
+        line["completion_tokens"].as_u64().is_some_and(|n| n >= 3),
+        "the chunks that reached the client count: {v:#}"
+    );
+    assert!(line["prompt_tokens"].as_u64().is_some_and(|n| n > 0), "{v:#}");
+
+    // A complete stream reports its own usage: recorded exactly, not estimated.
+    let sse = gw.stream(&switchyard_e2e::client::stream_body("gpt", "whole")).await;
+    sse.assert_complete();
+    let v = usage_when(&gw, |v| v["total"]["requests"] == 2).await;
+    assert_eq!(
+        v["providers"]["up"]["models"]["gpt-4o"]["estimated_requests"], 0,
+        "{v:#}"
+    );
+    assert_eq!(v["total"]["estimated_requests"], 1, "{v:#}");
+}

@@ -97,6 +97,7 @@ async fn run_with_key(
         api_key: key.map(|k| Arc::clone(&k.secret)).unwrap_or_else(|| Arc::from("")),
         redactor: Arc::clone(&table.redactor),
         cost: cost.clone(),
+        prompt_bytes: body.len(),
     };
     let redactor = &table.redactor;
     let name = &*provider.name;

@@ -22,9 +22,31 @@ pub struct StreamContext {
     pub api_key: Arc<str>,
     pub redactor: Arc<Redactor>,
     pub cost: CostTrackerHandle,
+    /// Bytes of the request sent upstream: the prompt estimate of a stream whose usage never
+    /// arrived.
+    pub prompt_bytes: usize,
 }
 
+/// Rough bytes per token of English text and JSON, for estimates only (marked as such).
+const BYTES_PER_TOKEN: usize = 4;
+
 impl StreamContext {
+    /// Records usage the gateway had to estimate: a stream that produced `chunks` chunks and
+    /// ended (the client gone, the upstream cut, or no usage reported) without the upstream's
+    /// own figures. Counted as one token per chunk, which is how OpenAI-style streams send
+    /// them, and the prompt as its bytes over [`BYTES_PER_TOKEN`]; the ledger counts the
+    /// record as estimated.
+    pub fn record_estimated_usage(&self, chunks: u64) {
+        let prompt_tokens = (self.prompt_bytes / BYTES_PER_TOKEN) as u64;
+        let usage = Usage {
+            prompt_tokens,
+            completion_tokens: chunks,
+            total_tokens: prompt_tokens.saturating_add(chunks),
+            ..Usage::default()
+        };
+        self.record_usage(&usage, true);
+    }
+
     pub fn call_info(&self) -> CallInfo<'_> {
         CallInfo {
             stream: self.stream,

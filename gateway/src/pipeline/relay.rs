@@ -40,6 +40,8 @@ pub struct Relay {
     decoded: Vec<Item>,
     /// A `finish_reason` chunk waiting for usage (clients that did not ask for the usage chunk).
     held: Option<Payload>,
+    /// The upstream's usage arrived and was recorded.
+    usage_recorded: bool,
     chunk_index: u64,
     last_emit: Instant,
     first_chunk_seen: bool,
@@ -50,10 +52,16 @@ pub struct Relay {
     idle_timeout: Option<Duration>,
 }
 
-/// A stream's end, however it came (done, failed, or the client gone), frees its buffers.
+/// A stream's end, however it came (done, failed, or the client gone), frees its buffers, and
+/// a stream whose usage never arrived (the client left first, the upstream was cut, or it
+/// reports none) is still recorded, with an estimate marked as such: tokens the upstream
+/// produced are never recorded as zero.
 impl Drop for Relay {
     fn drop(&mut self) {
         crate::memory::note_activity();
+        if !self.usage_recorded && self.chunk_index > 0 {
+            self.ctx.record_estimated_usage(self.chunk_index);
+        }
     }
 }
 
@@ -97,6 +105,7 @@ impl Relay {
             pending: VecDeque::new(),
             decoded: Vec::new(),
             held: None,
+            usage_recorded: false,
             chunk_index: 0,
             first_chunk_seen: false,
             ended: false,
@@ -267,6 +276,7 @@ impl Relay {
     fn on_chunk(&mut self, p: Payload, out: &mut Vec<u8>) {
         if let Some(u) = &p.usage {
             self.ctx.record_usage(u, false);
+            self.usage_recorded = true;
         }
         if p.has_empty_choices() {
             if self.ctx.include_usage {

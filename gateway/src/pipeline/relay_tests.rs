@@ -21,6 +21,7 @@ fn ctx(include_usage: bool, cost: CostTrackerHandle) -> StreamContext {
         api_key: Arc::from(""),
         redactor: Arc::new(Redactor::default()),
         cost,
+        prompt_bytes: 400,
     }
 }
 
