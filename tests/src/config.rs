@@ -42,7 +42,13 @@ pub fn standard_config(upstream: &MockUpstream) -> Value {
                 "retries": {"max": 0},
                 "circuit_breaker": {"failures": 1000},
             },
-            "local": {"plugin": "mock", "retries": {"max": 0}, "circuit_breaker": {"failures": 1000}},
+            // Fault models on: the error, fallback and panic tests ask `local/fault-*` to fail.
+            "local": {
+                "plugin": "mock",
+                "options": {"fault_models": true},
+                "retries": {"max": 0},
+                "circuit_breaker": {"failures": 1000},
+            },
         },
         "models": {
             "gpt": {"targets": [{"provider": "up", "model": "gpt-4o", "weight": 1}]},
