@@ -47,7 +47,7 @@
 //! }
 //! ```
 
-use super::sse::{SseEvent, SseParser};
+use super::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
 use super::{Context, Out, ProviderError, StreamDecoder};
 use std::fmt::Display;
 
@@ -114,18 +114,16 @@ impl<H: SseHandler> SseDecoder<H> {
 
 impl<H: SseHandler> StreamDecoder for SseDecoder<H> {
     fn feed(&mut self, ctx: &Context<'_>, bytes: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let limit_mib = self.events.max_event_bytes() >> 20;
         let (handler, ended) = (&mut self.handler, &mut self.ended);
         self.events
-            .feed(bytes, &mut |event| dispatch(handler, ended, limit_mib, event, ctx, out));
+            .feed(bytes, &mut |event| dispatch(handler, ended, event, ctx, out));
         Ok(())
     }
 
     fn finish(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let limit_mib = self.events.max_event_bytes() >> 20;
         let (handler, ended) = (&mut self.handler, &mut self.ended);
         self.events
-            .finish(&mut |event| dispatch(handler, ended, limit_mib, event, ctx, out));
+            .finish(&mut |event| dispatch(handler, ended, event, ctx, out));
         if !std::mem::replace(ended, true) {
             end_with(handler.on_close(ctx, out), out);
         }
@@ -133,10 +131,10 @@ impl<H: SseHandler> StreamDecoder for SseDecoder<H> {
     }
 }
 
+#[inline(always)]
 fn dispatch<H: SseHandler>(
     handler: &mut H,
     ended: &mut bool,
-    limit_mib: usize,
     event: SseEvent<'_>,
     ctx: &Context<'_>,
     out: &mut Out<'_>,
@@ -147,7 +145,10 @@ fn dispatch<H: SseHandler>(
     let (event_type, data) = match event {
         SseEvent::Message { event_type, data } => (event_type, data),
         SseEvent::Oversized => {
-            return out.warn(&format!("skipped oversized stream event (over {limit_mib} MiB)"));
+            return out.warn(&format!(
+                "skipped oversized stream event (over {} MiB)",
+                DEFAULT_MAX_EVENT_BYTES >> 20
+            ));
         }
     };
     let trimmed = data.trim_ascii();
@@ -159,7 +160,10 @@ fn dispatch<H: SseHandler>(
     } else if event_type == b"error" {
         Err(handler.error_event(data))
     } else {
-        handler.on_event(ctx, event_type, data, out)
+        match handler.on_event(ctx, event_type, data, out) {
+            Ok(Flow::Continue) => return,
+            other => other,
+        }
     };
     *ended = end_with(flow, out);
 }

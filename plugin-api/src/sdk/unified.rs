@@ -99,6 +99,7 @@ impl<'a> Text<'a> {
     }
 
     /// Appends the string as a JSON string token.
+    #[inline]
     fn write(&self, buf: &mut Vec<u8>) {
         match &self.0 {
             // Writing into a Vec cannot fail, and a str always serialises.
@@ -459,17 +460,25 @@ impl Serialize for ToolCall<'_> {
     }
 }
 
-/// OpenAI's `logprobs` object of a choice.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+/// OpenAI's `logprobs` object of a choice (`refusal` is always `null`: no upstream reports
+/// refusal logprobs apart).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Logprobs {
     pub content: Vec<TokenLogprob>,
-    /// Always `null`: no upstream reports refusal logprobs apart.
-    refusal: (),
 }
 
 impl Logprobs {
     pub fn new(content: Vec<TokenLogprob>) -> Logprobs {
-        Logprobs { content, refusal: () }
+        Logprobs { content }
+    }
+}
+
+impl Serialize for Logprobs {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Logprobs", 2)?;
+        s.serialize_field("content", &self.content)?;
+        s.serialize_field("refusal", &())?;
+        s.end()
     }
 }
 
@@ -511,7 +520,7 @@ pub struct ChunkHead<'a> {
 /// the usage chunk.
 #[derive(Debug, Default)]
 pub struct ChunkWriter {
-    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":`
+    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[`
     head: Vec<u8>,
     model: String,
     usage_null: bool,
@@ -553,7 +562,7 @@ impl ChunkWriter {
             h.extend_from_slice(b",\"system_fingerprint\":");
             Text::from(fingerprint).write(h);
         }
-        h.extend_from_slice(b",\"choices\":");
+        h.extend_from_slice(b",\"choices\":[");
         // The next chunk starts afresh.
         self.choices = 0;
         self.finish_reason = false;
@@ -570,6 +579,9 @@ impl ChunkWriter {
 
     /// Adds a choice to the chunk being written: its `delta` members (written by `delta`),
     /// its `logprobs` (`null` when `None`) and `finish_reason` (`null` when `None`).
+    // Per chunk: the frame is written in as few copies as the common case allows (index 0,
+    // no logprobs, no finish reason), each a bounds check and a memcpy call.
+    #[inline]
     pub fn choice(
         &mut self,
         index: u32,
@@ -579,8 +591,18 @@ impl ChunkWriter {
     ) {
         self.open_choice();
         let buf = &mut self.buf;
-        let _ = write!(buf, "{{\"index\":{index},\"delta\":{{");
+        if index == 0 {
+            buf.extend_from_slice(b"{\"index\":0,\"delta\":{");
+        } else {
+            buf.extend_from_slice(b"{\"index\":");
+            write_u32(buf, index);
+            buf.extend_from_slice(b",\"delta\":{");
+        }
         delta(&mut Delta { buf, empty: true });
+        if logprobs.is_none() && finish_reason.is_none() {
+            buf.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}");
+            return;
+        }
         buf.extend_from_slice(b"},\"logprobs\":");
         match logprobs {
             Some(logprobs) => {
@@ -597,6 +619,7 @@ impl ChunkWriter {
         self.finish_reason |= finish_reason.is_some();
     }
 
+    #[inline]
     fn open_choice(&mut self) {
         if self.choices == 0 {
             self.begin();
@@ -606,25 +629,23 @@ impl ChunkWriter {
         self.choices += 1;
     }
 
+    #[inline]
     fn begin(&mut self) {
         if self.head.is_empty() {
             self.start(&ChunkHead::default());
         }
         self.buf.clear();
         self.buf.extend_from_slice(&self.head);
-        self.buf.push(b'[');
     }
 
     /// Ends the chunk made of the choices added since the last one.
+    #[inline(always)]
     pub fn end(&mut self) -> ChunkOut<'_> {
         if self.choices == 0 {
             self.begin();
         }
-        self.buf.push(b']');
-        if self.usage_null {
-            self.buf.extend_from_slice(b",\"usage\":null");
-        }
-        self.buf.push(b'}');
+        self.buf
+            .extend_from_slice(if self.usage_null { b"],\"usage\":null}" } else { b"]}" });
         let info = ChunkInfo {
             finish_reason: std::mem::take(&mut self.finish_reason),
             empty_choices: std::mem::take(&mut self.choices) == 0,
@@ -658,6 +679,7 @@ impl ChunkWriter {
     }
 
     /// [`ChunkWriter::end`], handed to the host.
+    #[inline(always)]
     pub fn send(&mut self, out: &mut Out<'_>) {
         let chunk = self.end();
         out.chunk(chunk.json, chunk.model, &chunk.info);
@@ -670,6 +692,22 @@ impl ChunkWriter {
     }
 }
 
+/// Appends `n` in decimal. Per chunk, where `write!` and its formatting machinery cost more
+/// than the rest of the choice's frame.
+fn write_u32(buf: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+}
+
 /// The members of one choice's `delta`, written in the order they are called.
 pub struct Delta<'b> {
     buf: &'b mut Vec<u8>,
@@ -677,13 +715,13 @@ pub struct Delta<'b> {
 }
 
 impl Delta<'_> {
-    fn key(&mut self, key: &str) {
+    /// `key` is the member's name quoted, with its colon.
+    #[inline]
+    fn key(&mut self, key: &[u8]) {
         if !std::mem::replace(&mut self.empty, false) {
             self.buf.push(b',');
         }
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(key.as_bytes());
-        self.buf.extend_from_slice(b"\":");
+        self.buf.extend_from_slice(key);
     }
 
     /// Whether nothing has been written yet.
@@ -692,34 +730,35 @@ impl Delta<'_> {
     }
 
     /// `"role": "assistant"` (a choice's first delta).
+    #[inline]
     pub fn role(&mut self) {
-        self.key("role");
-        self.buf.extend_from_slice(b"\"assistant\"");
+        self.key(b"\"role\":\"assistant\"");
     }
 
+    #[inline(always)]
     pub fn content<'t>(&mut self, text: impl Into<Text<'t>>) {
-        self.key("content");
+        self.key(b"\"content\":");
         text.into().write(self.buf);
     }
 
     /// `"content": null` (OpenAI's first delta of a tool-call answer).
     pub fn null_content(&mut self) {
-        self.key("content");
-        self.buf.extend_from_slice(b"null");
+        self.key(b"\"content\":null");
     }
 
+    #[inline]
     pub fn reasoning<'t>(&mut self, text: impl Into<Text<'t>>) {
-        self.key("reasoning");
+        self.key(b"\"reasoning\":");
         text.into().write(self.buf);
     }
 
     pub fn reasoning_details(&mut self, details: &[ReasoningDetail<'_>]) {
-        self.key("reasoning_details");
+        self.key(b"\"reasoning_details\":");
         let _ = serde_json::to_writer(&mut *self.buf, details);
     }
 
     pub fn tool_calls(&mut self, calls: &[ToolCall<'_>]) {
-        self.key("tool_calls");
+        self.key(b"\"tool_calls\":");
         let _ = serde_json::to_writer(&mut *self.buf, calls);
     }
 }
@@ -908,6 +947,15 @@ mod tests {
             json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
         );
         assert!(chunk.info.empty_choices && chunk.info.usage == Some(USAGE));
+    }
+
+    #[test]
+    fn indexes_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 100, 4_294_967_295] {
+            let mut buf = Vec::new();
+            write_u32(&mut buf, n);
+            assert_eq!(buf, n.to_string().as_bytes());
+        }
     }
 
     #[test]
