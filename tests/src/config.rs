@@ -42,8 +42,10 @@ pub fn standard_config(upstream: &MockUpstream) -> Value {
                 "retries": {"max": 0},
                 "circuit_breaker": {"failures": 1000, "auth_failure_cooldown": "0s"},
             },
+            // Fault models on: the error, fallback and panic tests ask `local/fault-*` to fail.
             "local": {
                 "plugin": "mock",
+                "options": {"fault_models": true},
                 "retries": {"max": 0},
                 "circuit_breaker": {"failures": 1000, "auth_failure_cooldown": "0s"},
             },

@@ -248,6 +248,27 @@ async fn embedded_default_config_serves_the_mock_provider() {
     assert!(reply.content().contains("default config"), "{}", reply.text());
 }
 
+/// The embedded default serves everyone from one shared `mock`: a client asking for its fault
+/// models must not be able to make it fail (a panicking model would disable it for everybody).
+#[tokio::test]
+async fn clients_cannot_switch_off_the_default_mock() {
+    let gw = Gateway::start_with(
+        "",
+        StartOptions {
+            config: ConfigSource::Embedded,
+            ..StartOptions::default()
+        },
+    );
+    for _ in 0..10 {
+        let reply = gw.chat(&chat_body("local/fault-panic", "no panic here")).await;
+        reply.assert_status(200);
+        assert_eq!(reply.content(), "no panic here");
+    }
+    let reply = gw.chat(&chat_body("default", "still serving")).await;
+    reply.assert_status(200);
+    assert_eq!(reply.content(), "still serving");
+}
+
 #[tokio::test]
 async fn cli_beats_the_environment() {
     let up = MockUpstream::start();

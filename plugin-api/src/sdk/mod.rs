@@ -4,15 +4,28 @@
 //! generates the entry symbol and a vtable whose every call is wrapped in `catch_unwind`, so a
 //! panic becomes an error for that request instead of aborting the gateway.
 //!
-//! Helpers shared by provider plugins, plain Rust on the plugin's side of the ABI:
+//! Helpers shared by provider plugins, plain Rust on the plugin's side of the ABI, so that a
+//! provider is its mapping and little else:
 //! - [`setup`]: `base_url` and `options:` checks for [`Provider::create`];
-//! - [`sse`]: a push-based server-sent events parser for [`StreamDecoder`]s.
+//! - [`sse`]: a push-based server-sent events parser;
+//! - [`sse_decoder`]: a [`StreamDecoder`] built on it, which leaves a provider only what each
+//!   event means;
+//! - [`errors`]: reading upstream error bodies and classifying them ([`Provider::decode_error`]);
+//! - [`unified`]: writing the unified responses, stream chunks and usage.
 
 use crate::abi::{self, ByteSlice};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub mod errors;
 pub mod setup;
 pub mod sse;
+pub mod sse_decoder;
+pub mod unified;
+
+#[cfg(test)]
+mod recorder;
+
+pub use errors::{default_error, status_class, truncate};
 
 pub use serde_json;
 
@@ -365,46 +378,6 @@ pub trait Provider: Send + Sync + Sized + 'static {
     fn respond_local(&self, _ctx: &Context<'_>, _request: &[u8], _out: &mut Out<'_>) -> Result<(), ProviderError> {
         Err(ProviderError::unsupported())
     }
-}
-
-/// The error a provider reports when it cannot read the upstream's error body: status-based
-/// classification, body text as the message.
-pub fn default_error(status: u16, body: &[u8]) -> ProviderError {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    let message = if text.is_empty() {
-        format!("upstream answered HTTP {status}")
-    } else {
-        format!("upstream answered HTTP {status}: {}", truncate(text, 512))
-    };
-    let (kind, retryable) = status_class(status);
-    ProviderError::new(status, kind, message).retryable(retryable)
-}
-
-/// Classification by HTTP status alone, as [`default_error`] does it: the error class and
-/// whether a retry may succeed.
-pub fn status_class(status: u16) -> (ErrorKind, bool) {
-    match status {
-        429 => (ErrorKind::RateLimit, true),
-        401 | 403 => (ErrorKind::Authentication, false),
-        404 => (ErrorKind::NotFound, false),
-        500 | 502 | 503 | 504 => (ErrorKind::Server, true),
-        529 => (ErrorKind::Overloaded, true),
-        400..=499 => (ErrorKind::InvalidRequest, false),
-        _ => (ErrorKind::Server, false),
-    }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Generated glue; used by [`export_provider!`]. Not a public API.

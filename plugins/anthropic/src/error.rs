@@ -15,18 +15,17 @@
 //! | `timeout_error` | 504 | server | yes | `server_error` | same |
 //! | `overloaded_error` | 529 | overloaded | yes | `server_error` | same |
 //!
-//! Error paths are cold: bodies are read into a `serde_json::Value`.
+//! The SDK reads the body's fields; what is Anthropic's own here is what its `type` words mean.
 
-use serde_json::Value;
-use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error, status_class, truncate};
-
-/// Upstream messages are passed to clients; a runaway one is cut here.
-const MAX_MESSAGE_BYTES: usize = 4096;
+use switchyard_plugin_api::sdk::errors::{
+    ErrorFields, default_error, mentions_context_length, status_class, unreadable_error, upstream_message,
+};
+use switchyard_plugin_api::sdk::{ErrorKind, ProviderError};
 
 /// A non-2xx upstream answer.
 pub(crate) fn from_status(status: u16, body: &[u8]) -> ProviderError {
     match ErrorFields::parse(body) {
-        Some(fields) => fields.into_error(Some(status)),
+        Some(fields) => into_error(fields, Some(status)),
         None => default_error(status, body).with_default_type(),
     }
 }
@@ -35,98 +34,45 @@ pub(crate) fn from_status(status: u16, body: &[u8]) -> ProviderError {
 /// `error.type` says what the status would have been.
 pub(crate) fn embedded(body: &[u8]) -> ProviderError {
     match ErrorFields::parse(body) {
-        Some(fields) => fields.into_error(None),
-        None => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let message = if text.is_empty() {
-                "upstream reported an error".to_string()
-            } else {
-                format!("upstream reported an error: {}", truncate(text, 512))
-            };
-            ProviderError::new(502, ErrorKind::Server, message)
-                .retryable(true)
-                .with_type("server_error")
-        }
+        Some(fields) => into_error(fields, None),
+        None => unreadable_error(body),
     }
 }
 
-struct ErrorFields {
-    error_type: Option<String>,
-    message: Option<String>,
-}
-
-impl ErrorFields {
-    fn parse(body: &[u8]) -> Option<ErrorFields> {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        let top = value.as_object()?;
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-        match top.get("error") {
-            Some(Value::Object(inner)) => Some(ErrorFields {
-                error_type: text(inner.get("type")),
-                message: text(inner.get("message")),
-            }),
-            Some(Value::String(message)) => Some(ErrorFields {
-                error_type: None,
-                message: Some(message.clone()),
-            }),
-            _ if top.contains_key("message") => Some(ErrorFields {
-                error_type: text(top.get("type")).filter(|t| t != "error"),
-                message: text(top.get("message")),
-            }),
-            _ => None,
+/// `status` is the HTTP status when there was one; embedded errors get the one their type
+/// stands for.
+fn into_error(fields: ErrorFields, status: Option<u16>) -> ProviderError {
+    let known = fields.error_type.as_deref().and_then(class_of);
+    let (status, kind, retryable, openai_type) = match (known, status) {
+        (Some(class), status) => (
+            status.unwrap_or(class.status),
+            class.kind,
+            class.retryable,
+            class.openai_type,
+        ),
+        (None, Some(status)) => {
+            let (kind, retryable) = status_class(status);
+            (status, kind, retryable, kind.openai_type())
         }
-    }
-
-    fn is_context_length(&self) -> bool {
-        let message = self.message.as_deref().unwrap_or_default().to_ascii_lowercase();
-        [
-            "prompt is too long",
-            "exceed context limit",
-            "context window",
-            "context length",
-            "maximum context",
-        ]
-        .iter()
-        .any(|needle| message.contains(needle))
-    }
-
-    /// `status` is the HTTP status when there was one; embedded errors get the one their type
-    /// stands for.
-    fn into_error(self, status: Option<u16>) -> ProviderError {
-        let known = self.error_type.as_deref().and_then(class_of);
-        let (status, kind, retryable, openai_type) = match (known, status) {
-            (Some(class), status) => (
-                status.unwrap_or(class.status),
-                class.kind,
-                class.retryable,
-                class.openai_type,
-            ),
-            (None, Some(status)) => {
-                let (kind, retryable) = status_class(status);
-                (status, kind, retryable, kind.openai_type())
-            }
-            (None, None) => (500, ErrorKind::Server, true, "server_error"),
-        };
-        let (kind, code) =
-            if kind == ErrorKind::InvalidRequest && (400..=499).contains(&status) && self.is_context_length() {
-                (ErrorKind::ContextLength, Some("context_length_exceeded".to_string()))
-            } else {
-                (kind, self.error_type.clone())
-            };
-        let message = match self.message.as_deref() {
-            Some(m) if !m.trim().is_empty() => truncate(m, MAX_MESSAGE_BYTES).to_string(),
-            _ => match &self.error_type {
-                Some(t) => format!("upstream answered HTTP {status} ({t})"),
-                None => format!("upstream answered HTTP {status}"),
-            },
-        };
-        let mut error = ProviderError::new(status, kind, message)
-            .retryable(retryable)
-            .with_type(openai_type);
-        error.code = code;
-        error
-    }
+        (None, None) => (500, ErrorKind::Server, true, "server_error"),
+    };
+    let context_length = kind == ErrorKind::InvalidRequest
+        && (400..=499).contains(&status)
+        && fields.message.as_deref().is_some_and(mentions_context_length);
+    let (kind, code) = if context_length {
+        (ErrorKind::ContextLength, Some("context_length_exceeded".to_string()))
+    } else {
+        (kind, fields.error_type.clone())
+    };
+    let message = upstream_message(fields.message.as_deref()).unwrap_or_else(|| match &fields.error_type {
+        Some(t) => format!("upstream answered HTTP {status} ({t})"),
+        None => format!("upstream answered HTTP {status}"),
+    });
+    let mut error = ProviderError::new(status, kind, message)
+        .retryable(retryable)
+        .with_type(openai_type);
+    error.code = code;
+    error
 }
 
 struct Class {
@@ -278,6 +224,6 @@ mod tests {
         let e = embedded(b"not json");
         assert_eq!((e.status, e.kind, e.retryable), (502, ErrorKind::Server, true));
         let long = anthropic("api_error", &"x".repeat(10_000));
-        assert!(from_status(500, &long).message.len() <= MAX_MESSAGE_BYTES);
+        assert!(from_status(500, &long).message.len() <= switchyard_plugin_api::sdk::errors::MAX_MESSAGE_BYTES);
     }
 }

@@ -121,7 +121,7 @@ impl Provider for AnthropicCodec {
     }
 
     fn open_stream(&self, _ctx: &Context<'_>) -> Option<Box<dyn StreamDecoder>> {
-        Some(Box::new(stream::MessageStream::new()))
+        Some(Box::new(stream::open()))
     }
 }
 

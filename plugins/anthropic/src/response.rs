@@ -8,70 +8,10 @@
 use crate::error;
 use crate::messages::{BlockView, MessageView};
 use crate::request::RESPONSE_TOOL;
-use crate::usage::{OpenAiUsage, TokenCounts, finish_reason};
-use serde::Serialize;
+use crate::usage::{TokenCounts, finish_reason};
 use std::borrow::Cow;
+use switchyard_plugin_api::sdk::unified::{self, Choice, Completion, Message, ReasoningDetail, ToolCall};
 use switchyard_plugin_api::sdk::{Context, Out, ProviderError};
-
-#[derive(Serialize)]
-struct Completion<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [Choice<'a>; 1],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<OpenAiUsage>,
-}
-
-#[derive(Serialize)]
-struct Choice<'a> {
-    index: u32,
-    message: AssistantMessage<'a>,
-    logprobs: (),
-    finish_reason: &'static str,
-}
-
-#[derive(Serialize)]
-struct AssistantMessage<'a> {
-    role: &'static str,
-    content: Option<Cow<'a, str>>,
-    refusal: (),
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    reasoning_details: Vec<ReasoningDetail<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<ToolCall<'a>>,
-}
-
-/// OpenRouter's `reasoning_details` shape, which clients already pass back unchanged.
-#[derive(Serialize)]
-#[serde(tag = "type")]
-pub(crate) enum ReasoningDetail<'a> {
-    #[serde(rename = "reasoning.text")]
-    Text {
-        text: Cow<'a, str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        signature: Option<Cow<'a, str>>,
-    },
-    #[serde(rename = "reasoning.encrypted")]
-    Encrypted { data: Cow<'a, str> },
-}
-
-#[derive(Serialize)]
-struct ToolCall<'a> {
-    id: Cow<'a, str>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: Function<'a>,
-}
-
-#[derive(Serialize)]
-struct Function<'a> {
-    name: Cow<'a, str>,
-    arguments: &'a str,
-}
 
 pub(crate) fn decode(ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
     let view = MessageView::parse(body).map_err(|reason| {
@@ -105,13 +45,13 @@ pub(crate) fn decode(ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) -> Resul
                 let thinking = thinking.unwrap_or_default();
                 append(&mut reasoning, thinking.clone(), "\n");
                 details.push(ReasoningDetail::Text {
-                    text: thinking,
-                    signature: signature.filter(|s| !s.is_empty()),
+                    text: Some(thinking.into()),
+                    signature: signature.filter(|s| !s.is_empty()).map(Into::into),
                 });
             }
             "redacted_thinking" => {
                 if let Some(data) = data {
-                    details.push(ReasoningDetail::Encrypted { data });
+                    details.push(ReasoningDetail::Encrypted { data: data.into() });
                 }
             }
             "tool_use" => {
@@ -120,11 +60,7 @@ pub(crate) fn decode(ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) -> Resul
                 if name == RESPONSE_TOOL {
                     append(&mut text, Cow::Borrowed(arguments), "");
                 } else {
-                    tool_calls.push(ToolCall {
-                        id: id.unwrap_or_default(),
-                        kind: "function",
-                        function: Function { name, arguments },
-                    });
+                    tool_calls.push(ToolCall::new(id.unwrap_or_default(), name, arguments));
                 }
             }
             // Server tools (web search, code execution) and their results have no OpenAI
@@ -142,29 +78,25 @@ pub(crate) fn decode(ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) -> Resul
         None => Some(Cow::Borrowed("")),
         some => some,
     };
+    let message = Message {
+        content: content.map(Into::into),
+        reasoning: reasoning.map(Into::into),
+        reasoning_details: details,
+        tool_calls,
+    };
     let completion = Completion {
         id: view.id.as_deref().unwrap_or_default(),
-        object: "chat.completion",
-        created: ctx.unix_time_ms / 1000,
+        created: unified::created(ctx),
         model,
-        choices: [Choice {
-            index: 0,
-            message: AssistantMessage {
-                role: "assistant",
-                content,
-                refusal: (),
-                reasoning,
-                reasoning_details: details,
-                tool_calls,
-            },
-            logprobs: (),
-            finish_reason: finish,
-        }],
+        system_fingerprint: None,
+        choices: [Choice::new(0, message, finish)],
         usage: counts.map(TokenCounts::to_openai),
     };
-    let json = serde_json::to_vec(&completion)
-        .map_err(|e| ProviderError::malformed(format!("could not write the translated response: {e}")))?;
-    out.response(&json, model, counts.map(TokenCounts::to_usage).as_ref());
+    out.response(
+        &completion.to_json()?,
+        model,
+        counts.map(TokenCounts::to_usage).as_ref(),
+    );
     Ok(())
 }
 

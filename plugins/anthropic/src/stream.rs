@@ -23,38 +23,32 @@
 use crate::error;
 use crate::messages::{BlockView, DeltaView, EventView, MessageView};
 use crate::request::RESPONSE_TOOL;
-use crate::usage::{TokenCounts, finish_reason};
+use crate::usage::{TokenCounts, USAGE_PARTS, finish_reason};
 use serde_json::value::RawValue;
-use std::io::Write as _;
-use switchyard_plugin_api::sdk::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
-use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, ProviderError, StreamDecoder};
+use switchyard_plugin_api::sdk::sse_decoder::{Flow, SseDecoder, SseHandler, skip_malformed};
+use switchyard_plugin_api::sdk::unified::{self, ChunkHead, ChunkWriter, Delta, ReasoningDetail, Text, ToolCall};
+use switchyard_plugin_api::sdk::{Context, Out, ProviderError};
 
 /// More content blocks than any message has; a bound on what an upstream's `index` can make
 /// the decoder allocate.
 const MAX_BLOCKS: usize = 4096;
 
-/// One upstream stream's decoder state.
-pub(crate) struct MessageStream {
-    events: SseParser,
-    state: State,
+/// One upstream stream's decoder.
+pub(crate) fn open() -> SseDecoder<State> {
+    SseDecoder::new(State::default())
 }
 
 #[derive(Default)]
-struct State {
-    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":`, written once.
-    head: Vec<u8>,
-    model: String,
+pub(crate) struct State {
+    /// The chunks, behind the head `message_start` gives.
+    chunks: ChunkWriter,
     role_sent: bool,
     finish_sent: bool,
-    /// `message_stop` or an error ended the stream; later events are not part of this answer.
-    ended: bool,
     /// What each content block is, by the block's index.
     blocks: Vec<BlockKind>,
     /// Client tool calls so far (OpenAI's `tool_calls[].index`).
-    tool_calls: usize,
+    tool_calls: u32,
     counts: TokenCounts,
-    /// The chunk being written (reused).
-    buf: Vec<u8>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -62,72 +56,43 @@ enum BlockKind {
     Text,
     Thinking,
     /// A client tool call, with its OpenAI index.
-    Tool(usize),
+    Tool(u32),
     /// The response-format tool: its input is the answer's content.
     Response,
     Other,
 }
 
-impl MessageStream {
-    pub(crate) fn new() -> MessageStream {
-        MessageStream {
-            events: SseParser::new(),
-            state: State::default(),
-        }
-    }
-}
-
-impl StreamDecoder for MessageStream {
-    fn feed(&mut self, ctx: &Context<'_>, bytes: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let state = &mut self.state;
-        self.events.feed(bytes, &mut |event| state.on_sse(event, ctx, out));
-        Ok(())
-    }
-
-    fn finish(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let state = &mut self.state;
-        self.events.finish(&mut |event| state.on_sse(event, ctx, out));
-        state.on_end(ctx, out);
-        Ok(())
-    }
-}
-
-impl State {
-    fn on_sse(&mut self, event: SseEvent<'_>, ctx: &Context<'_>, out: &mut Out<'_>) {
-        if self.ended {
-            return;
-        }
-        let (data, error_event) = match event {
-            // Anthropic repeats the event's name as the data's `type`; only `error` is read
-            // from the name, for an error event whose data lacks its type.
-            SseEvent::Message { event_type, data } => (data, event_type == b"error"),
-            SseEvent::Oversized => {
-                return out.warn(&format!(
-                    "skipped oversized stream event (over {} MiB)",
-                    DEFAULT_MAX_EVENT_BYTES >> 20
-                ));
-            }
-        };
+impl SseHandler for State {
+    fn on_event(
+        &mut self,
+        ctx: &Context<'_>,
+        _event_type: &[u8],
+        data: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<Flow, ProviderError> {
+        // Anthropic repeats the event's name as the data's `type`, which is what is read.
         let event: EventView<'_> = match switchyard_plugin_api::json::from_bytes(data) {
             Ok(event) => event,
-            Err(_) if error_event => return self.fail(error::embedded(data), out),
-            Err(e) => return out.warn(&format!("skipped malformed stream event: {e}")),
+            Err(e) => {
+                skip_malformed(out, e);
+                return Ok(Flow::Continue);
+            }
         };
         match event.kind.as_ref() {
             "message_start" => match event.message {
                 Some(message) => self.on_message_start(&message, ctx),
-                None => out.warn("skipped malformed stream event: message_start without `message`"),
+                None => skip_malformed(out, "message_start without `message`"),
             },
             "content_block_start" => match (event.index, event.content_block) {
                 (Some(index), _) if index >= MAX_BLOCKS => {
-                    out.warn(&format!("skipped malformed stream event: content block index {index}"));
+                    skip_malformed(out, format_args!("content block index {index}"));
                 }
                 (Some(index), Some(block)) => self.on_block_start(index, block, ctx, out),
-                _ => out.warn("skipped malformed stream event: content_block_start without `index` or `content_block`"),
+                _ => skip_malformed(out, "content_block_start without `index` or `content_block`"),
             },
             "content_block_delta" => match (event.index, event.delta) {
                 (Some(index), Some(delta)) => self.on_block_delta(index, &delta, ctx, out),
-                _ => out.warn("skipped malformed stream event: content_block_delta without `index` or `delta`"),
+                _ => skip_malformed(out, "content_block_delta without `index` or `delta`"),
             },
             "message_delta" => {
                 if let Some(usage) = &event.usage {
@@ -136,94 +101,89 @@ impl State {
                 let stop_reason = event.delta.as_ref().and_then(|d| d.stop_reason.as_deref());
                 self.send_finish(stop_reason, ctx, out);
             }
-            "message_stop" => self.complete(ctx, out),
-            "error" => self.fail(error::embedded(data), out),
+            "message_stop" => {
+                self.complete(ctx, out);
+                return Ok(Flow::End);
+            }
+            "error" => return Err(error::embedded(data)),
             // `ping` keeps the connection warm; `content_block_stop` closes nothing OpenAI has;
             // new event types are ignored, as Anthropic asks of its clients.
             _ => {}
         }
+        Ok(Flow::Continue)
     }
 
+    fn error_event(&mut self, data: &[u8]) -> ProviderError {
+        error::embedded(data)
+    }
+
+    fn on_close(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) -> Result<Flow, ProviderError> {
+        if !self.finish_sent {
+            return Err(ProviderError::malformed(
+                "the Anthropic stream ended before the message was complete (no message_delta)",
+            ));
+        }
+        // Only `message_stop` is missing: the answer and its stop reason arrived.
+        self.complete(ctx, out);
+        Ok(Flow::End)
+    }
+}
+
+impl State {
     fn on_message_start(&mut self, message: &MessageView<'_>, ctx: &Context<'_>) {
         if let Some(usage) = &message.usage {
             self.counts.update(usage);
         }
         let model = message.model.as_deref().filter(|m| !m.is_empty()).unwrap_or(ctx.model);
-        self.write_head(message.id.as_deref().unwrap_or_default(), model, ctx);
-    }
-
-    fn write_head(&mut self, id: &str, model: &str, ctx: &Context<'_>) {
-        self.model.clear();
-        self.model.push_str(model);
-        self.head.clear();
-        self.head.extend_from_slice(b"{\"id\":");
-        write_string(&mut self.head, id);
-        self.head
-            .extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        let _ = write!(self.head, "{}", ctx.unix_time_ms / 1000);
-        self.head.extend_from_slice(b",\"model\":");
-        write_string(&mut self.head, model);
-        self.head.extend_from_slice(b",\"choices\":");
+        self.chunks.start(&ChunkHead {
+            id: message.id.as_deref().unwrap_or_default(),
+            created: unified::created(ctx),
+            model,
+            ..ChunkHead::default()
+        });
     }
 
     fn on_block_start(&mut self, index: usize, block: BlockView<'_>, ctx: &Context<'_>, out: &mut Out<'_>) {
         let kind = match block.kind.as_ref() {
             "text" => {
                 if let Some(text) = block.text.as_deref().filter(|t| !t.is_empty()) {
-                    self.send(ctx, out, |buf| {
-                        buf.extend_from_slice(b"\"content\":");
-                        write_string(buf, text);
-                    });
+                    self.send(ctx, out, |d| d.content(text));
                 }
                 BlockKind::Text
             }
             "thinking" => {
                 if let Some(thinking) = block.thinking.as_deref().filter(|t| !t.is_empty()) {
-                    self.send(ctx, out, |buf| {
-                        buf.extend_from_slice(b"\"reasoning\":");
-                        write_string(buf, thinking);
-                    });
+                    self.send(ctx, out, |d| d.reasoning(thinking));
                 }
                 BlockKind::Thinking
             }
             "redacted_thinking" => {
                 if let Some(data) = block.data.as_deref().filter(|d| !d.is_empty()) {
-                    self.send(ctx, out, |buf| {
-                        buf.extend_from_slice(b"\"reasoning_details\":[{\"type\":\"reasoning.encrypted\",\"data\":");
-                        write_string(buf, data);
-                        buf.extend_from_slice(b"}]");
-                    });
+                    let details = [ReasoningDetail::Encrypted { data: data.into() }];
+                    self.send(ctx, out, |d| d.reasoning_details(&details));
                 }
                 BlockKind::Other
             }
             "tool_use" if block.name.as_deref() == Some(RESPONSE_TOOL) => {
                 if let Some(input) = non_empty_input(block.input) {
-                    self.send(ctx, out, |buf| {
-                        buf.extend_from_slice(b"\"content\":");
-                        write_string(buf, input);
-                    });
+                    self.send(ctx, out, |d| d.content(input));
                 }
                 BlockKind::Response
             }
             "tool_use" => {
                 let tool = self.tool_calls;
-                self.tool_calls += 1;
-                let id = block.id.as_deref().unwrap_or_default();
-                let name = block.name.as_deref().unwrap_or_default();
+                self.tool_calls = self.tool_calls.saturating_add(1);
                 // The input usually streams as deltas after an empty `{}`; a server that sends
                 // it whole here gets it passed on whole.
-                let arguments = non_empty_input(block.input).unwrap_or_default();
-                self.send(ctx, out, |buf| {
-                    buf.extend_from_slice(b"\"tool_calls\":[{\"index\":");
-                    let _ = write!(buf, "{tool}");
-                    buf.extend_from_slice(b",\"id\":");
-                    write_string(buf, id);
-                    buf.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
-                    write_string(buf, name);
-                    buf.extend_from_slice(b",\"arguments\":");
-                    write_string(buf, arguments);
-                    buf.extend_from_slice(b"}}]");
-                });
+                let call = ToolCall {
+                    index: Some(tool),
+                    ..ToolCall::new(
+                        block.id.as_deref().unwrap_or_default(),
+                        block.name.as_deref().unwrap_or_default(),
+                        non_empty_input(block.input).unwrap_or_default(),
+                    )
+                };
+                self.send(ctx, out, |d| d.tool_calls(std::slice::from_ref(&call)));
                 BlockKind::Tool(tool)
             }
             // Server tools and their results have no OpenAI counterpart.
@@ -240,32 +200,37 @@ impl State {
         match delta.kind.as_deref() {
             // Text for a block that never started is still text: pass it on.
             Some("text_delta") if matches!(block, Some(BlockKind::Text) | None) => {
-                self.send_raw(b"\"content\":", delta.text, ctx, out);
+                if let Some(text) = raw_string(delta.text) {
+                    self.send(ctx, out, |d| d.content(text));
+                }
             }
-            Some("thinking_delta") => self.send_raw(b"\"reasoning\":", delta.thinking, ctx, out),
+            Some("thinking_delta") => {
+                if let Some(thinking) = raw_string(delta.thinking) {
+                    self.send(ctx, out, |d| d.reasoning(thinking));
+                }
+            }
             Some("signature_delta") => {
                 if let Some(signature) = raw_string(delta.signature) {
-                    self.send(ctx, out, |buf| {
-                        buf.extend_from_slice(b"\"reasoning_details\":[{\"type\":\"reasoning.text\",\"signature\":");
-                        buf.extend_from_slice(signature.as_bytes());
-                        buf.extend_from_slice(b"}]");
-                    });
+                    let details = [ReasoningDetail::Text {
+                        text: None,
+                        signature: Some(signature),
+                    }];
+                    self.send(ctx, out, |d| d.reasoning_details(&details));
                 }
             }
             Some("input_json_delta") => match block {
                 Some(BlockKind::Tool(tool)) => {
                     if let Some(fragment) = raw_string(delta.partial_json) {
-                        self.send(ctx, out, |buf| {
-                            buf.extend_from_slice(b"\"tool_calls\":[{\"index\":");
-                            let _ = write!(buf, "{tool}");
-                            buf.extend_from_slice(b",\"function\":{\"arguments\":");
-                            buf.extend_from_slice(fragment.as_bytes());
-                            buf.extend_from_slice(b"}}]");
-                        });
+                        let call = ToolCall::arguments_delta(tool, fragment);
+                        self.send(ctx, out, |d| d.tool_calls(std::slice::from_ref(&call)));
                     }
                 }
-                Some(BlockKind::Response) => self.send_raw(b"\"content\":", delta.partial_json, ctx, out),
-                _ => out.warn("skipped malformed stream event: input_json_delta for a block that is not a tool call"),
+                Some(BlockKind::Response) => {
+                    if let Some(fragment) = raw_string(delta.partial_json) {
+                        self.send(ctx, out, |d| d.content(fragment));
+                    }
+                }
+                _ => skip_malformed(out, "input_json_delta for a block that is not a tool call"),
             },
             // citations_delta and whatever comes next: nothing OpenAI clients would read.
             _ => {}
@@ -279,113 +244,49 @@ impl State {
         }
         self.finish_sent = true;
         let finish = finish_reason(stop_reason, self.tool_calls > 0);
-        self.write_chunk(ctx, Some(finish), |_| {});
-        out.chunk(
-            &self.buf,
-            &self.model,
-            &ChunkInfo {
-                finish_reason: true,
-                ..ChunkInfo::default()
-            },
-        );
+        self.write_choice(ctx, Some(finish), |_| {});
+        self.chunks.send(out);
     }
 
-    /// `message_stop`: the usage chunk, then DONE.
+    /// `message_stop`: the finish chunk if it is missing, then the usage chunk (DONE follows).
     fn complete(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) {
         self.send_finish(None, ctx, out);
         self.ensure_head(ctx);
-        let usage = serde_json::to_vec(&self.counts.to_openai()).unwrap_or_default();
-        self.buf.clear();
-        self.buf.extend_from_slice(&self.head);
-        self.buf.extend_from_slice(b"[],\"usage\":");
-        self.buf.extend_from_slice(&usage);
-        self.buf.push(b'}');
-        out.chunk(
-            &self.buf,
-            &self.model,
-            &ChunkInfo {
-                empty_choices: true,
-                usage: Some(self.counts.to_usage()),
-                ..ChunkInfo::default()
-            },
-        );
-        self.ended = true;
-        out.done();
+        self.chunks.send_usage(out, &self.counts.to_usage(), USAGE_PARTS);
     }
 
-    /// The upstream closed the stream.
-    fn on_end(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) {
-        if self.ended {
-            return;
-        }
-        if self.finish_sent {
-            // Only `message_stop` is missing: the answer and its stop reason arrived.
-            return self.complete(ctx, out);
-        }
-        self.fail(
-            ProviderError::malformed("the Anthropic stream ended before the message was complete (no message_delta)"),
-            out,
-        );
+    fn send(&mut self, ctx: &Context<'_>, out: &mut Out<'_>, delta: impl FnOnce(&mut Delta<'_>)) {
+        self.write_choice(ctx, None, delta);
+        self.chunks.send(out);
     }
 
-    fn fail(&mut self, error: ProviderError, out: &mut Out<'_>) {
-        self.ended = true;
-        out.error(&error);
-    }
-
-    /// A delta whose value is a raw JSON string, skipped when empty.
-    fn send_raw(&mut self, key: &[u8], value: Option<&RawValue>, ctx: &Context<'_>, out: &mut Out<'_>) {
-        if let Some(value) = raw_string(value) {
-            self.send(ctx, out, |buf| {
-                buf.extend_from_slice(key);
-                buf.extend_from_slice(value.as_bytes());
-            });
-        }
-    }
-
-    fn send(&mut self, ctx: &Context<'_>, out: &mut Out<'_>, delta: impl FnOnce(&mut Vec<u8>)) {
-        self.write_chunk(ctx, None, delta);
-        out.chunk(&self.buf, &self.model, &ChunkInfo::default());
-    }
-
-    /// Writes one chunk with one choice into `buf`.
-    fn write_chunk(&mut self, ctx: &Context<'_>, finish: Option<&str>, delta: impl FnOnce(&mut Vec<u8>)) {
+    /// Writes the chunk's one choice: the role with the first delta, then `delta`.
+    fn write_choice(&mut self, ctx: &Context<'_>, finish: Option<&str>, delta: impl FnOnce(&mut Delta<'_>)) {
         self.ensure_head(ctx);
-        let buf = &mut self.buf;
-        buf.clear();
-        buf.extend_from_slice(&self.head);
-        buf.extend_from_slice(b"[{\"index\":0,\"delta\":{");
-        let role = !self.role_sent;
-        if role {
-            self.role_sent = true;
-            buf.extend_from_slice(b"\"role\":\"assistant\",");
-        }
-        let before = buf.len();
-        delta(buf);
-        if role && buf.len() == before {
-            buf.pop(); // the comma: the role is the whole delta
-        }
-        buf.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
-        match finish {
-            Some(reason) => write_string(buf, reason),
-            None => buf.extend_from_slice(b"null"),
-        }
-        buf.extend_from_slice(b"}]}");
+        let role = !std::mem::replace(&mut self.role_sent, true);
+        self.chunks.choice(0, finish, None, |d| {
+            if role {
+                d.role();
+            }
+            delta(d);
+        });
     }
 
     /// Events before `message_start` (a malformed stream) still make well-formed chunks.
     fn ensure_head(&mut self, ctx: &Context<'_>) {
-        if self.head.is_empty() {
-            self.write_head("", ctx.model, ctx);
+        if !self.chunks.is_started() {
+            self.chunks.start(&ChunkHead {
+                created: unified::created(ctx),
+                model: ctx.model,
+                ..ChunkHead::default()
+            });
         }
     }
 }
 
 /// A raw JSON string token, unless it is empty (`""`) or not a string at all.
-fn raw_string(value: Option<&RawValue>) -> Option<&str> {
-    value
-        .map(RawValue::get)
-        .filter(|raw| raw.len() > 2 && raw.starts_with('"'))
+fn raw_string(value: Option<&RawValue>) -> Option<Text<'_>> {
+    Text::json(value?).filter(|t| !t.is_empty())
 }
 
 /// A tool's initial `input`, unless it is the usual empty object.
@@ -397,10 +298,4 @@ fn non_empty_input(input: Option<&RawValue>) -> Option<&str> {
         _ if raw.trim() == "null" => None,
         _ => Some(raw),
     }
-}
-
-/// Appends `s` as a JSON string literal.
-fn write_string(buf: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail, and a str is always serialisable.
-    let _ = serde_json::to_writer(&mut *buf, s);
 }

@@ -10,8 +10,16 @@
 //! `reasoning_tokens` are claimed.
 
 use crate::messages::UsageView;
-use serde::Serialize;
+use switchyard_plugin_api::sdk::unified::{UsageJson, UsageParts};
 use switchyard_plugin_api::sdk::{TokenCount, Usage};
+
+/// What Anthropic's usage reports beside the counts: cache reads and cache writes, not
+/// thinking apart from output.
+pub(crate) const USAGE_PARTS: UsageParts = UsageParts {
+    cached: true,
+    cache_write: true,
+    reasoning: false,
+};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TokenCounts {
@@ -60,32 +68,9 @@ impl TokenCounts {
     }
 
     /// OpenAI's `CompletionUsage` object.
-    pub(crate) fn to_openai(self) -> OpenAiUsage {
-        let usage = self.to_usage();
-        OpenAiUsage {
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            total_tokens: usage.total_tokens,
-            prompt_tokens_details: PromptDetails {
-                cached_tokens: usage.cached_tokens,
-                cache_write_tokens: usage.cache_write_tokens,
-            },
-        }
+    pub(crate) fn to_openai(self) -> UsageJson {
+        UsageJson::new(self.to_usage(), USAGE_PARTS)
     }
-}
-
-#[derive(Serialize)]
-pub(crate) struct OpenAiUsage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-    pub prompt_tokens_details: PromptDetails,
-}
-
-#[derive(Serialize)]
-pub(crate) struct PromptDetails {
-    pub cached_tokens: u64,
-    pub cache_write_tokens: u64,
 }
 
 /// OpenAI's `finish_reason` for an Anthropic `stop_reason`. `tool_use` becomes `tool_calls`

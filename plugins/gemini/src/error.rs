@@ -1,8 +1,8 @@
 //! Gemini errors → unified errors the host can route on: retry, fall back, or answer as is.
 //!
 //! Google APIs answer failures with `{"error": {"code", "message", "status", "details"}}`
-//! (sometimes wrapped in a one-element list); `status` is the google.rpc code name. Error
-//! paths are cold, so bodies are read into a `serde_json::Value`.
+//! (sometimes wrapped in a one-element list), which the SDK reads; `status` is the google.rpc
+//! code name, and what it means is this module's.
 //!
 //! | HTTP / `status` | kind | retried |
 //! |---|---|---|
@@ -17,24 +17,20 @@
 //! | a prompt blocked by safety (`promptFeedback.blockReason`) | content filter, 400 | no |
 
 use crate::gemini::PromptFeedback;
-use serde_json::Value;
-use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, truncate};
-
-/// Upstream messages are passed to clients; a runaway one is cut here.
-const MAX_MESSAGE_BYTES: usize = 4096;
+use switchyard_plugin_api::sdk::errors::{self, ErrorFields, body_message, mentions_context_length, upstream_message};
+use switchyard_plugin_api::sdk::{ErrorKind, ProviderError};
 
 /// A non-2xx upstream answer.
 pub(crate) fn from_status(status: u16, body: &[u8]) -> ProviderError {
-    let fields = GoogleError::parse(body).unwrap_or_default();
-    fields.into_error(status, body)
+    let fields = ErrorFields::parse(body).unwrap_or_default();
+    into_error(&fields, status, body)
 }
 
 /// An error object that arrived with HTTP 200: a response body or a stream event. Its own
 /// `code` (or `status`) says what went wrong.
 pub(crate) fn embedded(body: &[u8]) -> ProviderError {
-    let fields = GoogleError::parse(body).unwrap_or_default();
-    let status = fields.implied_status();
-    fields.into_error(status, body)
+    let fields = ErrorFields::parse(body).unwrap_or_default();
+    into_error(&fields, implied_status(&fields), body)
 }
 
 /// The prompt was refused before any candidate was generated. A refusal fails the same way on
@@ -66,163 +62,92 @@ pub(crate) fn prompt_blocked(feedback: &PromptFeedback<'_>) -> ProviderError {
         .with_param("messages")
 }
 
-/// The fields of a Google error object.
-#[derive(Debug, Default)]
-struct GoogleError {
-    code: Option<u16>,
-    message: Option<String>,
-    /// google.rpc code name (`RESOURCE_EXHAUSTED`, …).
-    status: Option<String>,
-    /// `ErrorInfo.reason` values from `details` (`API_KEY_INVALID`, …).
-    reasons: Vec<String>,
+fn status_word(fields: &ErrorFields) -> &str {
+    fields.status.as_deref().unwrap_or_default()
 }
 
-impl GoogleError {
-    fn parse(body: &[u8]) -> Option<GoogleError> {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        // Some Google front ends wrap the error object in a list.
-        let value = match value {
-            Value::Array(items) => items.into_iter().next()?,
-            other => other,
-        };
-        let error = value.get("error")?;
-        if let Some(message) = error.as_str() {
-            return Some(GoogleError {
-                message: Some(message.to_string()),
-                ..GoogleError::default()
-            });
-        }
-        let text = |key: &str| error.get(key).and_then(Value::as_str).map(str::to_string);
-        Some(GoogleError {
-            code: error
-                .get("code")
-                .and_then(Value::as_u64)
-                .and_then(|c| u16::try_from(c).ok()),
-            message: text("message"),
-            status: text("status"),
-            reasons: error
-                .get("details")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.get("reason").and_then(Value::as_str).map(str::to_string))
-                .collect(),
+/// The HTTP status an error without one (an embedded error) stands for.
+fn implied_status(fields: &ErrorFields) -> u16 {
+    if let Some(code) = fields
+        .numeric_code
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (400..=599).contains(c))
+    {
+        return code;
+    }
+    match status_word(fields) {
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 400,
+        "UNAUTHENTICATED" => 401,
+        "PERMISSION_DENIED" => 403,
+        "NOT_FOUND" => 404,
+        "RESOURCE_EXHAUSTED" => 429,
+        "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => 500,
+        "UNAVAILABLE" => 503,
+        "DEADLINE_EXCEEDED" => 504,
+        // The upstream failed without saying how: a bad gateway.
+        _ => 502,
+    }
+}
+
+fn is_api_key_invalid(fields: &ErrorFields) -> bool {
+    fields.reasons.iter().any(|r| r == "API_KEY_INVALID")
+        || fields.message.as_deref().is_some_and(|m| {
+            let m = m.to_ascii_lowercase();
+            m.contains("api key not valid") || m.contains("api key expired")
         })
-    }
-
-    fn status_word(&self) -> &str {
-        self.status.as_deref().unwrap_or_default()
-    }
-
-    /// The HTTP status an error without one (an embedded error) stands for.
-    fn implied_status(&self) -> u16 {
-        if let Some(code) = self.code.filter(|c| (400..=599).contains(c)) {
-            return code;
-        }
-        match self.status_word() {
-            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 400,
-            "UNAUTHENTICATED" => 401,
-            "PERMISSION_DENIED" => 403,
-            "NOT_FOUND" => 404,
-            "RESOURCE_EXHAUSTED" => 429,
-            "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => 500,
-            "UNAVAILABLE" => 503,
-            "DEADLINE_EXCEEDED" => 504,
-            // The upstream failed without saying how: a bad gateway.
-            _ => 502,
-        }
-    }
-
-    fn is_api_key_invalid(&self) -> bool {
-        self.reasons.iter().any(|r| r == "API_KEY_INVALID")
-            || self.message.as_deref().is_some_and(|m| {
-                let m = m.to_ascii_lowercase();
-                m.contains("api key not valid") || m.contains("api key expired")
-            })
-    }
-
-    /// Gemini says "The input token count (N) exceeds the maximum number of tokens allowed (M)."
-    fn is_context_length(&self) -> bool {
-        let Some(message) = self.message.as_deref() else {
-            return false;
-        };
-        let m = message.to_ascii_lowercase();
-        (m.contains("token") && (m.contains("exceeds the maximum") || m.contains("exceeds the limit")))
-            || m.contains("token limit")
-            || m.contains("context length")
-            || m.contains("too many tokens")
-    }
-
-    /// Kind, retryable, and the status to report (only an invalid key changes it).
-    fn classify(&self, status: u16) -> (ErrorKind, bool, u16) {
-        if (400..500).contains(&status) && status != 429 {
-            if self.is_api_key_invalid() {
-                // Google answers 400 for a bad key; it is the gateway's configuration, not the
-                // client's request, that is wrong — say so the way OpenAI clients expect.
-                return (ErrorKind::Authentication, false, 401);
-            }
-            if self.is_context_length() {
-                return (ErrorKind::ContextLength, false, status);
-            }
-        }
-        let by_word = match self.status_word() {
-            "RESOURCE_EXHAUSTED" => Some((ErrorKind::RateLimit, true)),
-            "UNAUTHENTICATED" | "PERMISSION_DENIED" => Some((ErrorKind::Authentication, false)),
-            "NOT_FOUND" => Some((ErrorKind::NotFound, false)),
-            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => Some((ErrorKind::InvalidRequest, false)),
-            "UNAVAILABLE" => Some((ErrorKind::Overloaded, true)),
-            "INTERNAL" | "DEADLINE_EXCEEDED" | "UNKNOWN" => Some((ErrorKind::Server, true)),
-            _ => None,
-        };
-        // The HTTP status decides when it is a server failure: a retry is always worth it then.
-        let (kind, retryable) = match (by_word, status) {
-            (Some((kind, _)), 500..=599) if kind != ErrorKind::Overloaded => (ErrorKind::Server, true),
-            (Some(found), _) => found,
-            (None, _) => status_class(status),
-        };
-        (kind, retryable, status)
-    }
-
-    fn into_error(self, status: u16, body: &[u8]) -> ProviderError {
-        let (kind, retryable, status) = self.classify(status);
-        let code = match kind {
-            ErrorKind::ContextLength => Some("context_length_exceeded".to_string()),
-            ErrorKind::Authentication if self.is_api_key_invalid() => Some("invalid_api_key".to_string()),
-            _ => self.status.as_deref().map(str::to_ascii_lowercase),
-        };
-        let message = match self.message.as_deref() {
-            Some(m) if !m.trim().is_empty() => truncate(m, MAX_MESSAGE_BYTES).to_string(),
-            _ => fallback_message(status, body),
-        };
-        let mut error = ProviderError::new(status, kind, message)
-            .retryable(retryable)
-            .with_type(kind.openai_type());
-        error.code = code;
-        error
-    }
 }
 
-/// Classification by HTTP status alone. Not the SDK's `status_class`: Google answers 503 for
-/// an overloaded model, and has no 529.
+/// Kind, retryable, and the status to report (only an invalid key changes it).
+fn classify(fields: &ErrorFields, status: u16) -> (ErrorKind, bool, u16) {
+    if (400..500).contains(&status) && status != 429 {
+        if is_api_key_invalid(fields) {
+            // Google answers 400 for a bad key; it is the gateway's configuration, not the
+            // client's request, that is wrong — say so the way OpenAI clients expect.
+            return (ErrorKind::Authentication, false, 401);
+        }
+        if fields.message.as_deref().is_some_and(mentions_context_length) {
+            return (ErrorKind::ContextLength, false, status);
+        }
+    }
+    let by_word = match status_word(fields) {
+        "RESOURCE_EXHAUSTED" => Some((ErrorKind::RateLimit, true)),
+        "UNAUTHENTICATED" | "PERMISSION_DENIED" => Some((ErrorKind::Authentication, false)),
+        "NOT_FOUND" => Some((ErrorKind::NotFound, false)),
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => Some((ErrorKind::InvalidRequest, false)),
+        "UNAVAILABLE" => Some((ErrorKind::Overloaded, true)),
+        "INTERNAL" | "DEADLINE_EXCEEDED" | "UNKNOWN" => Some((ErrorKind::Server, true)),
+        _ => None,
+    };
+    // The HTTP status decides when it is a server failure: a retry is always worth it then.
+    let (kind, retryable) = match (by_word, status) {
+        (Some((kind, _)), 500..=599) if kind != ErrorKind::Overloaded => (ErrorKind::Server, true),
+        (Some(found), _) => found,
+        (None, _) => status_class(status),
+    };
+    (kind, retryable, status)
+}
+
+fn into_error(fields: &ErrorFields, status: u16, body: &[u8]) -> ProviderError {
+    let (kind, retryable, status) = classify(fields, status);
+    let code = match kind {
+        ErrorKind::ContextLength => Some("context_length_exceeded".to_string()),
+        ErrorKind::Authentication if is_api_key_invalid(fields) => Some("invalid_api_key".to_string()),
+        _ => fields.status.as_deref().map(str::to_ascii_lowercase),
+    };
+    let message = upstream_message(fields.message.as_deref()).unwrap_or_else(|| body_message(Some(status), body));
+    let mut error = ProviderError::new(status, kind, message)
+        .retryable(retryable)
+        .with_type(kind.openai_type());
+    error.code = code;
+    error
+}
+
+/// Classification by HTTP status alone: the SDK's, except that Google answers 503 for an
+/// overloaded model (and has no 529).
 fn status_class(status: u16) -> (ErrorKind, bool) {
     match status {
-        429 => (ErrorKind::RateLimit, true),
-        401 | 403 => (ErrorKind::Authentication, false),
-        404 => (ErrorKind::NotFound, false),
         503 => (ErrorKind::Overloaded, true),
-        500 | 502 | 504 => (ErrorKind::Server, true),
-        400..=499 => (ErrorKind::InvalidRequest, false),
-        _ => (ErrorKind::Server, false),
-    }
-}
-
-fn fallback_message(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        format!("upstream answered HTTP {status}")
-    } else {
-        format!("upstream answered HTTP {status}: {}", truncate(text, 512))
+        _ => errors::status_class(status),
     }
 }
 
@@ -364,7 +289,9 @@ mod tests {
         let e = from_status(500, br#"{"error":{"message":"  "}}"#);
         assert!(e.message.starts_with("upstream answered HTTP 500"), "{}", e.message);
         let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(5000));
-        assert!(from_status(400, long.as_bytes()).message.len() <= MAX_MESSAGE_BYTES);
+        assert!(
+            from_status(400, long.as_bytes()).message.len() <= switchyard_plugin_api::sdk::errors::MAX_MESSAGE_BYTES
+        );
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Provider for GeminiCodec {
     }
 
     fn open_stream(&self, _ctx: &Context<'_>) -> Option<Box<dyn StreamDecoder>> {
-        Some(Box::new(stream::GeminiStream::new()))
+        Some(Box::new(stream::open()))
     }
 }
 

@@ -1,12 +1,12 @@
 //! The unified (OpenAI chat completions) side: borrowed views of the request the host hands
-//! the codec, and the response and chunk shapes the codec writes back.
+//! the codec. (The response and chunk shapes it writes back are the SDK's `unified` ones.)
 //!
 //! Views read only what has a Gemini counterpart; unknown fields are skipped by serde without
 //! building values. Every optional field tolerates `null`.
 
 use crate::text::Str;
+use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
@@ -273,158 +273,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Stop<'a> {
             }
         }
         deserializer.deserialize_any(StopVisitor)
-    }
-}
-
-// ------------------------------------------------------------------------------ output shapes
-
-/// A `chat.completion`.
-#[derive(Serialize)]
-pub(crate) struct Completion<'a> {
-    pub id: &'a str,
-    pub object: &'static str,
-    pub created: u64,
-    pub model: &'a str,
-    pub choices: Vec<Choice<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<UsageOut>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Choice<'a> {
-    pub index: u32,
-    pub message: AssistantMessage<'a>,
-    pub logprobs: Option<Logprobs>,
-    pub finish_reason: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct AssistantMessage<'a> {
-    pub role: &'static str,
-    pub content: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ToolCallOut<'a>>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ToolCallOut<'a> {
-    /// Only in stream deltas (the position among the choice's calls).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<u32>,
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub function: FunctionOut<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub extra_content: Option<ExtraContentOut<'a>>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct FunctionOut<'a> {
-    pub name: &'a str,
-    /// JSON text, as OpenAI sends it.
-    pub arguments: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ExtraContentOut<'a> {
-    pub google: GoogleExtraOut<'a>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct GoogleExtraOut<'a> {
-    pub thought_signature: &'a str,
-}
-
-/// A `chat.completion.chunk`.
-#[derive(Serialize)]
-pub(crate) struct Chunk<'a> {
-    pub id: &'a str,
-    pub object: &'static str,
-    pub created: u64,
-    pub model: &'a str,
-    pub choices: Vec<ChunkChoice<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<UsageOut>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ChunkChoice<'a> {
-    pub index: u32,
-    pub delta: Delta<'a>,
-    pub logprobs: Option<Logprobs>,
-    pub finish_reason: Option<&'static str>,
-}
-
-#[derive(Serialize, Default)]
-pub(crate) struct Delta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ToolCallOut<'a>>,
-}
-
-/// OpenAI's `logprobs` object of a choice.
-#[derive(Serialize)]
-pub(crate) struct Logprobs {
-    pub content: Vec<TokenLogprob>,
-    pub refusal: Option<()>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct TokenLogprob {
-    pub token: String,
-    pub logprob: f64,
-    pub bytes: Vec<u8>,
-    pub top_logprobs: Vec<TopLogprob>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct TopLogprob {
-    pub token: String,
-    pub logprob: f64,
-    pub bytes: Vec<u8>,
-}
-
-/// OpenAI's `CompletionUsage`.
-#[derive(Serialize)]
-pub(crate) struct UsageOut {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-    pub prompt_tokens_details: PromptDetails,
-    pub completion_tokens_details: CompletionDetails,
-}
-
-#[derive(Serialize)]
-pub(crate) struct PromptDetails {
-    pub cached_tokens: u64,
-}
-
-#[derive(Serialize)]
-pub(crate) struct CompletionDetails {
-    pub reasoning_tokens: u64,
-}
-
-impl UsageOut {
-    pub(crate) fn from_usage(u: &switchyard_plugin_api::sdk::Usage) -> UsageOut {
-        UsageOut {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            total_tokens: u.total_tokens,
-            prompt_tokens_details: PromptDetails {
-                cached_tokens: u.cached_tokens,
-            },
-            completion_tokens_details: CompletionDetails {
-                reasoning_tokens: u.reasoning_tokens,
-            },
-        }
     }
 }
 

@@ -19,13 +19,15 @@
 
 use crate::error;
 use crate::gemini::{Candidate, GenerateContentResponse, LogprobsResult, UsageMetadata};
-use crate::openai::{
-    AssistantMessage, Choice, Completion, ExtraContentOut, FunctionOut, GoogleExtraOut, Logprobs, TokenLogprob,
-    ToolCallOut, TopLogprob, UsageOut,
-};
 use crate::text::fnv1a;
 use std::borrow::Cow;
+use switchyard_plugin_api::sdk::unified::{
+    self, Choice, Completion, Logprobs, Message, TokenLogprob, ToolCall, TopLogprob, UsageJson, UsageParts,
+};
 use switchyard_plugin_api::sdk::{Context, Out, ProviderError, Usage};
+
+/// What `usageMetadata` reports beside the counts: cached content and thoughts.
+pub(crate) const USAGE_PARTS: UsageParts = UsageParts::OPENAI;
 
 pub(crate) fn decode(ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
     let view = GenerateContentResponse::parse(body)
@@ -45,20 +47,17 @@ pub(crate) fn decode(ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) -> Resul
     let choices = candidates
         .iter()
         .enumerate()
-        .map(|(position, candidate)| choice(candidate, position, &id))
-        .collect();
+        .map(|(position, candidate)| choice(candidate, position, &id));
     let usage = view.usage_metadata.as_ref().map(usage);
     let completion = Completion {
         id: &id,
-        object: "chat.completion",
-        created: ctx.unix_time_ms / 1000,
+        created: unified::created(ctx),
         model,
-        choices,
-        usage: usage.as_ref().map(UsageOut::from_usage),
+        system_fingerprint: None,
+        choices: choices.collect::<Vec<_>>(),
+        usage: usage.map(|u| UsageJson::new(u, USAGE_PARTS)),
     };
-    let json = serde_json::to_vec(&completion)
-        .map_err(|e| ProviderError::malformed(format!("the translated response cannot be written: {e}")))?;
-    out.response(&json, model, usage.as_ref());
+    out.response(&completion.to_json()?, model, usage.as_ref());
     Ok(())
 }
 
@@ -72,20 +71,20 @@ fn choice<'v>(candidate: &'v Candidate<'_>, position: usize, id: &str) -> Choice
         .enumerate()
         .map(|(k, call)| call.into_openai(tool_call_id(id, index, k), None))
         .collect();
+    let message = Message {
+        content: pieces.content.map(Into::into),
+        reasoning: pieces.reasoning.map(Into::into),
+        reasoning_details: Vec::new(),
+        tool_calls,
+    };
     Choice {
-        index,
-        message: AssistantMessage {
-            role: "assistant",
-            content: pieces.content,
-            reasoning: pieces.reasoning,
-            tool_calls,
-        },
         logprobs: candidate.logprobs_result.as_ref().and_then(logprobs),
         // A whole (non-streamed) answer has ended even if the reason is missing.
-        finish_reason: Some(finish_reason(
-            candidate.finish_reason.as_deref().unwrap_or("STOP"),
-            has_calls,
-        )),
+        ..Choice::new(
+            index,
+            message,
+            finish_reason(candidate.finish_reason.as_deref().unwrap_or("STOP"), has_calls),
+        )
     }
 }
 
@@ -110,18 +109,11 @@ pub(crate) struct Call<'v> {
 }
 
 impl<'v> Call<'v> {
-    pub(crate) fn into_openai(self, id: String, index: Option<u32>) -> ToolCallOut<'v> {
-        ToolCallOut {
+    pub(crate) fn into_openai(self, id: String, index: Option<u32>) -> ToolCall<'v> {
+        ToolCall {
             index,
-            id,
-            kind: "function",
-            function: FunctionOut {
-                name: self.name,
-                arguments: Cow::Borrowed(self.arguments),
-            },
-            extra_content: self.signature.map(|thought_signature| ExtraContentOut {
-                google: GoogleExtraOut { thought_signature },
-            }),
+            thought_signature: self.signature.map(Into::into),
+            ..ToolCall::new(id, self.name, self.arguments)
         }
     }
 }
@@ -247,7 +239,7 @@ pub(crate) fn logprobs(result: &LogprobsResult<'_>) -> Option<Logprobs> {
             }
         })
         .collect();
-    Some(Logprobs { content, refusal: None })
+    Some(Logprobs::new(content))
 }
 
 /// The completion id: Gemini's `responseId`, or one made from the request id and the time.

@@ -15,29 +15,28 @@
 
 use crate::error;
 use crate::gemini::GenerateContentResponse;
-use crate::openai::{Chunk, ChunkChoice, Delta, UsageOut};
-use crate::response::{self, Pieces, candidate_index, finish_reason, tool_call_id};
-use switchyard_plugin_api::sdk::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
-use switchyard_plugin_api::sdk::{ChunkInfo, Context, ErrorKind, Out, ProviderError, StreamDecoder, Usage};
+use crate::response::{self, Pieces, USAGE_PARTS, candidate_index, finish_reason, tool_call_id};
+use switchyard_plugin_api::sdk::sse_decoder::{Flow, SseDecoder, SseHandler, skip_malformed};
+use switchyard_plugin_api::sdk::unified::{self, ChunkHead, ChunkWriter, ToolCall};
+use switchyard_plugin_api::sdk::{Context, ErrorKind, Out, ProviderError, Usage};
 
-/// One upstream stream's decoder state.
-pub(crate) struct GeminiStream {
-    events: SseParser,
-    state: State,
+/// One upstream stream's decoder.
+pub(crate) fn open() -> SseDecoder<State> {
+    SseDecoder::new(State::default())
 }
 
 #[derive(Default)]
-struct State {
-    /// Fixed by the first event, so every chunk carries the same id, model and time.
+pub(crate) struct State {
+    /// The chunks, behind a head fixed by the first event, so every chunk carries the same
+    /// id, model and time.
+    chunks: ChunkWriter,
+    /// The completion id, which the tool call ids are derived from.
     id: String,
-    model: String,
-    created: u64,
-    started: bool,
     /// Per candidate index, in order of appearance (a handful at most).
     choices: Vec<(u32, ChoiceState)>,
     usage: Option<Usage>,
-    /// An error ended the stream, or the end was written: nothing more belongs to it.
-    ended: bool,
+    /// The finish reasons of the event being read (reused): index, role still to send, reason.
+    finishes: Vec<(u32, bool, &'static str)>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -45,30 +44,6 @@ struct ChoiceState {
     role_sent: bool,
     calls: usize,
     finished: bool,
-}
-
-impl GeminiStream {
-    pub(crate) fn new() -> GeminiStream {
-        GeminiStream {
-            events: SseParser::new(),
-            state: State::default(),
-        }
-    }
-}
-
-impl StreamDecoder for GeminiStream {
-    fn feed(&mut self, ctx: &Context<'_>, bytes: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let state = &mut self.state;
-        self.events.feed(bytes, &mut |event| state.on_event(event, ctx, out));
-        Ok(())
-    }
-
-    fn finish(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let state = &mut self.state;
-        self.events.finish(&mut |event| state.on_event(event, ctx, out));
-        state.on_close(out);
-        Ok(())
-    }
 }
 
 fn choice_state(choices: &mut Vec<(u32, ChoiceState)>, index: u32) -> &mut ChoiceState {
@@ -82,54 +57,50 @@ fn choice_state(choices: &mut Vec<(u32, ChoiceState)>, index: u32) -> &mut Choic
     &mut choices[at].1
 }
 
-impl State {
-    fn on_event(&mut self, event: SseEvent<'_>, ctx: &Context<'_>, out: &mut Out<'_>) {
-        if self.ended {
-            return;
-        }
-        let data = match event {
-            // Gemini sends no event types: every event is a `GenerateContentResponse`.
-            SseEvent::Message { data, .. } => data,
-            SseEvent::Oversized => {
-                return out.warn(&format!(
-                    "skipped oversized stream event (over {} MiB)",
-                    DEFAULT_MAX_EVENT_BYTES >> 20
-                ));
-            }
-        };
-        if data.trim_ascii().is_empty() {
-            return;
-        }
+impl SseHandler for State {
+    /// Gemini sends no event types: every event is a `GenerateContentResponse`.
+    fn on_event(
+        &mut self,
+        ctx: &Context<'_>,
+        _event_type: &[u8],
+        data: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<Flow, ProviderError> {
         let view = match GenerateContentResponse::parse(data) {
             Ok(view) => view,
-            Err(reason) => return out.warn(&format!("skipped malformed stream event: {reason}")),
+            Err(reason) => {
+                skip_malformed(out, reason);
+                return Ok(Flow::Continue);
+            }
         };
         if view.error.is_some() {
-            self.ended = true;
-            return out.error(&error::embedded(data));
+            return Err(error::embedded(data));
         }
         let candidates = view.candidates();
         if candidates.is_empty()
             && let Some(feedback) = view.block_reason()
         {
-            self.ended = true;
-            return out.error(&error::prompt_blocked(feedback));
+            return Err(error::prompt_blocked(feedback));
         }
-        if !self.started {
-            self.started = true;
+        if !self.chunks.is_started() {
             self.id = response::response_id(view.response_id.as_deref(), ctx);
-            self.model = view.model_version.as_deref().unwrap_or(ctx.model).to_string();
-            self.created = ctx.unix_time_ms / 1000;
+            self.chunks.start(&ChunkHead {
+                id: &self.id,
+                created: unified::created(ctx),
+                model: view.model_version.as_deref().unwrap_or(ctx.model),
+                ..ChunkHead::default()
+            });
         }
         if let Some(meta) = &view.usage_metadata {
             self.usage = Some(response::usage(meta));
         }
 
-        let mut content = Vec::new();
-        let mut finishes = Vec::new();
+        // One chunk with the new content of every candidate, then one with the finishes.
+        let mut finishes = std::mem::take(&mut self.finishes);
+        finishes.clear();
+        let mut content = false;
         for (position, candidate) in candidates.iter().enumerate() {
             let index = candidate_index(candidate, position);
-            let id = &self.id;
             let state = choice_state(&mut self.choices, index);
             if state.finished {
                 continue; // a candidate says nothing after its finish reason
@@ -138,57 +109,63 @@ impl State {
             if !pieces.is_empty() {
                 let first_call = state.calls;
                 state.calls += pieces.calls.len();
-                let tool_calls = pieces
+                let tool_calls: Vec<ToolCall<'_>> = pieces
                     .calls
                     .into_iter()
                     .enumerate()
                     .map(|(k, call)| {
                         let n = first_call + k;
-                        call.into_openai(tool_call_id(id, index, n), u32::try_from(n).ok())
+                        call.into_openai(tool_call_id(&self.id, index, n), u32::try_from(n).ok())
                     })
                     .collect();
-                content.push(ChunkChoice {
-                    index,
-                    delta: Delta {
-                        role: (!std::mem::replace(&mut state.role_sent, true)).then_some("assistant"),
-                        content: pieces.content,
-                        reasoning: pieces.reasoning,
-                        tool_calls,
-                    },
-                    logprobs: candidate.logprobs_result.as_ref().and_then(response::logprobs),
-                    finish_reason: None,
+                let role = !std::mem::replace(&mut state.role_sent, true);
+                let logprobs = candidate.logprobs_result.as_ref().and_then(response::logprobs);
+                self.chunks.choice(index, None, logprobs.as_ref(), |delta| {
+                    if role {
+                        delta.role();
+                    }
+                    if let Some(text) = pieces.content {
+                        delta.content(text);
+                    }
+                    if let Some(reasoning) = pieces.reasoning {
+                        delta.reasoning(reasoning);
+                    }
+                    if !tool_calls.is_empty() {
+                        delta.tool_calls(&tool_calls);
+                    }
                 });
+                content = true;
             }
             if let Some(reason) = candidate.finish_reason.as_deref() {
                 state.finished = true;
-                finishes.push(ChunkChoice {
-                    index,
-                    delta: Delta {
-                        role: (!std::mem::replace(&mut state.role_sent, true)).then_some("assistant"),
-                        ..Delta::default()
-                    },
-                    logprobs: None,
-                    finish_reason: Some(finish_reason(reason, state.calls > 0)),
-                });
+                let role = !std::mem::replace(&mut state.role_sent, true);
+                finishes.push((index, role, finish_reason(reason, state.calls > 0)));
             }
         }
-        if !content.is_empty() {
-            self.emit(content, None, ChunkInfo::default(), out);
+        if content {
+            self.chunks.send(out);
         }
         if !finishes.is_empty() {
-            let info = ChunkInfo {
-                finish_reason: true,
-                ..ChunkInfo::default()
-            };
-            self.emit(finishes, None, info, out);
+            for &(index, role, reason) in &finishes {
+                self.chunks.choice(index, Some(reason), None, |delta| {
+                    if role {
+                        delta.role();
+                    }
+                });
+            }
+            self.chunks.send(out);
         }
+        self.finishes = finishes;
+        Ok(Flow::Continue)
     }
 
-    /// The upstream closed the stream.
-    fn on_close(&mut self, out: &mut Out<'_>) {
-        if std::mem::replace(&mut self.ended, true) {
-            return;
-        }
+    fn error_event(&mut self, data: &[u8]) -> ProviderError {
+        error::embedded(data)
+    }
+
+    /// Gemini ends a stream by closing it: the answer is complete only if every candidate
+    /// finished.
+    fn on_close(&mut self, _ctx: &Context<'_>, out: &mut Out<'_>) -> Result<Flow, ProviderError> {
         let unfinished = self.choices.iter().any(|(_, c)| !c.finished);
         if self.choices.is_empty() || unfinished {
             let what = if self.choices.is_empty() {
@@ -197,36 +174,14 @@ impl State {
                 "before every candidate had a finishReason"
             };
             let message = format!("the Gemini stream ended {what}: the answer is incomplete");
-            return out.error(
-                &ProviderError::new(502, ErrorKind::Server, message)
-                    .retryable(true)
-                    .with_type("server_error")
-                    .with_code("stream_truncated"),
-            );
+            return Err(ProviderError::new(502, ErrorKind::Server, message)
+                .retryable(true)
+                .with_type("server_error")
+                .with_code("stream_truncated"));
         }
         if let Some(usage) = self.usage {
-            let info = ChunkInfo {
-                empty_choices: true,
-                usage: Some(usage),
-                ..ChunkInfo::default()
-            };
-            self.emit(Vec::new(), Some(&usage), info, out);
+            self.chunks.send_usage(out, &usage, USAGE_PARTS);
         }
-        out.done();
-    }
-
-    fn emit(&self, choices: Vec<ChunkChoice<'_>>, usage: Option<&Usage>, info: ChunkInfo, out: &mut Out<'_>) {
-        let chunk = Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage: usage.map(UsageOut::from_usage),
-        };
-        match serde_json::to_vec(&chunk) {
-            Ok(json) => out.chunk(&json, &self.model, &info),
-            Err(e) => out.warn(&format!("a translated chunk could not be written: {e}")),
-        }
+        Ok(Flow::End)
     }
 }

@@ -3,12 +3,16 @@
 use crate::request::count_words;
 use serde::Serialize;
 use serde::ser::Serializer;
-use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, Usage};
+use switchyard_plugin_api::sdk::unified::{Choice, Completion, Message, ToolCall, UsageJson, UsageParts};
+use switchyard_plugin_api::sdk::{ProviderError, Usage};
 
 /// The id of the (single) tool call in a tool-call answer.
 pub const TOOL_CALL_ID: &str = "call_mock_0";
 /// Mirrors OpenAI's field so clients that log it see something stable.
 pub const SYSTEM_FINGERPRINT: &str = "fp_mock";
+/// The usage details written, as OpenAI writes them (the mock has no prompt cache and no
+/// reasoning, so those counts are 0).
+pub const USAGE_PARTS: UsageParts = UsageParts::OPENAI;
 
 /// One choice's content; every choice of a request gets the same one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,43 +106,19 @@ pub struct Answer<'a> {
 impl Answer<'_> {
     /// The `chat.completion` object.
     pub fn completion_json(&self) -> Result<Vec<u8>, ProviderError> {
-        let completion = Completion {
+        Completion {
             id: &self.id,
-            object: "chat.completion",
             created: self.created,
             model: self.model,
-            system_fingerprint: SYSTEM_FINGERPRINT,
+            system_fingerprint: Some(SYSTEM_FINGERPRINT),
             choices: Choices {
                 count: self.choices,
                 reply: self.reply,
             },
-            usage: UsageJson::from(&self.usage),
-        };
-        to_json(&completion)
+            usage: Some(UsageJson::new(self.usage, USAGE_PARTS)),
+        }
+        .to_json()
     }
-}
-
-/// Serialises one of the mock's own structs. It cannot fail in practice (no maps, no
-/// fallible `Serialize` impls), but a failure would be the plugin's bug: a 500, not a panic.
-pub fn to_json(value: &impl Serialize) -> Result<Vec<u8>, ProviderError> {
-    serde_json::to_vec(value).map_err(|e| {
-        ProviderError::new(
-            500,
-            ErrorKind::Server,
-            format!("mock provider could not serialise its answer: {e}"),
-        )
-    })
-}
-
-#[derive(Serialize)]
-struct Completion<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    system_fingerprint: &'static str,
-    choices: Choices<'a>,
-    usage: UsageJson,
 }
 
 /// `count` identical choices, written without building a Vec of them.
@@ -150,103 +130,22 @@ struct Choices<'a> {
 impl Serialize for Choices<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let reply = self.reply;
-        serializer.collect_seq((0..self.count).map(|index| Choice {
-            index,
-            message: Message::from(reply),
-            logprobs: (),
-            finish_reason: reply.finish_reason(),
-        }))
-    }
-}
-
-#[derive(Serialize)]
-struct Choice<'a> {
-    index: usize,
-    message: Message<'a>,
-    /// `()` serialises as `null`, which is what OpenAI sends when logprobs were not asked for.
-    logprobs: (),
-    finish_reason: &'static str,
-}
-
-#[derive(Serialize)]
-struct Message<'a> {
-    role: &'static str,
-    content: Option<&'a str>,
-    refusal: (),
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<[ToolCall<'a>; 1]>,
-}
-
-impl<'a> From<Reply<'a>> for Message<'a> {
-    fn from(reply: Reply<'a>) -> Self {
-        match reply {
-            Reply::Text { text, .. } => Message {
-                role: "assistant",
-                content: Some(text),
-                refusal: (),
-                tool_calls: None,
-            },
+        let message = || match reply {
+            Reply::Text { text, .. } => Message::text(text),
             Reply::ToolCall { name, arguments } => Message {
-                role: "assistant",
                 content: None,
-                refusal: (),
-                tool_calls: Some([ToolCall {
-                    id: TOOL_CALL_ID,
-                    kind: "function",
-                    function: Function { name, arguments },
-                }]),
+                tool_calls: vec![ToolCall::new(TOOL_CALL_ID, name, arguments)],
+                ..Message::default()
             },
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ToolCall<'a> {
-    id: &'static str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: Function<'a>,
-}
-
-#[derive(Serialize)]
-struct Function<'a> {
-    name: &'a str,
-    arguments: &'a str,
-}
-
-/// OpenAI's `usage` object. The mock has no prompt cache and no reasoning, so those are 0.
-#[derive(Debug, Serialize)]
-pub struct UsageJson {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-    prompt_tokens_details: PromptDetails,
-    completion_tokens_details: CompletionDetails,
-}
-
-#[derive(Debug, Serialize)]
-struct PromptDetails {
-    cached_tokens: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct CompletionDetails {
-    reasoning_tokens: u64,
-}
-
-impl From<&Usage> for UsageJson {
-    fn from(u: &Usage) -> Self {
-        UsageJson {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            total_tokens: u.total_tokens,
-            prompt_tokens_details: PromptDetails {
-                cached_tokens: u.cached_tokens,
-            },
-            completion_tokens_details: CompletionDetails {
-                reasoning_tokens: u.reasoning_tokens,
-            },
-        }
+        };
+        // `count` ≤ MAX_CHOICES (checked by the request parser), which fits any u32.
+        serializer.collect_seq((0..self.count).map(|index| {
+            Choice::new(
+                u32::try_from(index).unwrap_or(u32::MAX),
+                message(),
+                reply.finish_reason(),
+            )
+        }))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Fault models: `fault-*` model names that make the mock fail the way real upstreams do,
 //! so the gateway's retry, fallback, circuit-breaking and panic handling can be tested
-//! without a network. The list is documented on the crate.
+//! without a network. Only with the provider's `fault_models: true` option (off by default, so
+//! no client can make a shared mock fail); the list is documented on the crate.
 
 use switchyard_plugin_api::sdk::{ErrorKind, ProviderError};
 

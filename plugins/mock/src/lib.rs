@@ -8,14 +8,18 @@
 //! - `latency_ms` (integer, default 0): delay before the response or the first stream chunk.
 //! - `chunk_delay_ms` (integer, default 0): delay before each content chunk of a stream.
 //! - `words_per_chunk` (integer ≥ 1, default 1): words per content chunk of a stream.
+//! - `fault_models` (boolean, default false): whether the fault models below fail. They are
+//!   for tests of the gateway's error handling; off, a client cannot make a shared mock fail
+//!   (or panic) on purpose, and a `fault-*` name is answered like any other model name.
 //!
 //! Unknown keys and wrong types make start-up fail with a message naming the option.
 //!
 //! # Models
 //! - `echo`: answers with the text of the last `user` message (a content string, or the
 //!   `text` parts of a content array concatenated as they are).
-//! - any other name not starting with `fault-`: answers with `text`, or echoes when unset.
-//! - fault models, which fail instead of answering (before any output unless noted):
+//! - any other name: answers with `text`, or echoes when unset. With `fault_models: true`, the
+//!   names starting with `fault-` are fault models instead, which fail instead of answering
+//!   (before any output unless noted):
 //!
 //! | model                  | status | kind            | retryable | error `type` / `code`                          |
 //! |------------------------|--------|-----------------|-----------|------------------------------------------------|
@@ -86,7 +90,12 @@ impl Mock {
     /// The answer to one request, written to `sink`; an `Err` is the error item.
     fn respond(&self, ctx: &Context<'_>, request: &[u8], sink: &mut impl Sink) -> Result<(), ProviderError> {
         // Faults come first: they stand for an upstream that fails whatever it is sent.
-        let cut = match fault::for_model(ctx.model) {
+        let fault = if self.options.fault_models {
+            fault::for_model(ctx.model)
+        } else {
+            None
+        };
+        let cut = match fault {
             None => None,
             Some(Fault::Error(error)) => return Err(error),
             Some(Fault::Panic) => {

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 /// Every key the mock accepts, for the "unknown option" message.
-const KNOWN: &str = "text, latency_ms, chunk_delay_ms, words_per_chunk";
+const KNOWN: &str = "text, latency_ms, chunk_delay_ms, words_per_chunk, fault_models";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MockOptions {
@@ -19,6 +19,9 @@ pub struct MockOptions {
     pub chunk_delay_ms: u64,
     /// Words per content chunk; at least 1.
     pub words_per_chunk: usize,
+    /// Whether `fault-*` models fail as documented on the crate; when off they are model
+    /// names like any other.
+    pub fault_models: bool,
 }
 
 impl Default for MockOptions {
@@ -28,6 +31,7 @@ impl Default for MockOptions {
             latency_ms: 0,
             chunk_delay_ms: 0,
             words_per_chunk: 1,
+            fault_models: false,
         }
     }
 }
@@ -68,6 +72,11 @@ impl MockOptions {
                     // Beyond usize (32-bit hosts) every answer fits in one chunk anyway.
                     options.words_per_chunk = usize::try_from(n).unwrap_or(usize::MAX);
                 }
+                "fault_models" => {
+                    options.fault_models = value
+                        .as_bool()
+                        .ok_or_else(|| format!("mock option `fault_models` must be true or false, got {value}"))?;
+                }
                 _ => {
                     return Err(format!("unknown mock option `{key}` (known options: {KNOWN})"));
                 }
@@ -93,16 +102,21 @@ mod tests {
         assert_eq!(MockOptions::from_json(&Value::Null), Ok(MockOptions::default()));
         assert_eq!(MockOptions::from_json(&json!({})), Ok(MockOptions::default()));
         assert_eq!(MockOptions::default().words_per_chunk, 1);
+        assert!(
+            !MockOptions::default().fault_models,
+            "fault models are off unless asked for"
+        );
     }
 
     #[test]
     fn every_option_is_read() {
         let o = MockOptions::from_json(&json!({
-            "text": "hi there", "latency_ms": 20, "chunk_delay_ms": 5, "words_per_chunk": 3
+            "text": "hi there", "latency_ms": 20, "chunk_delay_ms": 5, "words_per_chunk": 3, "fault_models": true
         }))
         .expect("valid options");
         assert_eq!(o.text.as_deref(), Some("hi there"));
         assert_eq!((o.latency_ms, o.chunk_delay_ms, o.words_per_chunk), (20, 5, 3));
+        assert!(o.fault_models);
     }
 
     #[test]
@@ -114,6 +128,7 @@ mod tests {
             (json!({"chunk_delay_ms": 1.5}), "`chunk_delay_ms`"),
             (json!({"words_per_chunk": 0}), "`words_per_chunk`"),
             (json!({"text": 3}), "`text`"),
+            (json!({"fault_models": "yes"}), "`fault_models`"),
         ];
         for (options, needle) in cases {
             let err = MockOptions::from_json(&options).expect_err("invalid options");

@@ -7,10 +7,10 @@
 //! the non-streaming text.
 
 use crate::Sink;
-use crate::answer::{Answer, Reply, SYSTEM_FINGERPRINT, TOOL_CALL_ID, UsageJson, to_json, word_spans};
+use crate::answer::{Answer, Reply, SYSTEM_FINGERPRINT, TOOL_CALL_ID, USAGE_PARTS, word_spans};
 use crate::options::MockOptions;
-use serde::Serialize;
-use switchyard_plugin_api::sdk::{ChunkInfo, ProviderError};
+use switchyard_plugin_api::sdk::ProviderError;
+use switchyard_plugin_api::sdk::unified::{ChunkHead, ChunkWriter, Delta, ToolCall};
 
 /// Streams `answer`. With `cut` (the `fault-mid-stream` model) the stream stops after its
 /// first content chunks and the error is returned, so it becomes the stream's last item.
@@ -21,67 +21,47 @@ pub fn send(
     mut cut: Option<ProviderError>,
     sink: &mut impl Sink,
 ) -> Result<(), ProviderError> {
-    let mut chunks = ChunkWriter {
-        answer,
-        include_usage,
-        sink,
+    let mut chunks = ChunkWriter::new();
+    chunks.start(&ChunkHead {
+        id: &answer.id,
+        created: answer.created,
+        model: answer.model,
+        system_fingerprint: Some(SYSTEM_FINGERPRINT),
+        // OpenAI sends `"usage": null` on every chunk only when usage was asked for.
+        usage_null: include_usage,
+    });
+    let body = match answer.reply {
+        Reply::Text { text, .. } => text,
+        Reply::ToolCall { arguments, .. } => arguments,
     };
-    let (opening, body) = match answer.reply {
-        Reply::Text { text, .. } => (
-            Delta {
-                role: Some("assistant"),
-                content: Some(Some("")),
-                tool_calls: None,
-            },
-            text,
-        ),
-        Reply::ToolCall { name, arguments } => (
-            Delta {
-                role: Some("assistant"),
-                content: Some(None),
-                tool_calls: Some([ToolCallDelta {
-                    index: 0,
-                    id: Some(TOOL_CALL_ID),
-                    kind: Some("function"),
-                    function: FunctionDelta {
-                        name: Some(name),
-                        arguments: "",
-                    },
-                }]),
-            },
-            arguments,
-        ),
+    let opening = |delta: &mut Delta<'_>| {
+        delta.role();
+        match answer.reply {
+            Reply::Text { .. } => delta.content(""),
+            Reply::ToolCall { name, .. } => {
+                delta.null_content();
+                let call = ToolCall {
+                    index: Some(0),
+                    ..ToolCall::new(TOOL_CALL_ID, name, "")
+                };
+                delta.tool_calls(std::slice::from_ref(&call));
+            }
+        }
     };
 
-    chunks.sink.delay(options.latency_ms);
+    sink.delay(options.latency_ms);
     for index in 0..answer.choices {
-        chunks.choice(index, &opening, None)?;
+        send_choice(&mut chunks, sink, index, None, opening);
     }
     for (n, piece) in pieces(body, options.words_per_chunk).into_iter().enumerate() {
         // Choices advance together: one delay per step, not per choice.
-        chunks.sink.delay(options.chunk_delay_ms);
-        let delta = match answer.reply {
-            Reply::Text { .. } => Delta {
-                role: None,
-                content: Some(Some(piece)),
-                tool_calls: None,
-            },
-            Reply::ToolCall { .. } => Delta {
-                role: None,
-                content: None,
-                tool_calls: Some([ToolCallDelta {
-                    index: 0,
-                    id: None,
-                    kind: None,
-                    function: FunctionDelta {
-                        name: None,
-                        arguments: piece,
-                    },
-                }]),
-            },
+        sink.delay(options.chunk_delay_ms);
+        let delta = |delta: &mut Delta<'_>| match answer.reply {
+            Reply::Text { .. } => delta.content(piece),
+            Reply::ToolCall { .. } => delta.tool_calls(&[ToolCall::arguments_delta(0, piece)]),
         };
         for index in 0..answer.choices {
-            chunks.choice(index, &delta, None)?;
+            send_choice(&mut chunks, sink, index, None, delta);
         }
         if n == 0
             && let Some(error) = cut.take()
@@ -94,13 +74,28 @@ pub fn send(
         return Err(error);
     }
     for index in 0..answer.choices {
-        chunks.choice(index, &Delta::default(), Some(answer.reply.finish_reason()))?;
+        send_choice(&mut chunks, sink, index, Some(answer.reply.finish_reason()), |_| {});
     }
     if include_usage {
-        chunks.usage()?;
+        let chunk = chunks.end_usage(&answer.usage, USAGE_PARTS);
+        sink.chunk(chunk.json, chunk.model, &chunk.info);
     }
-    chunks.sink.done();
+    sink.done();
     Ok(())
+}
+
+/// One chunk holding one choice.
+fn send_choice(
+    chunks: &mut ChunkWriter,
+    sink: &mut impl Sink,
+    index: usize,
+    finish_reason: Option<&str>,
+    delta: impl FnOnce(&mut Delta<'_>),
+) {
+    // `index` < MAX_CHOICES (checked by the request parser).
+    chunks.choice(u32::try_from(index).unwrap_or(u32::MAX), finish_reason, None, delta);
+    let chunk = chunks.end();
+    sink.chunk(chunk.json, chunk.model, &chunk.info);
 }
 
 /// Splits `text` into pieces of `per` words, each with the whitespace before it; the last
@@ -129,113 +124,6 @@ pub fn pieces(text: &str, per: usize) -> Vec<&str> {
             piece
         })
         .collect()
-}
-
-struct ChunkWriter<'w, 'a, S> {
-    answer: &'w Answer<'a>,
-    include_usage: bool,
-    sink: &'w mut S,
-}
-
-impl<S: Sink> ChunkWriter<'_, '_, S> {
-    fn choice(
-        &mut self,
-        index: usize,
-        delta: &Delta<'_>,
-        finish_reason: Option<&'static str>,
-    ) -> Result<(), ProviderError> {
-        let choice = ChunkChoice {
-            index,
-            delta,
-            logprobs: (),
-            finish_reason,
-        };
-        let info = ChunkInfo {
-            finish_reason: finish_reason.is_some(),
-            ..ChunkInfo::default()
-        };
-        // OpenAI sends `"usage": null` on every chunk only when usage was asked for.
-        let usage = self.include_usage.then_some(None);
-        self.write(std::slice::from_ref(&choice), usage, &info)
-    }
-
-    fn usage(&mut self) -> Result<(), ProviderError> {
-        let usage = self.answer.usage;
-        let info = ChunkInfo {
-            finish_reason: false,
-            empty_choices: true,
-            usage: Some(usage),
-        };
-        self.write(&[], Some(Some(UsageJson::from(&usage))), &info)
-    }
-
-    fn write(
-        &mut self,
-        choices: &[ChunkChoice<'_>],
-        usage: Option<Option<UsageJson>>,
-        info: &ChunkInfo,
-    ) -> Result<(), ProviderError> {
-        let chunk = Chunk {
-            id: &self.answer.id,
-            object: "chat.completion.chunk",
-            created: self.answer.created,
-            model: self.answer.model,
-            system_fingerprint: SYSTEM_FINGERPRINT,
-            choices,
-            usage,
-        };
-        self.sink.chunk(&to_json(&chunk)?, self.answer.model, info);
-        Ok(())
-    }
-}
-
-#[derive(Serialize)]
-struct Chunk<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    system_fingerprint: &'static str,
-    choices: &'a [ChunkChoice<'a>],
-    /// Absent, `null`, or the usage object.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Option<UsageJson>>,
-}
-
-#[derive(Serialize)]
-struct ChunkChoice<'a> {
-    index: usize,
-    delta: &'a Delta<'a>,
-    logprobs: (),
-    finish_reason: Option<&'static str>,
-}
-
-/// A choice's delta. `Option<Option<_>>` fields are absent, `null`, or a value.
-#[derive(Default, Serialize)]
-struct Delta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<Option<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
-}
-
-#[derive(Serialize)]
-struct ToolCallDelta<'a> {
-    index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'static str>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
-    function: FunctionDelta<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionDelta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    arguments: &'a str,
 }
 
 #[cfg(test)]

@@ -440,7 +440,7 @@ fn tool_calls_stream_as_openai_does() {
 
 #[test]
 fn error_faults_fail_before_any_output() {
-    let m = mock(json!({"latency_ms": 50}));
+    let m = mock(json!({"latency_ms": 50, "fault_models": true}));
     let table = [
         ("fault-429", 429, ErrorKind::RateLimit, true),
         ("fault-500", 500, ErrorKind::Server, true),
@@ -463,7 +463,7 @@ fn error_faults_fail_before_any_output() {
 
 #[test]
 fn mid_stream_fault_starts_the_stream_then_fails() {
-    let m = mock(Value::Null);
+    let m = mock(json!({"fault_models": true}));
     let (recs, result) = call(&m, "fault-mid-stream", true, &user("one two three"));
     assert_eq!(shape(&recs), ["chunk[1]", "chunk[1]"]);
     assert_eq!(result.expect_err("cut").status, 500);
@@ -479,8 +479,35 @@ fn mid_stream_fault_starts_the_stream_then_fails() {
 
 #[test]
 fn panic_fault_panics() {
-    let m = mock(Value::Null);
+    let m = mock(json!({"fault_models": true}));
     let panicked = std::panic::catch_unwind(|| call(&m, "fault-panic", false, &user("hi")));
+    assert!(panicked.is_err());
+}
+
+/// Off by default, so a client cannot make a shared mock fail: a fault model's name is then
+/// answered like any other, with `text` or an echo, streams included.
+#[test]
+fn fault_models_are_ordinary_names_unless_turned_on() {
+    for model in ["fault-429", "fault-panic", "fault-mid-stream", "fault-typo"] {
+        let (r, usage) = respond(&mock(Value::Null), model, &user("still here"));
+        assert_eq!((content(&r), r["model"].as_str()), ("still here", Some(model)));
+        assert_eq!(usage.completion_tokens, 2);
+        let (r, _) = respond(
+            &mock(json!({"text": "fixed", "fault_models": false})),
+            model,
+            &user("x"),
+        );
+        assert_eq!(content(&r), "fixed");
+        let recs = streamed(&mock(Value::Null), model, &user("still here"));
+        assert_eq!(deltas(&recs, 0), "still here");
+        assert!(matches!(recs.last(), Some(Rec::Done)), "{recs:?}");
+    }
+    let on = mock(json!({"fault_models": true}));
+    assert_eq!(
+        call(&on, "fault-429", false, &user("x")).1.map_err(|e| e.status),
+        Err(429)
+    );
+    let panicked = std::panic::catch_unwind(|| call(&on, "fault-panic", false, &user("x")));
     assert!(panicked.is_err());
 }
 
@@ -565,6 +592,9 @@ mod abi {
         }
     }
 
+    /// Options that turn the fault models on.
+    const FAULTS: &str = r#"{"fault_models": true}"#;
+
     const HELLO: &[u8] = br#"{"model":"echo","messages":[{"role":"user","content":"hello abi world"}],"stream_options":{"include_usage":true}}"#;
 
     #[test]
@@ -617,7 +647,7 @@ mod abi {
 
     #[test]
     fn fault_is_an_error_item_with_kind_and_retry_flag() {
-        let c = codec("{}").expect("instance");
+        let c = codec(FAULTS).expect("instance");
         let items = c
             .respond_local(&info("fault-429", false), HELLO)
             .expect("error item is the answer");
@@ -643,7 +673,7 @@ mod abi {
 
     #[test]
     fn mid_stream_fault_ends_the_items_with_an_error() {
-        let c = codec("{}").expect("instance");
+        let c = codec(FAULTS).expect("instance");
         let items = c.respond_local(&info("fault-mid-stream", true), HELLO).expect("items");
         assert!(matches!(items.as_slice(), [Item::Chunk(_), Item::Chunk(_), Item::Error(e)] if e.status == 500));
     }
@@ -662,13 +692,23 @@ mod abi {
 
     #[test]
     fn panic_is_caught_by_the_guard() {
-        let c = codec("{}").expect("instance");
+        let c = codec(FAULTS).expect("instance");
         assert!(matches!(
             c.respond_local(&info("fault-panic", false), HELLO),
             Err(CallError::Panicked { .. })
         ));
         // The instance keeps answering other models after a panic.
         assert!(c.respond_local(&info("echo", false), HELLO).is_ok());
+    }
+
+    #[test]
+    fn fault_models_are_off_by_default() {
+        let c = codec("{}").expect("instance");
+        for model in ["fault-429", "fault-panic"] {
+            let items = c.respond_local(&info(model, false), HELLO).expect("answered");
+            assert!(matches!(items.as_slice(), [Item::Response(_)]), "{model}: {items:?}");
+        }
+        assert_eq!(c.panic_count(), 0);
     }
 
     #[test]

@@ -1,20 +1,19 @@
 //! OpenAI error bodies → the unified error, classified so the host knows whether to retry,
 //! fall back, or answer the client as is.
 //!
-//! Error paths are cold, so bodies are read into a `serde_json::Value`: that tolerates the
-//! many shapes OpenAI-compatible servers use (`{"error":{..}}`, `{"error":"text"}`,
-//! `{"message":..}`, `{"detail":..}`, a list around the object) with the least code.
+//! The SDK reads the many shapes OpenAI-compatible servers use (`{"error":{..}}`,
+//! `{"error":"text"}`, `{"message":..}`, `{"detail":..}`, a list around the object); what is
+//! OpenAI's own here is what its `type` and `code` words mean.
 
-use serde_json::{Map, Value};
-use switchyard_plugin_api::sdk::{ErrorKind, ProviderError, default_error, status_class, truncate};
-
-/// Upstream messages are passed to clients; a runaway one is cut here.
-const MAX_MESSAGE_BYTES: usize = 4096;
+use switchyard_plugin_api::sdk::errors::{
+    ErrorFields, body_message, default_error, mentions_context_length, status_class, unreadable_error, upstream_message,
+};
+use switchyard_plugin_api::sdk::{ErrorKind, ProviderError};
 
 /// A non-2xx upstream answer.
 pub(crate) fn from_status(status: u16, body: &[u8]) -> ProviderError {
     match ErrorFields::parse(body) {
-        Some(fields) => fields.into_error(status, body),
+        Some(fields) => into_error(fields, status, body),
         None => default_error(status, body).with_default_type(),
     }
 }
@@ -24,158 +23,78 @@ pub(crate) fn from_status(status: u16, body: &[u8]) -> ProviderError {
 pub(crate) fn embedded(body: &[u8]) -> ProviderError {
     match ErrorFields::parse(body) {
         Some(fields) => {
-            let status = fields.implied_status();
-            fields.into_error(status, body)
+            let status = implied_status(&fields);
+            into_error(fields, status, body)
         }
-        None => ProviderError::new(502, ErrorKind::Server, fallback_message(None, body))
-            .retryable(true)
-            .with_default_type(),
+        None => unreadable_error(body),
     }
 }
 
-/// The parts of OpenAI's `Error` object (`message`, `type`, `code`, `param`).
-#[derive(Debug, Default)]
-struct ErrorFields {
-    message: Option<String>,
-    error_type: Option<String>,
-    code: Option<String>,
-    param: Option<String>,
-    /// A numeric `code` (OpenRouter and vLLM put the HTTP status there).
-    numeric_code: Option<u64>,
-}
-
-impl ErrorFields {
-    fn parse(body: &[u8]) -> Option<ErrorFields> {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        // Gemini's OpenAI-compatible endpoint wraps its error object in a list.
-        let value = match value {
-            Value::Array(items) => items.into_iter().next()?,
-            other => other,
-        };
-        let top = value.as_object()?;
-        let mut fields = match top.get("error") {
-            Some(Value::Object(inner)) => ErrorFields::read(inner),
-            Some(Value::String(message)) => ErrorFields {
-                message: Some(message.clone()),
-                ..ErrorFields::read(top)
-            },
-            // `{"message":..}` (OpenAI's stream error event data, vLLM) or `{"detail":..}`
-            // (FastAPI-based servers).
-            _ if top.contains_key("message") || top.contains_key("detail") => ErrorFields::read(top),
-            _ => return None,
-        };
-        if fields.message.is_none() {
-            fields.message = text(top.get("detail"));
-        }
-        Some(fields)
+/// The HTTP status an embedded error stands for.
+fn implied_status(fields: &ErrorFields) -> u16 {
+    if let Some(status) = fields.numeric_code.and_then(|c| u16::try_from(c).ok())
+        && (400..=599).contains(&status)
+    {
+        return status;
     }
-
-    fn read(object: &Map<String, Value>) -> ErrorFields {
-        let code = object.get("code");
-        ErrorFields {
-            message: text(object.get("message")),
-            error_type: text(object.get("type")),
-            code: text(code),
-            param: text(object.get("param")),
-            numeric_code: code.and_then(Value::as_u64),
-        }
+    if is_content_filter(fields) || is_context_length(fields) {
+        return 400;
     }
-
-    /// The HTTP status an embedded error stands for.
-    fn implied_status(&self) -> u16 {
-        if let Some(status) = self.numeric_code.and_then(|c| u16::try_from(c).ok())
-            && (400..=599).contains(&status)
-        {
-            return status;
-        }
-        if self.is_content_filter() || self.is_context_length() {
-            return 400;
-        }
-        match (lower(&self.error_type).as_str(), lower(&self.code).as_str()) {
-            (_, "insufficient_quota" | "rate_limit_exceeded") => 429,
-            ("invalid_request_error", _) => 400,
-            ("authentication_error", _) => 401,
-            ("permission_error", _) => 403,
-            ("not_found_error", _) => 404,
-            ("rate_limit_error" | "insufficient_quota" | "tokens" | "requests", _) => 429,
-            ("overloaded_error", _) => 529,
-            ("server_error" | "api_error", _) => 500,
-            // The upstream failed without saying how: treat it as a bad gateway.
-            _ => 502,
-        }
-    }
-
-    fn is_content_filter(&self) -> bool {
-        let code = lower(&self.code);
-        let kind = lower(&self.error_type);
-        matches!(code.as_str(), "content_filter" | "content_policy_violation")
-            || kind.contains("content_filter")
-            || kind.contains("content filter")
-            || kind.contains("content_policy")
-    }
-
-    fn is_context_length(&self) -> bool {
-        let message = lower(&self.message);
-        lower(&self.code) == "context_length_exceeded"
-            || message.contains("maximum context length")
-            || message.contains("context_length_exceeded")
-    }
-
-    fn is_insufficient_quota(&self) -> bool {
-        lower(&self.code) == "insufficient_quota" || lower(&self.error_type) == "insufficient_quota"
-    }
-
-    fn classify(&self, status: u16) -> (ErrorKind, bool) {
-        // A refusal fails the same way on every retry, whatever status the server chose;
-        // so does a prompt too long for the model once the server calls it a client error.
-        if self.is_content_filter() {
-            return (ErrorKind::ContentFilter, false);
-        }
-        if (400..=499).contains(&status) && status != 429 && self.is_context_length() {
-            return (ErrorKind::ContextLength, false);
-        }
-        if self.is_insufficient_quota() {
-            // An exhausted balance stays exhausted: rate-limit class, but never retried.
-            return (ErrorKind::RateLimit, false);
-        }
-        status_class(status)
-    }
-
-    fn into_error(self, status: u16, body: &[u8]) -> ProviderError {
-        let (kind, retryable) = self.classify(status);
-        let message = match self.message.as_deref() {
-            Some(m) if !m.trim().is_empty() => truncate(m, MAX_MESSAGE_BYTES).to_string(),
-            _ => fallback_message(Some(status), body),
-        };
-        let mut error = ProviderError::new(status, kind, message).retryable(retryable);
-        error.error_type = self.error_type;
-        error.code = self.code;
-        error.param = self.param;
-        error.with_default_type()
+    match (lower(&fields.error_type).as_str(), lower(&fields.code).as_str()) {
+        (_, "insufficient_quota" | "rate_limit_exceeded") => 429,
+        ("invalid_request_error", _) => 400,
+        ("authentication_error", _) => 401,
+        ("permission_error", _) => 403,
+        ("not_found_error", _) => 404,
+        ("rate_limit_error" | "insufficient_quota" | "tokens" | "requests", _) => 429,
+        ("overloaded_error", _) => 529,
+        ("server_error" | "api_error", _) => 500,
+        // The upstream failed without saying how: treat it as a bad gateway.
+        _ => 502,
     }
 }
 
-fn fallback_message(status: Option<u16>, body: &[u8]) -> String {
-    let head = match status {
-        Some(status) => format!("upstream answered HTTP {status}"),
-        None => "upstream reported an error".to_string(),
-    };
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        head
-    } else {
-        format!("{head}: {}", truncate(text, 512))
-    }
+fn is_content_filter(fields: &ErrorFields) -> bool {
+    let code = lower(&fields.code);
+    let kind = lower(&fields.error_type);
+    matches!(code.as_str(), "content_filter" | "content_policy_violation")
+        || kind.contains("content_filter")
+        || kind.contains("content filter")
+        || kind.contains("content_policy")
 }
 
-/// A string field, or a number written as text (`code` is sometimes numeric).
-fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+fn is_context_length(fields: &ErrorFields) -> bool {
+    lower(&fields.code) == "context_length_exceeded" || fields.message.as_deref().is_some_and(mentions_context_length)
+}
+
+fn is_insufficient_quota(fields: &ErrorFields) -> bool {
+    lower(&fields.code) == "insufficient_quota" || lower(&fields.error_type) == "insufficient_quota"
+}
+
+fn classify(fields: &ErrorFields, status: u16) -> (ErrorKind, bool) {
+    // A refusal fails the same way on every retry, whatever status the server chose;
+    // so does a prompt too long for the model once the server calls it a client error.
+    if is_content_filter(fields) {
+        return (ErrorKind::ContentFilter, false);
     }
+    if (400..=499).contains(&status) && status != 429 && is_context_length(fields) {
+        return (ErrorKind::ContextLength, false);
+    }
+    if is_insufficient_quota(fields) {
+        // An exhausted balance stays exhausted: rate-limit class, but never retried.
+        return (ErrorKind::RateLimit, false);
+    }
+    status_class(status)
+}
+
+fn into_error(fields: ErrorFields, status: u16, body: &[u8]) -> ProviderError {
+    let (kind, retryable) = classify(&fields, status);
+    let message = upstream_message(fields.message.as_deref()).unwrap_or_else(|| body_message(Some(status), body));
+    let mut error = ProviderError::new(status, kind, message).retryable(retryable);
+    error.error_type = fields.error_type;
+    error.code = fields.code;
+    error.param = fields.param;
+    error.with_default_type()
 }
 
 fn lower(field: &Option<String>) -> String {
@@ -321,7 +240,8 @@ mod tests {
         let e = from_status(500, br#"{"error":{"message":""}}"#);
         assert!(e.message.starts_with("upstream answered HTTP 500"), "{}", e.message);
         let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(5000));
-        assert!(from_status(400, long.as_bytes()).message.len() <= MAX_MESSAGE_BYTES);
+        let max = switchyard_plugin_api::sdk::errors::MAX_MESSAGE_BYTES;
+        assert!(from_status(400, long.as_bytes()).message.len() <= max);
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Provider for OpenAiCodec {
     }
 
     fn open_stream(&self, _ctx: &Context<'_>) -> Option<Box<dyn StreamDecoder>> {
-        Some(Box::new(stream::ChatStream::new()))
+        Some(Box::new(stream::open()))
     }
 }
 

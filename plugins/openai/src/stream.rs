@@ -4,18 +4,24 @@ use crate::error;
 use crate::tail_template::TailTemplate;
 use crate::views::{ChoicesSummary, CompletionView, without_extra_fields};
 use std::borrow::Cow;
-use switchyard_plugin_api::sdk::sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
-use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, ProviderError, StreamDecoder, Usage};
+use switchyard_plugin_api::sdk::sse_decoder::{Flow, SseDecoder, SseHandler, skip_malformed};
+use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, ProviderError, Usage};
 
-/// One upstream stream's decoder state.
-pub(crate) struct ChatStream {
-    events: SseParser,
-    state: State,
+/// One upstream stream's decoder.
+pub(crate) type ChatStream = SseDecoder<State>;
+
+pub(crate) fn open() -> ChatStream {
+    SseDecoder::new(State {
+        head: None,
+        head_tries: 0,
+        scratch: Vec::new(),
+        template: None,
+        template_tries: 0,
+    })
 }
 
-struct State {
-    /// `[DONE]` or an error ended the stream; later events are not part of this answer.
-    ended: bool,
+/// What the decoder learns from a stream's chunks, to read the next ones with less work.
+pub(crate) struct State {
     /// The members OpenAI repeats verbatim before `choices` in every chunk of a stream.
     head: Option<SharedHead>,
     /// Chunks a head was learnt from so far.
@@ -37,104 +43,66 @@ struct SharedHead {
     model: Option<String>,
 }
 
-impl ChatStream {
-    pub(crate) fn new() -> ChatStream {
-        ChatStream {
-            events: SseParser::new(),
-            state: State {
-                ended: false,
-                head: None,
-                head_tries: 0,
-                scratch: Vec::new(),
-                template: None,
-                template_tries: 0,
+impl SseHandler for State {
+    const DONE_MARKER: bool = true;
+
+    fn on_event(
+        &mut self,
+        ctx: &Context<'_>,
+        _event_type: &[u8],
+        data: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<Flow, ProviderError> {
+        // Learnt from the first chunk, and again (a few times at most) when a chunk does not
+        // start with it: some servers send more members in the first chunk than in the rest.
+        let matches = self.head.as_ref().is_some_and(|h| data.starts_with(&h.bytes));
+        if !matches && self.head_tries < HEAD_TRIES {
+            self.head_tries += 1;
+            self.head = SharedHead::learn(data);
+        }
+        let tail = Tail {
+            scratch: &mut self.scratch,
+            template: &mut self.template,
+            tries: &mut self.template_tries,
+        };
+        let view = match self.head.as_ref().and_then(|h| h.read_tail(data, tail)) {
+            Some(facts) => facts,
+            None => match CompletionView::parse(data) {
+                Ok(view) => ChunkFacts::from(view),
+                Err(reason) => {
+                    skip_malformed(out, reason);
+                    return Ok(Flow::Continue);
+                }
             },
+        };
+        if view.error {
+            return Err(error::embedded(data));
         }
-    }
-}
-
-impl StreamDecoder for ChatStream {
-    fn feed(&mut self, ctx: &Context<'_>, bytes: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let state = &mut self.state;
-        self.events.feed(bytes, &mut |event| on_event(event, ctx, state, out));
-        Ok(())
-    }
-
-    fn finish(&mut self, ctx: &Context<'_>, out: &mut Out<'_>) -> Result<(), ProviderError> {
-        let state = &mut self.state;
-        self.events.finish(&mut |event| on_event(event, ctx, state, out));
-        Ok(())
-    }
-}
-
-fn on_event(event: SseEvent<'_>, ctx: &Context<'_>, state: &mut State, out: &mut Out<'_>) {
-    let ended = &mut state.ended;
-    if *ended {
-        return;
-    }
-    let (data, error_event) = match event {
-        SseEvent::Message { event_type, data } => (data, event_type == b"error"),
-        SseEvent::Oversized => {
-            out.warn(&format!(
-                "skipped oversized stream event (over {} MiB)",
-                DEFAULT_MAX_EVENT_BYTES >> 20
-            ));
-            return;
+        if view.choices.is_none() && view.usage.is_none() {
+            skip_malformed(out, "neither `choices` nor `usage`");
+            return Ok(Flow::Continue);
         }
-    };
-    let trimmed = data.trim_ascii();
-    if trimmed.is_empty() {
-        // `data:` with nothing after it carries nothing to forward.
-        return;
+        let choices = view.choices.unwrap_or_default();
+        let info = ChunkInfo {
+            finish_reason: choices.finish_reason,
+            // A usage-only chunk may also come without `choices` at all.
+            empty_choices: choices.len == 0,
+            usage: view.usage,
+        };
+        let model = view.model.as_deref().unwrap_or(ctx.model);
+        if !view.extra_fields {
+            out.chunk(data, model, &info);
+            return Ok(Flow::Continue);
+        }
+        match without_extra_fields(data) {
+            Ok(json) => out.chunk(&json, model, &info),
+            Err(reason) => skip_malformed(out, reason),
+        }
+        Ok(Flow::Continue)
     }
-    if trimmed == b"[DONE]" {
-        *ended = true;
-        return out.done();
-    }
-    if error_event {
-        *ended = true;
-        return out.error(&error::embedded(data));
-    }
-    // Learnt from the first chunk, and again (a few times at most) when a chunk does not
-    // start with it: some servers send more members in the first chunk than in the rest.
-    let matches = state.head.as_ref().is_some_and(|h| data.starts_with(&h.bytes));
-    if !matches && state.head_tries < HEAD_TRIES {
-        state.head_tries += 1;
-        state.head = SharedHead::learn(data);
-    }
-    let tail = Tail {
-        scratch: &mut state.scratch,
-        template: &mut state.template,
-        tries: &mut state.template_tries,
-    };
-    let view = match state.head.as_ref().and_then(|h| h.read_tail(data, tail)) {
-        Some(facts) => facts,
-        None => match CompletionView::parse(data) {
-            Ok(view) => ChunkFacts::from(view),
-            Err(reason) => return out.warn(&format!("skipped malformed stream event: {reason}")),
-        },
-    };
-    if view.error {
-        *ended = true;
-        return out.error(&error::embedded(data));
-    }
-    if view.choices.is_none() && view.usage.is_none() {
-        return out.warn("skipped malformed stream event: neither `choices` nor `usage`");
-    }
-    let choices = view.choices.unwrap_or_default();
-    let info = ChunkInfo {
-        finish_reason: choices.finish_reason,
-        // A usage-only chunk may also come without `choices` at all.
-        empty_choices: choices.len == 0,
-        usage: view.usage,
-    };
-    let model = view.model.as_deref().unwrap_or(ctx.model);
-    if !view.extra_fields {
-        return out.chunk(data, model, &info);
-    }
-    match without_extra_fields(data) {
-        Ok(json) => out.chunk(&json, model, &info),
-        Err(reason) => out.warn(&format!("skipped malformed stream event: {reason}")),
+
+    fn error_event(&mut self, data: &[u8]) -> ProviderError {
+        error::embedded(data)
     }
 }
 

@@ -2,13 +2,19 @@
 //!
 //! It is a *local* provider: instead of describing an HTTP request for the gateway to send,
 //! it answers by itself, here with the last user message in capitals. A plugin gets the
-//! request as OpenAI chat-completion JSON and writes OpenAI-shaped answers through `Out`;
-//! the export macro turns it into the C ABI the gateway loads.
+//! request as OpenAI chat-completion JSON and writes OpenAI-shaped answers through `Out`,
+//! with the SDK's writers (`sdk::unified`) building the JSON; the export macro turns it into
+//! the C ABI the gateway loads.
+//!
+//! A provider that calls an HTTP upstream implements `encode_request` and `decode_response`
+//! instead, and `open_stream` with the SDK's `sse_decoder::SseDecoder` around a handler that
+//! maps one upstream event to chunks; `sdk::errors` reads and classifies its error bodies.
 
-use serde_json::{Value, json};
-use switchyard_plugin_api::sdk::{
-    ChunkInfo, Context, Out, Provider, ProviderError, ProviderSetup, Usage,
+use serde_json::Value;
+use switchyard_plugin_api::sdk::unified::{
+    Choice, ChunkHead, ChunkWriter, Completion, Message, UsageJson, UsageParts, created,
 };
+use switchyard_plugin_api::sdk::{Context, Out, Provider, ProviderError, ProviderSetup, Usage};
 
 struct Shout;
 
@@ -19,20 +25,12 @@ impl Provider for Shout {
         Ok(Shout)
     }
 
-    fn respond_local(
-        &self,
-        ctx: &Context<'_>,
-        request: &[u8],
-        out: &mut Out<'_>,
-    ) -> Result<(), ProviderError> {
+    fn respond_local(&self, ctx: &Context<'_>, request: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
         // Client input can be anything: answer a bad request with a 400, never a panic.
         let request: Value = serde_json::from_slice(request)
             .map_err(|e| ProviderError::invalid_request(format!("invalid chat request: {e}")))?;
         let Some(messages) = request["messages"].as_array() else {
-            return Err(
-                ProviderError::invalid_request("`messages` must be an array")
-                    .with_param("messages"),
-            );
+            return Err(ProviderError::invalid_request("`messages` must be an array").with_param("messages"));
         };
         let prompt = messages
             .iter()
@@ -49,70 +47,45 @@ impl Provider for Shout {
             total_tokens: prompt_tokens + completion_tokens,
             ..Usage::default()
         };
-        let usage_json = json!({
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        });
         let id = format!("chatcmpl-shout-{}", ctx.request_id);
-        let created = ctx.unix_time_ms / 1000;
 
+        // The SDK writes the unified (OpenAI) JSON; a plugin says what goes in it.
         if !ctx.stream {
-            let response = json!({
-                "id": id,
-                "object": "chat.completion",
-                "created": created,
-                "model": ctx.model,
-                "choices": [{
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer},
-                    "finish_reason": "stop",
-                }],
-                "usage": usage_json,
-            });
+            let completion = Completion {
+                id: &id,
+                created: created(ctx),
+                model: ctx.model,
+                system_fingerprint: None,
+                choices: [Choice::new(0, Message::text(&answer), "stop")],
+                usage: Some(UsageJson::new(usage, UsageParts::TOTALS)),
+            };
             // Usage goes to the gateway next to the JSON, so it never parses the body again.
-            out.response(response.to_string().as_bytes(), ctx.model, Some(&usage));
+            out.response(&completion.to_json()?, ctx.model, Some(&usage));
             return Ok(());
         }
 
         // A stream: a role chunk, one chunk per word, a finish chunk, a usage chunk, DONE.
         // (The gateway always asks for usage, and decides itself what the client sees.)
-        let mut chunk = |choices: Value, usage: Value, info: ChunkInfo| {
-            let chunk = json!({
-                "id": id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": ctx.model,
-                "choices": choices,
-                "usage": usage,
-            });
-            out.chunk(chunk.to_string().as_bytes(), ctx.model, &info);
-        };
-        let delta = |delta: Value, finish_reason: Value| json!([{"index": 0, "delta": delta, "finish_reason": finish_reason}]);
-        chunk(
-            delta(json!({"role": "assistant", "content": ""}), Value::Null),
-            Value::Null,
-            ChunkInfo::default(),
-        );
+        let mut chunks = ChunkWriter::new();
+        chunks.start(&ChunkHead {
+            id: &id,
+            created: created(ctx),
+            model: ctx.model,
+            ..ChunkHead::default()
+        });
+        chunks.choice(0, None, None, |delta| {
+            delta.role();
+            delta.content("");
+        });
+        chunks.send(out);
         // `split_inclusive` keeps the spaces, so the pieces add up to the whole answer.
         for piece in answer.split_inclusive(' ') {
-            chunk(
-                delta(json!({"content": piece}), Value::Null),
-                Value::Null,
-                ChunkInfo::default(),
-            );
+            chunks.choice(0, None, None, |delta| delta.content(piece));
+            chunks.send(out);
         }
-        let finished = ChunkInfo {
-            finish_reason: true,
-            ..ChunkInfo::default()
-        };
-        chunk(delta(json!({}), json!("stop")), Value::Null, finished);
-        let usage_only = ChunkInfo {
-            empty_choices: true,
-            usage: Some(usage),
-            ..ChunkInfo::default()
-        };
-        chunk(json!([]), usage_json, usage_only);
+        chunks.choice(0, Some("stop"), None, |_| {});
+        chunks.send(out);
+        chunks.send_usage(out, &usage, UsageParts::TOTALS);
         out.done();
         Ok(())
     }
@@ -132,9 +105,4 @@ fn words(text: &str) -> u64 {
 }
 
 // The one line that makes this crate a plugin: the entry symbol the gateway looks for.
-switchyard_plugin_api::export_provider!(
-    Shout,
-    name = "shout",
-    version = env!("CARGO_PKG_VERSION"),
-    local = true
-);
+switchyard_plugin_api::export_provider!(Shout, name = "shout", version = env!("CARGO_PKG_VERSION"), local = true);
