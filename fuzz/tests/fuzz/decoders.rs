@@ -416,7 +416,9 @@ fn check_payload(p: &Payload, what: &'static str, input: &[u8]) -> Outcome {
             format!("a {what} is not a JSON object: {}", esc(&p.json)),
         );
     }
-    note_newline(p, input);
+    if what == "chunk" {
+        note_newline(p, input);
+    }
     let facts: Facts<'_> = match serde_json::from_str(text) {
         Ok(facts) => facts,
         Err(e) => {
@@ -542,7 +544,7 @@ fn esc(bytes: &[u8]) -> String {
 
 // ------------------------------------------------------------------------------- newlines
 
-/// Payloads with a raw line break: allowed (the host re-frames every chunk into one line),
+/// Chunks with a raw line break: allowed (the host re-frames every chunk into one line),
 /// but counted and shown once, so the report can say which decoders pass them through.
 static NEWLINES: AtomicU64 = AtomicU64::new(0);
 static NEWLINE_EXAMPLE: Mutex<Option<(Vec<u8>, Vec<u8>)>> = Mutex::new(None);
@@ -568,7 +570,7 @@ fn report_newlines(target: &str) {
         && let Some((input, json)) = example.as_ref()
     {
         eprintln!(
-            "fuzz target `{target}`: {n} payloads carried a raw line break (allowed: the host re-frames), e.g. \
+            "fuzz target `{target}`: {n} chunks carried a raw line break (allowed: the host re-frames), e.g. \
              input {} gave {}",
             crate::harness::escape(input, 400),
             crate::harness::escape(json, 400)
