@@ -19,6 +19,11 @@ use std::ffi::c_void;
 pub const ABI_MAJOR: u16 = 1;
 /// Incremented when fields or slots are appended; the host accepts plugins with minor ≤ its own.
 pub const ABI_MINOR: u16 = 0;
+/// The largest token count either side believes (2^50, about 10^15: far above any real count,
+/// and small enough that a sum of a few stays below 2^53, JSON's exact-integer limit). The
+/// SDK reads larger counts from an upstream as 0; the host caps what a plugin reports.
+pub const MAX_TOKEN_COUNT: u64 = 1 << 50;
+
 /// The one symbol every plugin exports (an [`EntryFn`]).
 pub const ENTRY_SYMBOL: &str = "switchyard_plugin_entry_v1";
 

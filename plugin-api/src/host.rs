@@ -801,13 +801,16 @@ impl Collector {
 
     fn put_u64(&mut self, slot_id: u32, v: u64) {
         let p = &mut self.pending;
+        // Whatever a plugin reports, a token count stays in the range the ledger and cost
+        // arithmetic are built for (the SDK already reads unbelievable counts as 0).
+        let tokens = v.min(abi::MAX_TOKEN_COUNT);
         match slot_id {
-            slot::PROMPT_TOKENS => (p.usage.prompt_tokens, p.has_usage) = (v, true),
-            slot::COMPLETION_TOKENS => (p.usage.completion_tokens, p.has_usage) = (v, true),
-            slot::TOTAL_TOKENS => (p.usage.total_tokens, p.has_usage) = (v, true),
-            slot::CACHED_TOKENS => p.usage.cached_tokens = v,
-            slot::CACHE_WRITE_TOKENS => p.usage.cache_write_tokens = v,
-            slot::REASONING_TOKENS => p.usage.reasoning_tokens = v,
+            slot::PROMPT_TOKENS => (p.usage.prompt_tokens, p.has_usage) = (tokens, true),
+            slot::COMPLETION_TOKENS => (p.usage.completion_tokens, p.has_usage) = (tokens, true),
+            slot::TOTAL_TOKENS => (p.usage.total_tokens, p.has_usage) = (tokens, true),
+            slot::CACHED_TOKENS => p.usage.cached_tokens = tokens,
+            slot::CACHE_WRITE_TOKENS => p.usage.cache_write_tokens = tokens,
+            slot::REASONING_TOKENS => p.usage.reasoning_tokens = tokens,
             slot::CHUNK_FLAGS => p.flags = v,
             slot::ERROR_STATUS => p.error_status = u16::try_from(v).unwrap_or(502),
             slot::ERROR_KIND => p.error_kind = v,

@@ -14,9 +14,21 @@ pub fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result
     }
 }
 
+/// [`from_bytes`] for a codec that forwards the bytes it read: invalid UTF-8 anywhere is an
+/// error, even inside a string the read skips (which `from_slice` accepts), because the bytes
+/// go on to a client that needs JSON text (RFC 8259 §8.1). Costs nothing more on valid input.
+pub fn from_text_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format_args!(
+            "not UTF-8 text ({e})"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::from_bytes;
+    use super::{from_bytes, from_text_bytes};
     use serde::de::IgnoredAny;
 
     #[derive(serde::Deserialize, Debug, PartialEq)]
@@ -40,5 +52,14 @@ mod tests {
             assert_eq!(fast, slow, "{}", String::from_utf8_lossy(case));
         }
         assert!(from_bytes::<IgnoredAny>(b"{\"a\":").is_err());
+    }
+
+    #[test]
+    fn text_reads_refuse_invalid_utf8_even_where_skipped() {
+        assert!(from_text_bytes::<View<'_>>(b"{\"skipped\":\"\xff\",\"model\":\"m\"}").is_err());
+        assert_eq!(
+            from_text_bytes::<View<'_>>(b"{\"x\":\"caf\xc3\xa9\",\"model\":\"m\"}").ok(),
+            Some(View { model: Some("m") })
+        );
     }
 }

@@ -37,6 +37,7 @@
 //! | `stream-malformed` | a stream with one malformed (non-JSON) event among good ones |
 //! | `stream-error-first` | a 200 stream whose first and only event is an error (no `[DONE]`) |
 //! | `stream-multiline` | a normal stream whose events are pretty-printed JSON split over several `data:` lines (SSE joins them with newlines) |
+//! | `stream-ends-early` | three content chunks, then a clean end of the body: no `finish_reason`, no `[DONE]` |
 //! | `stream-firehose` | [`FIREHOSE_CHUNKS`] chunks of about 1 KiB each, as fast as the socket takes them |
 //!
 //! A stream the mock cannot finish writing because the other side closed counts as aborted
@@ -592,6 +593,7 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         "stream-error-first" => answer(sock, shared, &request, &model, id, stream, StreamMode::ErrorFirst).await,
         "stream-multiline" => answer(sock, shared, &request, &model, id, stream, StreamMode::Multiline).await,
         "stream-firehose" => answer(sock, shared, &request, &model, id, stream, StreamMode::Firehose).await,
+        "stream-ends-early" => answer(sock, shared, &request, &model, id, stream, StreamMode::EndsEarly).await,
         m => {
             if let Some(ms) = m.strip_prefix("delay-").and_then(|ms| ms.parse::<u64>().ok()) {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -619,6 +621,7 @@ enum StreamMode {
     ErrorFirst,
     Multiline,
     Firehose,
+    EndsEarly,
 }
 
 async fn answer(
@@ -1010,6 +1013,10 @@ async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u6
             let mut bytes = sse_bytes(&chunks[..split], false);
             bytes.extend_from_slice(b"data: {\"id\": \"broken\", \"choices\": [\n\n");
             bytes.extend_from_slice(&sse_bytes(&chunks[split..], true));
+            write_fragments(sock, &bytes).await && write_chunk_end(sock).await
+        }
+        StreamMode::EndsEarly => {
+            let bytes = sse_bytes(&chunks[..3.min(chunks.len())], false);
             write_fragments(sock, &bytes).await && write_chunk_end(sock).await
         }
         StreamMode::Multiline => {

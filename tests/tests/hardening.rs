@@ -185,3 +185,31 @@ async fn model_names_are_logged_escaped() {
     );
     gw.assert_serving().await;
 }
+
+/// An upstream that ends its body cleanly in the middle of an answer (no `finish_reason`, no
+/// `[DONE]`) has cut it: the client gets an error event and no `[DONE]`, never a truncated
+/// answer presented as complete.
+#[tokio::test]
+async fn a_stream_ended_before_its_answer_finished_is_not_presented_as_complete() {
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&standard_config(&up));
+    let sse = gw
+        .stream(&stream_body("up/stream-ends-early", "a long answer please"))
+        .await;
+    assert!(!sse.has_done(), "{}", sse.dump());
+    assert!(
+        !sse.chunks().is_empty(),
+        "the chunks before the cut are delivered: {}",
+        sse.dump()
+    );
+    let errors = sse.errors();
+    assert_eq!(errors.len(), 1, "{}", sse.dump());
+    assert!(
+        errors[0]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("before the answer finished")),
+        "{}",
+        sse.dump()
+    );
+    gw.assert_serving().await;
+}

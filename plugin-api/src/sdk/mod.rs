@@ -67,7 +67,10 @@ pub struct Usage {
 
 /// A token count read from an upstream's usage object: integers and, from lax compatible
 /// servers, floats such as `12.0`, so a cosmetic difference in usage never turns a good answer
-/// into a 502. A negative count reads as 0; a float saturates (NaN reads as 0).
+/// into a 502. Range-checked, as every number from an upstream is: a negative count, NaN, or
+/// one above [`abi::MAX_TOKEN_COUNT`] (`1e300`, `u64::MAX`: no believable count) reads as 0,
+/// so sums of a few counts stay far from overflow and a hostile usage object cannot turn into
+/// absurd totals.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TokenCount(pub u64);
 
@@ -83,14 +86,15 @@ impl<'de> serde::Deserialize<'de> for TokenCount {
                 f.write_str("a token count")
             }
             fn visit_u64<E: Error>(self, v: u64) -> Result<TokenCount, E> {
-                Ok(TokenCount(v))
+                Ok(TokenCount(if v > abi::MAX_TOKEN_COUNT { 0 } else { v }))
             }
             fn visit_i64<E: Error>(self, v: i64) -> Result<TokenCount, E> {
-                Ok(TokenCount(u64::try_from(v).unwrap_or(0)))
+                self.visit_u64(u64::try_from(v).unwrap_or(0))
             }
             fn visit_f64<E: Error>(self, v: f64) -> Result<TokenCount, E> {
-                // `as` saturates and maps NaN to 0, which is what a count should do.
-                Ok(TokenCount(v as u64))
+                let believable = v.is_finite() && (0.0..=abi::MAX_TOKEN_COUNT as f64).contains(&v);
+                // In range, `as` truncates a fraction (`12.0` → 12), which is all it does here.
+                Ok(TokenCount(if believable { v as u64 } else { 0 }))
             }
         }
         deserializer.deserialize_any(CountVisitor)
@@ -711,7 +715,11 @@ mod tests {
         assert_eq!(read("12.0"), Some(12));
         assert_eq!(read("12.7"), Some(12));
         assert_eq!(read("-3"), Some(0));
-        assert_eq!(read("1e30"), Some(u64::MAX));
+        // Range-checked: no believable count is this large, so it reads as none (0).
+        assert_eq!(read("1e30"), Some(0));
+        assert_eq!(read("1e300"), Some(0));
+        assert_eq!(read("18446744073709551615"), Some(0));
+        assert_eq!(read(&abi::MAX_TOKEN_COUNT.to_string()), Some(abi::MAX_TOKEN_COUNT));
         assert_eq!(read("\"12\""), None);
         assert_eq!(read("null"), None);
     }

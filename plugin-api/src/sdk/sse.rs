@@ -149,9 +149,14 @@ impl SseParser {
         }
         if !bytes.is_empty() && !self.skipping_line {
             self.partial_line.extend_from_slice(bytes);
-            if self.partial_line.len() + self.event.data.len() > self.event.max_bytes {
+            let verdict = self.event.unfinished_line(&self.partial_line);
+            if !matches!(verdict, Unfinished::Keep) {
+                // This line is the stream's first no longer: a BOM on a later line is data.
+                self.event.at_stream_start = false;
                 self.partial_line.clear();
                 self.skipping_line = true;
+            }
+            if matches!(verdict, Unfinished::Oversized) {
                 self.event.overflow();
             }
         }
@@ -169,7 +174,48 @@ impl SseParser {
     }
 }
 
+/// What to do with a line whose end has not arrived yet.
+enum Unfinished {
+    /// Buffer it: it may still be a data or event line within the limit.
+    Keep,
+    /// A comment or a field the parser ignores: drop its bytes as they come, no buffering.
+    Ignore,
+    /// A data or event line already past the limit: the event is dropped.
+    Oversized,
+}
+
 impl EventBuffer {
+    /// Judges an unfinished line by the same rules [`EventBuffer::line`] applies to a whole
+    /// one (only a data or event value counts against the limit), so whether an event is
+    /// dropped never depends on where the stream was split; and only a line that may still
+    /// matter is buffered.
+    fn unfinished_line(&self, partial: &[u8]) -> Unfinished {
+        let line = if self.at_stream_start {
+            partial.strip_prefix(BOM).unwrap_or(partial)
+        } else {
+            partial
+        };
+        if line.first() == Some(&b':') {
+            return Unfinished::Ignore;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            // No colon yet: a name longer than `event` can only be an ignored field.
+            return if line.len() > b"event".len() {
+                Unfinished::Ignore
+            } else {
+                Unfinished::Keep
+            };
+        };
+        let value = &line[colon + 1..];
+        let value_len = value.len() - usize::from(value.starts_with(b" "));
+        match &line[..colon] {
+            b"data" if self.oversized || self.data.len() + value_len + 1 > self.max_bytes => Unfinished::Oversized,
+            b"event" if value_len > self.max_bytes => Unfinished::Oversized,
+            b"data" | b"event" => Unfinished::Keep,
+            _ => Unfinished::Ignore,
+        }
+    }
+
     fn line(&mut self, line: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
         let line = if std::mem::take(&mut self.at_stream_start) {
             line.strip_prefix(BOM).unwrap_or(line)

@@ -9,6 +9,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use switchyard_plugin_api::sdk::TokenCount;
 
 // ------------------------------------------------------------------------------ request
 
@@ -309,15 +310,15 @@ pub(crate) struct SafetyRating<'a> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UsageMetadata {
     #[serde(default)]
-    pub prompt_token_count: Option<u64>,
+    pub prompt_token_count: Option<TokenCount>,
     #[serde(default)]
-    pub cached_content_token_count: Option<u64>,
+    pub cached_content_token_count: Option<TokenCount>,
     #[serde(default)]
-    pub candidates_token_count: Option<u64>,
+    pub candidates_token_count: Option<TokenCount>,
     #[serde(default)]
-    pub tool_use_prompt_token_count: Option<u64>,
+    pub tool_use_prompt_token_count: Option<TokenCount>,
     #[serde(default)]
-    pub thoughts_token_count: Option<u64>,
+    pub thoughts_token_count: Option<TokenCount>,
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,7 @@ use crate::error;
 use crate::gemini::{Candidate, GenerateContentResponse, LogprobsResult, UsageMetadata};
 use crate::text::fnv1a;
 use std::borrow::Cow;
+use switchyard_plugin_api::sdk::TokenCount;
 use switchyard_plugin_api::sdk::unified::{
     self, Choice, Completion, Logprobs, Message, TokenLogprob, ToolCall, TopLogprob, UsageJson, UsageParts,
 };
@@ -195,7 +196,7 @@ pub(crate) fn finish_reason(reason: &str, has_calls: bool) -> &'static str {
 /// part of the prompt count, as OpenAI's `cached_tokens` is. The total is the sum, so it
 /// always equals prompt + completion.
 pub(crate) fn usage(m: &UsageMetadata) -> Usage {
-    let n = |c: Option<u64>| c.unwrap_or(0);
+    let n = |c: Option<TokenCount>| c.map_or(0, |c| c.0);
     let prompt_tokens = n(m.prompt_token_count).saturating_add(n(m.tool_use_prompt_token_count));
     let completion_tokens = n(m.candidates_token_count).saturating_add(n(m.thoughts_token_count));
     Usage {

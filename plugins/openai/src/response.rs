@@ -1,12 +1,20 @@
 //! A 2xx upstream body → the unified response (OpenAI's own shape, forwarded as is).
 
 use crate::error;
-use crate::views::{CompletionView, without_extra_fields};
+use crate::views::{CompletionView, lossy_text, without_extra_fields};
 use switchyard_plugin_api::sdk::{Context, Out, ProviderError};
 
 pub(crate) fn decode(ctx: &Context<'_>, body: &[u8], out: &mut Out<'_>) -> Result<(), ProviderError> {
-    let view = CompletionView::parse(body)
-        .map_err(|reason| ProviderError::malformed(format!("upstream response is not a chat completion: {reason}")))?;
+    let view = match CompletionView::parse(body) {
+        Ok(view) => view,
+        // Bytes that are not UTF-8 are repaired, then read again (once: the repair is text).
+        Err(_) if let Some(text) = lossy_text(body) => return decode(ctx, &text, out),
+        Err(reason) => {
+            return Err(ProviderError::malformed(format!(
+                "upstream response is not a chat completion: {reason}"
+            )));
+        }
+    };
     if view.choices.is_none() {
         // Some servers answer 200 with an error object instead of an error status.
         if view.error.is_some() {

@@ -2,10 +2,10 @@
 
 use crate::error;
 use crate::tail_template::TailTemplate;
-use crate::views::{ChoicesSummary, CompletionView, without_extra_fields};
+use crate::views::{ChoicesSummary, CompletionView, lossy_text, without_extra_fields};
 use std::borrow::Cow;
 use switchyard_plugin_api::sdk::sse_decoder::{Flow, SseDecoder, SseHandler, skip_malformed};
-use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, ProviderError, Usage};
+use switchyard_plugin_api::sdk::{ChunkInfo, Context, ErrorKind, Out, ProviderError, Usage};
 
 /// One upstream stream's decoder.
 pub(crate) type ChatStream = SseDecoder<State>;
@@ -17,6 +17,7 @@ pub(crate) fn open() -> ChatStream {
         scratch: Vec::new(),
         template: None,
         template_tries: 0,
+        finished: false,
     })
 }
 
@@ -32,6 +33,8 @@ pub(crate) struct State {
     template: Option<TailTemplate>,
     /// Tails a template was learnt from so far.
     template_tries: u8,
+    /// A chunk carried a `finish_reason`: the answer is complete, `[DONE]` or not.
+    finished: bool,
 }
 
 /// A chunk's leading members (`id`, `object`, `created`, `model`, `system_fingerprint`), the
@@ -69,6 +72,11 @@ impl SseHandler for State {
             Some(facts) => facts,
             None => match CompletionView::parse(data) {
                 Ok(view) => ChunkFacts::from(view),
+                // Bytes that are not UTF-8 are repaired, then read again (once: the repair is
+                // text, so it never comes back here).
+                Err(_) if let Some(text) = lossy_text(data) => {
+                    return self.on_event(ctx, _event_type, &text, out);
+                }
                 Err(reason) => {
                     skip_malformed(out, reason);
                     return Ok(Flow::Continue);
@@ -83,6 +91,7 @@ impl SseHandler for State {
             return Ok(Flow::Continue);
         }
         let choices = view.choices.unwrap_or_default();
+        self.finished |= choices.finish_reason;
         let info = ChunkInfo {
             finish_reason: choices.finish_reason,
             // A usage-only chunk may also come without `choices` at all.
@@ -103,6 +112,22 @@ impl SseHandler for State {
 
     fn error_event(&mut self, data: &[u8]) -> ProviderError {
         error::embedded(data)
+    }
+
+    /// The upstream closed without `[DONE]`. After a `finish_reason` the answer is whole and
+    /// the stream is finalised; before one, the answer was cut, and passing it on as complete
+    /// would present a truncated answer as a success.
+    fn on_close(&mut self, _ctx: &Context<'_>, _out: &mut Out<'_>) -> Result<Flow, ProviderError> {
+        if self.finished {
+            return Ok(Flow::End);
+        }
+        Err(ProviderError::new(
+            502,
+            ErrorKind::Server,
+            "the upstream closed the stream before the answer finished (no finish_reason, no [DONE])",
+        )
+        .with_type("server_error")
+        .retryable(true))
     }
 }
 
@@ -148,6 +173,12 @@ impl SharedHead {
     /// a member boundary; closing the head with `}` parses only if it is at the top level.
     fn learn(chunk: &[u8]) -> Option<SharedHead> {
         let at = chunk.windows(CHOICES_KEY.len()).position(|w| w == CHOICES_KEY)?;
+        // `{,"choices":…` is not JSON, yet its head closed with `}` (`{}`) would parse: a head
+        // must hold a member.
+        let members = chunk[..at].iter().skip_while(|b| b.is_ascii_whitespace()).skip(1);
+        if members.clone().all(u8::is_ascii_whitespace) {
+            return None;
+        }
         let mut object = Vec::with_capacity(at + 1);
         object.extend_from_slice(&chunk[..at]);
         object.push(b'}');

@@ -72,8 +72,12 @@ impl TailTemplate {
 /// string it skips (a raw control character, an unknown escape, a `\u` without four hex digits).
 fn string_body_len(bytes: &[u8]) -> Option<usize> {
     let mut i = 0;
+    let mut ascii = true;
     loop {
         match *bytes.get(i)? {
+            // The codec forwards the body as it came: it must be UTF-8 text. Checked only for
+            // a body with non-ASCII bytes, which plain English deltas never have.
+            b'"' if !ascii && std::str::from_utf8(&bytes[..i]).is_err() => return None,
             b'"' => return Some(i),
             b'\\' => match *bytes.get(i + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
@@ -87,6 +91,10 @@ fn string_body_len(bytes: &[u8]) -> Option<usize> {
                 _ => return None,
             },
             0x00..=0x1f => return None,
+            0x80.. => {
+                ascii = false;
+                i += 1;
+            }
             _ => i += 1,
         }
     }

@@ -444,7 +444,9 @@ fn multi_line_data_and_an_unterminated_last_event() {
         "data: {{\"model\":\"m\",\ndata: \"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: {USAGE}"
     );
     let (items, _) = run_stream(&c, &[stream.as_bytes()]);
-    assert_eq!(items.len(), 2, "{items:?}");
+    // After a finish_reason, a close without [DONE] still ends the stream cleanly.
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(items[2], Got::Done);
     let Got::Chunk { json, model, flags, .. } = &items[0] else {
         panic!("{items:?}")
     };
@@ -454,6 +456,18 @@ fn multi_line_data_and_an_unterminated_last_event() {
     );
     assert_eq!((model.as_str(), *flags), ("m", chunk_flag::FINISH_REASON));
     assert!(matches!(&items[1], Got::Chunk { usage: Some(u), .. } if u.total_tokens == 99));
+}
+
+#[test]
+fn a_stream_closed_before_any_finish_reason_ends_with_an_error() {
+    let c = Arc::new(codec());
+    let stream = format!("data: {ROLE}\n\ndata: {CONTENT}\n\n");
+    let (items, _) = run_stream(&c, &[stream.as_bytes()]);
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert!(
+        matches!(&items[2], Got::Error { .. }),
+        "a cut answer is an error: {items:?}"
+    );
 }
 
 #[test]

@@ -30,15 +30,26 @@ pub(crate) struct CompletionView<'a> {
 }
 
 impl<'a> CompletionView<'a> {
-    /// Parses `json` if it is a JSON object. (A derived struct would also accept an array
-    /// positionally, which no OpenAI body ever is.)
+    /// Parses `json` if it is a JSON object of UTF-8 text. (A derived struct would also accept
+    /// an array positionally, which no OpenAI body ever is.) The codec forwards these bytes,
+    /// so bytes that are not UTF-8 are refused even where the view skips them; callers repair
+    /// them with [`lossy_text`] and read again.
     pub(crate) fn parse(json: &'a [u8]) -> Result<CompletionView<'a>, String> {
         match json.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => switchyard_plugin_api::json::from_bytes(json).map_err(|e| e.to_string()),
+            Some(b'{') => switchyard_plugin_api::json::from_text_bytes(json).map_err(|e| e.to_string()),
             Some(_) => Err("not a JSON object".into()),
             None => Err("empty body".into()),
         }
     }
+}
+
+/// `bytes` with every sequence that is not UTF-8 replaced by U+FFFD, when there is one: an
+/// upstream's stray Latin-1 byte costs the client one character, not the whole answer, and
+/// what reaches the client is always JSON text.
+pub(crate) fn lossy_text(bytes: &[u8]) -> Option<Vec<u8>> {
+    std::str::from_utf8(bytes)
+        .is_err()
+        .then(|| String::from_utf8_lossy(bytes).into_owned().into_bytes())
 }
 
 /// What the host needs from `choices` without materialising them.
