@@ -43,7 +43,12 @@ pub struct Built {
 }
 
 fn provider_error(source: &ConfigSource, name: &str, field: &str, message: String, fix: Option<String>) -> ConfigError {
-    let path = vec!["providers".to_string(), name.to_string(), field.to_string()];
+    field_error(source, &["providers", name, field], message, fix)
+}
+
+/// A config error at `path` (e.g. `hooks.0.plugin`), pointing at its line in the file.
+fn field_error(source: &ConfigSource, path: &[&str], message: String, fix: Option<String>) -> ConfigError {
+    let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
     ConfigError::Invalid(Box::new(InvalidConfig {
         file: source.label(),
         line: yaml_line_of(&source.text, &path),
@@ -123,17 +128,9 @@ fn check_hook_plugins(
     loader: &mut PluginLoader,
 ) -> Result<(), ConfigError> {
     for (i, hook) in cfg.hooks.iter().enumerate() {
-        let path = vec!["hooks".to_string(), i.to_string(), "plugin".to_string()];
-        let fail = |message: String, fix: Option<String>| {
-            ConfigError::Invalid(Box::new(InvalidConfig {
-                file: source.label(),
-                line: yaml_line_of(&source.text, &path),
-                column: None,
-                field: Some(path.join(".")),
-                message,
-                fix,
-            }))
-        };
+        let index = i.to_string();
+        let fail =
+            |message: String, fix: Option<String>| field_error(source, &["hooks", &index, "plugin"], message, fix);
         let lib = loader.load(&hook.plugin).map_err(|e| {
             let fix = load_fix(&e, loader, &hook.plugin);
             fail(format!("plugin `{}`: {e}", hook.plugin), fix)

@@ -184,6 +184,17 @@ impl Gateway {
         Self::start(&to_yaml(config))
     }
 
+    /// [`Gateway::start_cfg`] logging at debug level (for tests of what the logs hold).
+    pub fn start_cfg_debug_logs(config: &Value) -> Gateway {
+        Self::start_with(
+            &to_yaml(config),
+            StartOptions {
+                args: vec!["--log-level".into(), "debug".into()],
+                ..StartOptions::default()
+            },
+        )
+    }
+
     /// [`Gateway::start`] with extra arguments and environment.
     pub fn start_with(yaml: &str, options: StartOptions) -> Gateway {
         let bin = paths::switchyard_bin();

@@ -309,6 +309,19 @@ fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>
     .unwrap_or_default()
 }
 
+/// OpenAI's 401 for a key it does not accept, naming the key as `shown` (masked, or not).
+fn invalid_key_body(shown: &str) -> Vec<u8> {
+    error_body(
+        &format!(
+            "Incorrect API key provided: {shown}. You can find your API key at \
+             https://platform.openai.com/account/api-keys."
+        ),
+        "invalid_request_error",
+        None,
+        Some("invalid_api_key"),
+    )
+}
+
 fn bearer_key(req: &RecordedRequest) -> Option<String> {
     let auth = req.header("authorization")?;
     let key = auth.strip_prefix("Bearer ")?;
@@ -361,17 +374,7 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
     };
     if key.contains("REVOKED") {
         // A key the provider no longer accepts, whatever the model.
-        let body = error_body(
-            &format!(
-                "Incorrect API key provided: {}. You can find your API key at \
-                 https://platform.openai.com/account/api-keys.",
-                mask_key(&key)
-            ),
-            "invalid_request_error",
-            None,
-            Some("invalid_api_key"),
-        );
-        return write_json(sock, 401, &[], &body).await;
+        return write_json(sock, 401, &[], &invalid_key_body(&mask_key(&key))).await;
     }
     if key.contains("RATELIMITED") {
         // A key whose quota is spent, whatever the model.
@@ -484,31 +487,8 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
             false
         }
-        "fail-401" => {
-            let body = error_body(
-                &format!(
-                    "Incorrect API key provided: {}. You can find your API key at \
-                     https://platform.openai.com/account/api-keys.",
-                    mask_key(&key)
-                ),
-                "invalid_request_error",
-                None,
-                Some("invalid_api_key"),
-            );
-            write_json(sock, 401, &[], &body).await
-        }
-        "leaky-401" => {
-            let body = error_body(
-                &format!(
-                    "Incorrect API key provided: {key}. You can find your API key at \
-                     https://platform.openai.com/account/api-keys."
-                ),
-                "invalid_request_error",
-                None,
-                Some("invalid_api_key"),
-            );
-            write_json(sock, 401, &[], &body).await
-        }
+        "fail-401" => write_json(sock, 401, &[], &invalid_key_body(&mask_key(&key))).await,
+        "leaky-401" => write_json(sock, 401, &[], &invalid_key_body(&key)).await,
         "fail-404" => {
             let body = error_body(
                 &format!("The model `{model}` does not exist or you do not have access to it."),

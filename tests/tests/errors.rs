@@ -254,13 +254,7 @@ async fn upstream_error_messages_have_the_key_redacted() {
 #[tokio::test]
 async fn upstream_key_never_appears_in_logs() {
     let up = MockUpstream::start();
-    let gw = Gateway::start_with(
-        &to_yaml(&standard_config(&up)),
-        StartOptions {
-            args: vec!["--log-level".into(), "debug".into()],
-            ..StartOptions::default()
-        },
-    );
+    let gw = Gateway::start_cfg_debug_logs(&standard_config(&up));
     gw.chat(&chat_body("gpt", "ok")).await.assert_status(200);
     gw.chat(&chat_body("up/leaky-401", "leak?")).await.assert_status(502);
     gw.chat(&chat_body("up/fail-500", "boom")).await;

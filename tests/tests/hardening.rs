@@ -5,8 +5,7 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchyard_e2e::client::{chat_body, parse_sse, stream_body};
-use switchyard_e2e::gateway::StartOptions;
-use switchyard_e2e::{Gateway, MockUpstream, UPSTREAM_KEY, standard_config, to_yaml};
+use switchyard_e2e::{Gateway, MockUpstream, UPSTREAM_KEY, standard_config};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -168,13 +167,7 @@ async fn a_revoked_key_is_taken_out_of_service_and_the_next_key_serves() {
 #[tokio::test]
 async fn model_names_are_logged_escaped() {
     let up = MockUpstream::start();
-    let gw = Gateway::start_with(
-        &to_yaml(&standard_config(&up)),
-        StartOptions {
-            args: vec!["--log-level".into(), "debug".into()],
-            ..StartOptions::default()
-        },
-    );
+    let gw = Gateway::start_cfg_debug_logs(&standard_config(&up));
     let forged = "nope\n2026-01-01T00:00:00Z  INFO forged: admin logged in";
     gw.chat(&chat_body(forged, "x")).await.assert_status(404);
     gw.chat(&chat_body(&format!("up/fail-404{forged}"), "x")).await;
