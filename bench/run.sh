@@ -187,7 +187,7 @@ if [ $callgrind = 1 ]; then
     ir() {
         local model=$1 body=$2 n=$3 out=$work/cg.$1
         sed "s/\"model\":\"bench\"/\"model\":\"$model\"/" "$root/bench/$body" > "$work/cg-body.json"
-        valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$out.%p" \
+        valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out.%p" \
             "$bin" --config "$work/gateway.yaml" --log-level warn >"$work/cg.log" 2>&1 & local vg=$!
         wait_port "$gw_port"
         "$loadgen" --url "http://127.0.0.1:$gw_port/v1/chat/completions" --body "$work/cg-body.json" \
@@ -207,7 +207,7 @@ for f in sys.argv[2:]:
             total = max(total, int(line.split()[1]))
 print(round(total / max(load["requests"] - load["errors"], 1)))
 PY
-        rm -f "$out".*
+        [ -n "${BENCH_KEEP:-}" ] || rm -f "$out".*
     }
     plain=$(ir bench request.json 2000)
     stream=$(ir bench-stream request-stream.json 1000)

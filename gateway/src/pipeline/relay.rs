@@ -312,8 +312,13 @@ impl Relay {
         out.reserve(json.len() + FRAME_EXTRA);
         out.extend_from_slice(b"data: ");
         let start = out.len();
+        // Only the codec's JSON is scanned: `extra_fields` is the gateway's own, serialised
+        // (and escaped) by serde_json, so it holds no raw line break.
+        let multi_line = memchr::memchr2(b'\n', b'\r', json).is_some();
         self.extra.append_to(out, json, latency, self.chunk_index);
-        one_line(&mut out[start..]);
+        if multi_line {
+            one_line(&mut out[start..]);
+        }
         self.chunk_index += 1;
         out.extend_from_slice(b"\n\n");
     }
@@ -324,11 +329,9 @@ impl Relay {
 /// with newlines): forwarded as is, the client would see a broken event, and an upstream
 /// could inject events of its own. In valid JSON a raw CR or LF can only be whitespace
 /// between tokens (inside strings they must be escaped), so blanking them changes nothing a
-/// JSON reader sees. A scan, not a parse: this runs on every chunk.
+/// JSON reader sees. A scan, not a parse (the caller's memchr runs on every chunk; this only
+/// on the rare chunk that has a line break).
 fn one_line(json: &mut [u8]) {
-    if memchr::memchr2(b'\n', b'\r', json).is_none() {
-        return;
-    }
     for b in json.iter_mut() {
         if matches!(*b, b'\n' | b'\r') {
             *b = b' ';
