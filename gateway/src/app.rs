@@ -3,10 +3,11 @@
 use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::provider_pool::PoolStatsHandle;
 use crate::actors::router::RouterHandle;
-use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, ProviderConfig, yaml_line_of};
+use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, Overrides, ProviderConfig, yaml_line_of};
 use crate::http::{self, AppState};
 use crate::plugins::PluginLoader;
 use crate::redact::Redactor;
+use crate::reload::{ConfigWatcher, Reload, Trigger};
 use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::{CircuitBreaker, RetryBudget, RetryPolicy};
 use crate::routing::{self, ProviderRuntime, RouteTable, Timeouts};
@@ -78,11 +79,38 @@ fn load_fix(err: &LoadError, loader: &PluginLoader, plugin: &str) -> Option<Stri
 /// `arbiter`.
 pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle) -> Result<Built, ConfigError> {
     let mut loader = PluginLoader::new(cfg.plugins.dir.as_deref());
+    build_with(cfg, source, arbiter, &mut loader, None)
+}
+
+/// The config and table a reload replaces.
+pub struct Previous<'a> {
+    pub config: &'a GatewayConfig,
+    pub table: &'a RouteTable,
+}
+
+/// [`build`] with a loader that outlives it (libraries load once, across reloads) and, on a
+/// reload, the running config: a provider whose config is unchanged keeps its runtime (its
+/// connections, circuit state, counters and concurrency slots).
+pub fn build_with(
+    cfg: &GatewayConfig,
+    source: &ConfigSource,
+    arbiter: &ArbiterHandle,
+    loader: &mut PluginLoader,
+    previous: Option<Previous<'_>>,
+) -> Result<Built, ConfigError> {
     let mut warnings = Vec::new();
     let mut secrets = Vec::new();
     let mut providers = IndexMap::new();
     for (name, p) in &cfg.providers {
-        let runtime = build_provider(name, p, source, &mut loader, arbiter, &mut warnings)?;
+        let kept = previous.as_ref().and_then(|prev| {
+            (prev.config.providers.get(name) == Some(p))
+                .then(|| prev.table.providers.get(name).cloned())
+                .flatten()
+        });
+        let runtime = match kept {
+            Some(runtime) => runtime,
+            None => Arc::new(build_provider(name, p, source, loader, arbiter, &mut warnings)?),
+        };
         secrets.extend(runtime.keys.iter().map(|k| k.secret.to_string()));
         // Configured headers often carry credentials too (org ids, gateway tokens).
         secrets.extend(p.headers.values().cloned());
@@ -96,10 +124,10 @@ pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle
                 crate::redact::MIN_SECRET_LEN
             ));
         }
-        providers.insert(name.clone(), Arc::new(runtime));
+        providers.insert(name.clone(), runtime);
     }
     let aliases = routing::build_aliases(cfg, &providers);
-    check_hook_plugins(cfg, source, &mut loader)?;
+    check_hook_plugins(cfg, source, loader)?;
     if !cfg.hooks.is_empty() {
         warnings.push("hooks: configured hooks are loaded and checked but not run by this version".into());
     }
@@ -227,7 +255,7 @@ pub fn install_crypto_provider() {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, then drains in-flight requests.
-pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupError> {
+pub fn serve(cfg: GatewayConfig, source: ConfigSource, overrides: Overrides) -> Result<(), StartupError> {
     install_crypto_provider();
     actix_web::rt::System::new().block_on(async move {
         let actors = Arbiter::new();
@@ -238,6 +266,11 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupErro
         tracing::info!(config = %source.label(), plugins = %built.plugin_dir.display(), providers = built.table.provider_count(), aliases = built.table.alias_count(), "config loaded");
         crate::body_budget::IN_FLIGHT.set_limit(cfg.server.body_budget());
         let router = RouterHandle::start(&actors.handle(), built.table);
+        let (watcher, _file_watch) =
+            ConfigWatcher::start(&actors.handle(), &source, overrides, cfg.clone(), router.clone());
+        // Installed before the daemon listens: a signal sent once it does is never the default
+        // action (which for SIGHUP is to exit).
+        let signals = Signals::install();
         let state = web::Data::new(AppState {
             cost: CostTrackerHandle::start(&actors.handle(), router.clone()),
             router,
@@ -246,6 +279,7 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupErro
             body_read_timeout: cfg.server.body_read_timeout.non_zero().unwrap_or(Duration::MAX),
             stream_write_timeout: cfg.server.stream_write_timeout.0,
             admin: built.admin,
+            reload: Some(watcher.clone()),
         });
         let addr = format!("{}:{}", cfg.server.host, cfg.server.port);
         let server = HttpServer::new(move || {
@@ -271,7 +305,7 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupErro
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(async move {
-            wait_for_shutdown_signal().await;
+            signals.wait_for_shutdown(watcher).await;
             tracing::info!("shutting down: no new connections; finishing in-flight requests");
             handle.stop(true).await;
         });
@@ -283,26 +317,57 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource) -> Result<(), StartupErro
     })
 }
 
-async fn wait_for_shutdown_signal() {
+/// The signals the daemon handles: SIGTERM and SIGINT stop it, SIGHUP reloads the config.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(int), Ok(hup)) => Some([term, int, hup]),
+                _ => {
+                    tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                    None
+                }
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Returns on SIGTERM or SIGINT; meanwhile each SIGHUP reloads the config.
+    async fn wait_for_shutdown(self, watcher: actix::Addr<ConfigWatcher>) {
+        #[cfg(unix)]
+        {
+            let Some([mut term, mut int, mut hup]) = self.streams else {
+                return std::future::pending::<()>().await;
+            };
+            loop {
                 tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+                    _ = term.recv() => return,
+                    _ = int.recv() => return,
+                    _ = hup.recv() => {
+                        // The outcome is logged (and counted) by the watcher.
+                        let _ = watcher.send(Reload(Trigger::Signal)).await;
+                    }
                 }
             }
-            _ => {
-                tracing::error!("cannot install signal handlers; stop with SIGKILL");
-                std::future::pending::<()>().await;
-            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = watcher;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -53,13 +53,12 @@ pub fn run() -> ExitCode {
         eprintln!("switchyard: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let loaded = ConfigSource::locate(cli.config.as_deref()).and_then(|source| {
-        let overrides = Overrides {
-            host: cli.host.clone(),
-            port: cli.port,
-        };
-        config::load(&source, &overrides).map(|cfg| (source, cfg))
-    });
+    let overrides = Overrides {
+        host: cli.host.clone(),
+        port: cli.port,
+    };
+    let loaded = ConfigSource::locate(cli.config.as_deref())
+        .and_then(|source| config::load(&source, &overrides).map(|cfg| (source, cfg)));
     let (source, cfg) = match loaded {
         Ok(x) => x,
         Err(e) => {
@@ -81,7 +80,7 @@ pub fn run() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        None => match app::serve(cfg, source) {
+        None => match app::serve(cfg, source, overrides) {
             Ok(()) => ExitCode::SUCCESS,
             Err(app::StartupError::Config(e)) => {
                 eprintln!("switchyard: {e}");

@@ -16,6 +16,7 @@ pub mod observability;
 pub mod pipeline;
 pub mod plugins;
 pub mod redact;
+pub mod reload;
 pub mod resilience;
 pub mod routing;
 pub mod upstream;

@@ -77,7 +77,7 @@ pub struct PluginsConfig {
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Plugin name (`openai` → `libswitchyard_openai.so` in `plugins.dir`) or a path.
@@ -140,7 +140,7 @@ mod defaults {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     /// The key itself, or `env.VAR` to read it from the environment.
@@ -152,7 +152,7 @@ pub struct KeyConfig {
     pub models: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetriesConfig {
     pub max: u32,
@@ -170,7 +170,7 @@ impl Default for RetriesConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerConfig {
     pub failures: u32,

@@ -170,8 +170,36 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                 "refused": budget.refused(),
             },
             "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(Ordering::Relaxed),
+            "reloads": {
+                "ok": crate::reload::RELOADS_OK.load(Ordering::Relaxed),
+                "failed": crate::reload::RELOADS_FAILED.load(Ordering::Relaxed),
+                "last_error": crate::reload::LAST_ERROR.lock().ok().and_then(|e| e.clone()),
+            },
         }),
     )
+}
+
+/// `POST /admin/reload`: re-reads the config file now. 200 with what changed, or 422 with the
+/// message `switchyard check` would print (the running config stays).
+pub async fn reload(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = state.admin.check(&req) {
+        return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
+    }
+    let Some(watcher) = &state.reload else {
+        let e = HttpError::Unavailable("config reload");
+        return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
+    };
+    match watcher.send(crate::reload::Reload(crate::reload::Trigger::Admin)).await {
+        Ok(Ok(summary)) => respond::ok_json(&req, serde_json::json!({"status": "reloaded", "changes": summary})),
+        Ok(Err(message)) => {
+            let e = HttpError::InvalidConfig(message);
+            error_response(&e, &respond::request_id(&req), &ErrorDetails::none())
+        }
+        Err(_) => {
+            let e = HttpError::Unavailable("the config watcher");
+            error_response(&e, &respond::request_id(&req), &ErrorDetails::none())
+        }
+    }
 }
 
 /// `GET /v1/usage`: usage totals per provider and model since the daemon started. A time

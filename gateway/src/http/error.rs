@@ -41,6 +41,9 @@ pub enum HttpError {
     AdminLoopbackOnly,
     #[error("{0} did not answer in time; retry shortly")]
     Unavailable(&'static str),
+    /// A reload refused the config file: the message `switchyard check` prints.
+    #[error("the config file was refused; the running config stays: {0}")]
+    InvalidConfig(String),
 }
 
 impl ClientError for HttpError {
@@ -50,6 +53,7 @@ impl ClientError for HttpError {
             HttpError::ServerBusy | HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::AdminKeyRequired => StatusCode::UNAUTHORIZED,
             HttpError::AdminLoopbackOnly => StatusCode::FORBIDDEN,
+            HttpError::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -60,6 +64,7 @@ impl ClientError for HttpError {
             HttpError::Unavailable(_) => ("server_error", "unavailable"),
             HttpError::AdminKeyRequired => ("authentication_error", "invalid_admin_key"),
             HttpError::AdminLoopbackOnly => ("permission_error", "admin_loopback_only"),
+            HttpError::InvalidConfig(_) => ("invalid_request_error", "invalid_config"),
         };
         serde_json::json!({
             "message": self.to_string(),
@@ -73,7 +78,7 @@ impl ClientError for HttpError {
         match self {
             HttpError::Request(e) => e.retry_after(),
             HttpError::ServerBusy | HttpError::Unavailable(_) => Some(1),
-            HttpError::AdminKeyRequired | HttpError::AdminLoopbackOnly => None,
+            HttpError::AdminKeyRequired | HttpError::AdminLoopbackOnly | HttpError::InvalidConfig(_) => None,
         }
     }
 }

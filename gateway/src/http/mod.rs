@@ -23,6 +23,8 @@ pub struct AppState {
     /// A stream whose client has not taken a frame for this long is cut; zero = never.
     pub stream_write_timeout: Duration,
     pub admin: AdminAccess,
+    /// The config watcher, for `POST /admin/reload` (`None` in tests without one).
+    pub reload: Option<actix::Addr<crate::reload::ConfigWatcher>>,
 }
 
 const CHAT_PATHS: [&str; 3] = [
@@ -60,6 +62,11 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
         cfg.service(
             web::resource("/admin/status")
                 .route(web::get().to(admin::status))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
+            web::resource("/admin/reload")
+                .route(web::post().to(admin::reload))
                 .default_service(web::to(handlers::method_not_allowed)),
         );
         cfg.service(
