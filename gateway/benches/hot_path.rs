@@ -5,14 +5,14 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard::actors::provider_pool::PoolStatsHandle;
+use switchyard::actors::provider_health::ProviderHealthHandle;
 use switchyard::pipeline::ChatRequest;
 use switchyard::pipeline::extra_fields::StreamExtraFields;
 use switchyard::redact::Redactor;
 use switchyard::resilience::breaker::BreakerConfig;
 use switchyard::resilience::{CircuitBreaker, RetryBudget, RetryPolicy};
 use switchyard::routing::{Alias, ApiKey, ProviderRuntime, RouteTable, Target, Timeouts};
-use switchyard::upstream::ProviderPool;
+use switchyard::upstream::Egress;
 use switchyard_plugin_api::abi::PluginDecl;
 use switchyard_plugin_api::host::{self, CallInfo, ProviderCodec};
 
@@ -81,12 +81,12 @@ fn route_selection(b: divan::Bencher) {
                 models: None,
             }],
             keys_configured: true,
-            pool: ProviderPool::new(
+            egress: Egress::new(
                 switchyard::upstream::build_client(Duration::from_secs(5)).expect("client"),
                 100,
                 Default::default(),
-                PoolStatsHandle::start(&arbiter, Arc::from("up"), Arc::clone(&breaker)),
             ),
+            health: ProviderHealthHandle::start(&arbiter, Arc::from("up"), Arc::clone(&breaker)),
             timeouts: Timeouts {
                 timeout: Duration::from_secs(30),
                 first_byte: Duration::from_secs(30),

@@ -1,8 +1,8 @@
 //! Assembling the daemon: plugins → providers → routing table → actors → HTTP server.
 
-use crate::actors::cost_tracker::CostTrackerHandle;
-use crate::actors::provider_pool::PoolStatsHandle;
+use crate::actors::provider_health::ProviderHealthHandle;
 use crate::actors::router::RouterHandle;
+use crate::actors::usage_ledger::UsageLedgerHandle;
 use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, Overrides, ProviderConfig, yaml_line_of};
 use crate::http::{self, AppState};
 use crate::plugins::PluginLoader;
@@ -12,7 +12,7 @@ use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::{CircuitBreaker, RetryBudget, RetryPolicy};
 use crate::routing::{self, ProviderRuntime, RouteTable, Timeouts};
 use crate::upstream::forward::ForwardAllowlist;
-use crate::upstream::{ProviderPool, build_client, parse_headers};
+use crate::upstream::{Egress, build_client, parse_headers};
 use actix::{Arbiter, ArbiterHandle};
 use actix_web::{App, HttpServer, web};
 use indexmap::IndexMap;
@@ -75,7 +75,7 @@ fn load_fix(err: &LoadError, loader: &PluginLoader, plugin: &str) -> Option<Stri
     }
 }
 
-/// Loads plugins and builds every provider and alias. Actors for provider pools start on
+/// Loads plugins and builds every provider and alias. Each provider's ProviderHealth actor starts on
 /// `arbiter`.
 pub fn build(cfg: &GatewayConfig, source: &ConfigSource, arbiter: &ArbiterHandle) -> Result<Built, ConfigError> {
     let mut loader = PluginLoader::new(cfg.plugins.dir.as_deref());
@@ -223,15 +223,16 @@ fn build_provider(
         },
         keys.len().max(1),
     ));
-    let stats = PoolStatsHandle::start(arbiter, Arc::from(name), Arc::clone(&breaker));
-    let pool = ProviderPool::new(client, p.concurrency, headers, stats)
+    let health = ProviderHealthHandle::start(arbiter, Arc::from(name), Arc::clone(&breaker));
+    let egress = Egress::new(client, p.concurrency, headers)
         .with_forward_allowlist(ForwardAllowlist::new(p.forward_headers.as_deref()));
     Ok(ProviderRuntime {
         name: Arc::from(name),
         codec: Arc::new(codec),
         keys,
         keys_configured: !p.keys.is_empty(),
-        pool,
+        egress,
+        health,
         timeouts: Timeouts {
             timeout: p.timeout.non_zero().unwrap_or(Duration::MAX),
             first_byte: p.first_byte_timeout.non_zero().unwrap_or(Duration::MAX),
@@ -272,7 +273,7 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource, overrides: Overrides) -> 
         // action (which for SIGHUP is to exit).
         let signals = Signals::install();
         let state = web::Data::new(AppState {
-            cost: CostTrackerHandle::start(&actors.handle(), router.clone()),
+            ledger: UsageLedgerHandle::start(&actors.handle(), router.clone()),
             router,
             max_body_size: cfg.server.max_body_size.0,
             // 0 = no limit.

@@ -1,12 +1,13 @@
 //! The routing snapshot: aliases → weighted targets, providers with their keys and pools.
 //! Built once from a validated config; read lock-free by every request.
 
+use crate::actors::provider_health::ProviderHealthHandle;
 use crate::config::{GatewayConfig, ProviderConfig};
 use crate::error::GatewayError;
 use crate::redact::Redactor;
 use crate::resilience::breaker::now_ms;
 use crate::resilience::{Admission, CircuitBreaker, RetryBudget, RetryPolicy};
-use crate::upstream::ProviderPool;
+use crate::upstream::Egress;
 use indexmap::IndexMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +45,9 @@ pub struct ProviderRuntime {
     /// Usable keys (env resolved). Empty with `keys_configured` = nothing usable.
     pub keys: Vec<ApiKey>,
     pub keys_configured: bool,
-    pub pool: ProviderPool,
+    pub egress: Egress,
+    /// The ProviderHealth actor: attempt outcomes and circuit reports go to it.
+    pub health: ProviderHealthHandle,
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
     pub budget: RetryBudget,

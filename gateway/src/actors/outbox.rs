@@ -2,8 +2,8 @@
 //! a thread-local outbox and flushes them as one message per destination when the batch is
 //! big enough or old enough (a per-worker ticker covers quiet periods).
 
-use super::cost_tracker::{CostTrackerHandle, UsageBatch, UsageRecord};
-use super::provider_pool::{AttemptBatch, AttemptRecord, CircuitReport, ProviderPoolActor};
+use super::provider_health::{AttemptBatch, AttemptRecord, CircuitReport, ProviderHealth};
+use super::usage_ledger::{UsageBatch, UsageLedgerHandle, UsageRecord};
 use actix::Addr;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +20,8 @@ pub static DROPPED_BATCHES: AtomicU64 = AtomicU64::new(0);
 #[derive(Default)]
 struct Outbox {
     usage: Vec<UsageRecord>,
-    cost: Option<Addr<super::cost_tracker::CostTracker>>,
-    attempts: Vec<(Addr<ProviderPoolActor>, AttemptRecord)>,
+    ledger: Option<Addr<super::usage_ledger::UsageLedger>>,
+    attempts: Vec<(Addr<ProviderHealth>, AttemptRecord)>,
     oldest: Option<Instant>,
     ticker_started: bool,
 }
@@ -30,21 +30,21 @@ thread_local! {
     static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
 }
 
-pub fn record_usage(cost: &CostTrackerHandle, record: UsageRecord) {
+pub fn record_usage(ledger: &UsageLedgerHandle, record: UsageRecord) {
     push(|o| {
-        if o.cost.is_none() {
-            o.cost = Some(cost.addr.clone());
+        if o.ledger.is_none() {
+            o.ledger = Some(ledger.addr.clone());
         }
         o.usage.push(record);
     });
 }
 
-pub fn record_attempt(pool: &Addr<ProviderPoolActor>, record: AttemptRecord) {
+pub fn record_attempt(pool: &Addr<ProviderHealth>, record: AttemptRecord) {
     push(|o| o.attempts.push((pool.clone(), record)));
 }
 
 /// A circuit-breaker outcome goes out at once (see [`CircuitReport`]).
-pub fn report_circuit(pool: &Addr<ProviderPoolActor>, report: CircuitReport) {
+pub fn report_circuit(pool: &Addr<ProviderHealth>, report: CircuitReport) {
     if pool.try_send(report).is_err() {
         DROPPED_BATCHES.fetch_add(1, Ordering::Relaxed);
     }
@@ -87,13 +87,13 @@ impl Outbox {
     fn send_all(&mut self) {
         self.oldest = None;
         let usage = std::mem::take(&mut self.usage);
-        if let (Some(cost), false) = (&self.cost, usage.is_empty())
-            && cost.try_send(UsageBatch(usage)).is_err()
+        if let (Some(ledger), false) = (&self.ledger, usage.is_empty())
+            && ledger.try_send(UsageBatch(usage)).is_err()
         {
             DROPPED_BATCHES.fetch_add(1, Ordering::Relaxed);
         }
         // Group by destination; a worker sees few providers, so a linear scan is cheapest.
-        let mut groups: Vec<(Addr<ProviderPoolActor>, Vec<AttemptRecord>)> = Vec::new();
+        let mut groups: Vec<(Addr<ProviderHealth>, Vec<AttemptRecord>)> = Vec::new();
         for (addr, rec) in std::mem::take(&mut self.attempts) {
             match groups.iter_mut().find(|(a, _)| *a == addr) {
                 Some((_, v)) => v.push(rec),

@@ -154,7 +154,7 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                     "circuits": circuits,
                     "in_flight": in_flight,
                     "retries_in_flight": retrying,
-                    "stats": &*p.pool.stats.health(),
+                    "stats": &*p.health.snapshot(),
                 }),
             )
         })
@@ -209,14 +209,14 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
     if let Err(e) = state.admin.check(&req) {
         return refused(&req, &e);
     }
-    let Some(ledger) = state.cost.ledger().await else {
+    let Some(ledger) = state.ledger.ledger().await else {
         let e = HttpError::Unavailable("the usage ledger");
         return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
     };
     let mut body = ledger.to_json();
     if let Some(obj) = body.as_object_mut() {
         obj.insert("object".into(), "usage".into());
-        obj.insert("from".into(), unix_secs(state.cost.since()).into());
+        obj.insert("from".into(), unix_secs(state.ledger.since()).into());
         obj.insert("to".into(), unix_secs(SystemTime::now()).into());
     }
     respond::ok_json(&req, body)

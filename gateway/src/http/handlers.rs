@@ -37,7 +37,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
             forwarded_headers: respond::forwarded_headers(&req),
         };
         let table = state.router.current();
-        match pipeline::chat(table, &state.cost, chat, &ctx).await {
+        match pipeline::chat(table, &state.ledger, chat, &ctx).await {
             Ok(Answer::Complete { body, headers }) => {
                 let mut resp = HttpResponse::Ok();
                 resp.content_type("application/json");

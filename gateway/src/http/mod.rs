@@ -9,15 +9,15 @@ mod write_stall;
 
 pub use admin::AdminAccess;
 
-use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::router::RouterHandle;
+use crate::actors::usage_ledger::UsageLedgerHandle;
 use actix_web::web;
 use std::time::Duration;
 
 /// Shared by every worker; everything in it is a handle or a snapshot.
 pub struct AppState {
     pub router: RouterHandle,
-    pub cost: CostTrackerHandle,
+    pub ledger: UsageLedgerHandle,
     pub max_body_size: u64,
     pub body_read_timeout: Duration,
     /// A stream whose client has not taken a frame for this long is cut; zero = never.

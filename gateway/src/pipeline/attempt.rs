@@ -5,9 +5,9 @@ use super::context::{StreamContext, plugin_error, unix_time_ms};
 use super::extra_fields::{self, CHAT, ExtraFields};
 use super::relay::Relay;
 use super::{Answer, RequestContext};
-use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::outbox;
-use crate::actors::provider_pool::CircuitReport;
+use crate::actors::provider_health::CircuitReport;
+use crate::actors::usage_ledger::UsageLedgerHandle;
 use crate::error::GatewayError;
 use crate::resilience::parse_retry_after;
 use crate::routing::{ApiKey, RouteTable, Target};
@@ -24,7 +24,7 @@ pub struct Shared<'a> {
     pub stream: bool,
     pub include_usage: bool,
     pub req: &'a RequestContext,
-    pub cost: &'a CostTrackerHandle,
+    pub ledger: &'a UsageLedgerHandle,
 }
 
 /// One attempt, its outcome reported to the key's circuit breaker: failures that say
@@ -36,7 +36,7 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
     if let Err(e) = &result
         && e.is_key_rejected()
     {
-        // Opened here rather than through the ProviderPool actor: the request's own next
+        // Opened here rather than through the Egress actor: the request's own next
         // attempt must already skip this key, and a revoked key must not fail 1 in N requests.
         let cooldown = provider.breaker.config.auth_cooldown;
         // Zero turns this off: the key stays in rotation (the request still moves on).
@@ -60,7 +60,7 @@ pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<An
     };
     if pick.probe || !healthy {
         outbox::report_circuit(
-            &provider.pool.stats.addr,
+            &provider.health.addr,
             CircuitReport {
                 slot: pick.slot,
                 probe: pick.probe,
@@ -83,7 +83,7 @@ async fn run_with_key(
         stream,
         include_usage,
         req,
-        cost,
+        ledger,
     } = *shared;
     let provider = &target.provider;
     let ctx = StreamContext {
@@ -96,7 +96,7 @@ async fn run_with_key(
         request_id: Arc::clone(&req.request_id),
         api_key: key.map(|k| Arc::clone(&k.secret)).unwrap_or_else(|| Arc::from("")),
         redactor: Arc::clone(&table.redactor),
-        cost: cost.clone(),
+        ledger: ledger.clone(),
         prompt_bytes: body.len(),
     };
     let redactor = &table.redactor;
@@ -120,7 +120,7 @@ async fn run_with_key(
     }
 
     let timeouts = provider.timeouts;
-    let permit = provider.pool.acquire(name).await?;
+    let permit = provider.egress.acquire(name).await?;
     let info = CallInfo {
         stream,
         unix_time_ms: unix_time_ms(),
@@ -138,7 +138,7 @@ async fn run_with_key(
     } else {
         timeouts.first_byte.min(timeouts.timeout)
     };
-    let reply = upstream::send(&provider.pool, parts, &req.forwarded_headers, first_byte, name).await?;
+    let reply = upstream::send(&provider.egress, parts, &req.forwarded_headers, first_byte, name).await?;
     let headers = passthrough_headers(&reply.headers);
     let status = reply.status;
 

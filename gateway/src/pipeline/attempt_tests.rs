@@ -3,7 +3,7 @@
 //! answers in order and checks which requests were made, with which key, and the outcome.
 
 use super::{Answer, RequestContext, chat};
-use crate::actors::cost_tracker::CostTrackerHandle;
+use crate::actors::usage_ledger::UsageLedgerHandle;
 use crate::config::{ConfigSource, Overrides, load};
 use crate::routing::RouteTable;
 use std::collections::VecDeque;
@@ -160,8 +160,8 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
         started: Instant::now(),
         forwarded_headers: Vec::new(),
     };
-    let cost = CostTrackerHandle::start(&arbiter, router);
-    chat(table, &cost, request, &ctx).await
+    let ledger = UsageLedgerHandle::start(&arbiter, router);
+    chat(table, &ledger, request, &ctx).await
 }
 
 fn status_of(result: &Result<Answer, super::Failure>) -> u16 {

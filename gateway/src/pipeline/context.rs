@@ -1,8 +1,8 @@
 //! What an attempt carries with it (owned, so a stream can outlive the handler), and the
 //! mapping of plugin errors to gateway errors.
 
-use crate::actors::cost_tracker::{CostTrackerHandle, UsageRecord};
 use crate::actors::outbox;
+use crate::actors::usage_ledger::{UsageLedgerHandle, UsageRecord};
 use crate::error::{GatewayError, UpstreamError};
 use crate::redact::{Redactor, redact_masked_keys};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub struct StreamContext {
     pub request_id: Arc<str>,
     pub api_key: Arc<str>,
     pub redactor: Arc<Redactor>,
-    pub cost: CostTrackerHandle,
+    pub ledger: UsageLedgerHandle,
     /// Bytes of the request sent upstream: the prompt estimate of a stream whose usage never
     /// arrived.
     pub prompt_bytes: usize,
@@ -66,7 +66,7 @@ impl StreamContext {
     /// `estimated`: the gateway estimated `u` because the upstream never reported it.
     pub fn record_usage(&self, u: &Usage, estimated: bool) {
         outbox::record_usage(
-            &self.cost,
+            &self.ledger,
             UsageRecord {
                 provider: Arc::clone(&self.provider),
                 model: Arc::clone(&self.model_deployment),

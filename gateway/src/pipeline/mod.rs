@@ -11,9 +11,9 @@ pub mod request;
 pub use relay::Relay;
 pub use request::ChatRequest;
 
-use crate::actors::cost_tracker::CostTrackerHandle;
 use crate::actors::outbox;
-use crate::actors::provider_pool::AttemptRecord;
+use crate::actors::provider_health::AttemptRecord;
+use crate::actors::usage_ledger::UsageLedgerHandle;
 use crate::error::GatewayError;
 use crate::observability::escaped;
 use crate::resilience::FailureAction;
@@ -76,7 +76,7 @@ impl From<GatewayError> for Failure {
 /// (see [`GatewayError::on_failure`]).
 pub async fn chat(
     table: Arc<RouteTable>,
-    cost: &CostTrackerHandle,
+    ledger: &UsageLedgerHandle,
     request: ChatRequest<'_>,
     req: &RequestContext,
 ) -> Result<Answer, Failure> {
@@ -90,7 +90,7 @@ pub async fn chat(
         stream: request.stream,
         include_usage: request.include_usage,
         req,
-        cost,
+        ledger,
     };
     'targets: for target in &plan {
         let provider = &target.provider;
@@ -106,7 +106,7 @@ pub async fn chat(
             let error = match result {
                 Ok(answer) => {
                     outbox::record_attempt(
-                        &provider.pool.stats.addr,
+                        &provider.health.addr,
                         AttemptRecord {
                             ok: true,
                             status: 200,
@@ -119,7 +119,7 @@ pub async fn chat(
             };
             let status = error.status().as_u16();
             outbox::record_attempt(
-                &provider.pool.stats.addr,
+                &provider.health.addr,
                 AttemptRecord {
                     ok: false,
                     status,

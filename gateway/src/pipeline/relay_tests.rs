@@ -1,7 +1,7 @@
 //! The relay on its own: a local source of items in, the SSE bytes a client would read out.
 
 use super::*;
-use crate::actors::cost_tracker::CostTrackerHandle;
+use crate::actors::usage_ledger::UsageLedgerHandle;
 use crate::redact::Redactor;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use switchyard_plugin_api::abi::{chunk_flag, error_kind};
 use switchyard_plugin_api::host::{PluginError, Usage};
 
-fn ctx(include_usage: bool, cost: CostTrackerHandle) -> StreamContext {
+fn ctx(include_usage: bool, ledger: UsageLedgerHandle) -> StreamContext {
     StreamContext {
         provider: Arc::from("p"),
         model_requested: Arc::from("alias"),
@@ -20,7 +20,7 @@ fn ctx(include_usage: bool, cost: CostTrackerHandle) -> StreamContext {
         request_id: Arc::from("rid"),
         api_key: Arc::from(""),
         redactor: Arc::new(Redactor::default()),
-        cost,
+        ledger,
         prompt_bytes: 400,
     }
 }
@@ -62,8 +62,8 @@ async fn relay(items: Vec<Item>, include_usage: bool) -> Vec<Option<Value>> {
         redactor: Arc::new(Redactor::default()),
     };
     let router = crate::actors::router::RouterHandle::start(&arbiter.handle(), table);
-    let cost = CostTrackerHandle::start(&arbiter.handle(), router);
-    let body = Box::new(Relay::local(items, ctx(include_usage, cost))).into_body();
+    let ledger = UsageLedgerHandle::start(&arbiter.handle(), router);
+    let body = Box::new(Relay::local(items, ctx(include_usage, ledger))).into_body();
     let frames: Vec<Bytes> = body.map(|f| f.expect("frame")).collect().await;
     arbiter.stop();
     let text = String::from_utf8(frames.concat()).expect("utf-8");

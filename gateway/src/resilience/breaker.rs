@@ -2,7 +2,7 @@
 //!
 //! The state lives in one atomic word per slot so every worker reads it without a lock:
 //! `0` = closed; otherwise the time (ms on the process clock) until which the slot is open.
-//! The high bit marks a half-open slot whose single probe request is out. The ProviderPool
+//! The high bit marks a half-open slot whose single probe request is out. The Egress
 //! actor counts failures (a [`FailureWindow`] per slot) and opens and closes circuits; the
 //! request path only claims the probe, because exactly one request may win it and that
 //! decision cannot wait for a mailbox.
@@ -146,7 +146,7 @@ impl CircuitBreaker {
     }
 }
 
-/// Failures of one slot within the breaker's window (kept by the ProviderPool actor).
+/// Failures of one slot within the breaker's window (kept by the Egress actor).
 #[derive(Debug, Default)]
 pub struct FailureWindow {
     times: VecDeque<Instant>,

@@ -4,12 +4,12 @@
 
 mod conn_pool;
 mod connect;
+mod egress;
 pub mod forward;
-mod pool;
 mod send;
 
 pub use connect::TlsSetupError;
-pub use pool::{ProviderPool, UpstreamClient, build_client, parse_headers};
+pub use egress::{Egress, UpstreamClient, build_client, parse_headers};
 pub use send::{BodyError, ByteStream, ReadBody, UpstreamBody, UpstreamReply, send};
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ impl Stream for UpstreamBody {
 /// Headers: the codec's, then the provider's configured ones, then the client's `x-bf-eh-*`
 /// that the provider's `forward_headers` allowlist names.
 pub async fn send(
-    pool: &super::ProviderPool,
+    pool: &super::Egress,
     parts: HttpRequestParts,
     forwarded: &[(HeaderName, HeaderValue)],
     first_byte: Duration,

@@ -3,9 +3,8 @@
 //! Proxies are configured through `build_client_with` rather than the environment, which is
 //! process-wide and shared by parallel tests.
 
-use super::pool::build_client_with;
-use super::{ProviderPool, UpstreamReply, send};
-use crate::actors::provider_pool::PoolStatsHandle;
+use super::egress::build_client_with;
+use super::{Egress, UpstreamReply, send};
 use crate::error::GatewayError;
 use futures_util::StreamExt;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -24,26 +23,16 @@ const CERT: &[u8] = include_bytes!("testdata/localhost.pem");
 const KEY: &[u8] = include_bytes!("testdata/localhost.key");
 const WAIT: Duration = Duration::from_secs(5);
 
-fn pool(proxies: Matcher, roots: RootCertStore) -> ProviderPool {
+fn pool(proxies: Matcher, roots: RootCertStore) -> Egress {
     pool_with_timeout(proxies, roots, Duration::from_secs(2))
 }
 
-fn pool_with_timeout(proxies: Matcher, roots: RootCertStore, connect_timeout: Duration) -> ProviderPool {
+fn pool_with_timeout(proxies: Matcher, roots: RootCertStore, connect_timeout: Duration) -> Egress {
     pool_of(build_client_with(connect_timeout, proxies, Arc::new(roots)).expect("client"))
 }
 
-fn pool_of(client: super::UpstreamClient) -> ProviderPool {
-    let breaker = crate::resilience::CircuitBreaker::new(
-        crate::resilience::breaker::BreakerConfig {
-            failures: 5,
-            window: Duration::from_secs(30),
-            cooldown: Duration::from_secs(10),
-            auth_cooldown: Duration::from_secs(300),
-        },
-        1,
-    );
-    let stats = PoolStatsHandle::start(&actix::Arbiter::current(), Arc::from("test"), Arc::new(breaker));
-    ProviderPool::new(client, 8, Default::default(), stats)
+fn pool_of(client: super::UpstreamClient) -> Egress {
+    Egress::new(client, 8, Default::default())
 }
 
 fn test_roots() -> RootCertStore {
@@ -67,7 +56,7 @@ fn post(url: &str) -> HttpRequestParts {
     }
 }
 
-async fn call(pool: &ProviderPool, url: &str) -> Result<UpstreamReply, GatewayError> {
+async fn call(pool: &Egress, url: &str) -> Result<UpstreamReply, GatewayError> {
     send(pool, post(url), &[], WAIT, "up").await
 }
 

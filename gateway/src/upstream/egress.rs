@@ -1,6 +1,5 @@
 use super::conn_pool::{ConnPool, Destination};
 use super::connect::{self, TlsSetupError};
-use crate::actors::provider_pool::PoolStatsHandle;
 use crate::error::GatewayError;
 use http::Uri;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -29,7 +28,7 @@ pub struct UpstreamClient {
 
 /// What the request path needs of a provider's pool, shared without a mailbox.
 #[derive(Clone)]
-pub struct ProviderPool {
+pub struct Egress {
     pub client: UpstreamClient,
     limit: Arc<Semaphore>,
     /// Requests waiting for a slot. The queue holds at most `concurrency` of them: each holds
@@ -40,7 +39,6 @@ pub struct ProviderPool {
     pub headers: HeaderMap,
     /// Which of the client's `x-bf-eh-*` headers this provider receives.
     pub forward: Arc<super::forward::ForwardAllowlist>,
-    pub stats: PoolStatsHandle,
     /// The last upstream URL and what was derived from it. A codec builds the same URL for
     /// almost every request; parsing it each time cost about a microsecond per request.
     last_target: Arc<arc_swap::ArcSwapOption<(String, Target)>>,
@@ -69,22 +67,21 @@ pub(super) enum BadUrl {
     NotHttp,
 }
 
-impl ProviderPool {
-    pub fn new(client: UpstreamClient, concurrency: u32, headers: HeaderMap, stats: PoolStatsHandle) -> ProviderPool {
-        ProviderPool {
+impl Egress {
+    pub fn new(client: UpstreamClient, concurrency: u32, headers: HeaderMap) -> Egress {
+        Egress {
             client,
             limit: Arc::new(Semaphore::new(concurrency as usize)),
             waiting: Arc::new(AtomicUsize::new(0)),
             queue_limit: concurrency as usize,
             headers,
             forward: Arc::new(super::forward::ForwardAllowlist::new(None)),
-            stats,
             last_target: Arc::new(arc_swap::ArcSwapOption::empty()),
         }
     }
 
     /// Replaces the default forwarding allowlist with the provider's own.
-    pub fn with_forward_allowlist(mut self, allow: super::forward::ForwardAllowlist) -> ProviderPool {
+    pub fn with_forward_allowlist(mut self, allow: super::forward::ForwardAllowlist) -> Egress {
         self.forward = Arc::new(allow);
         self
     }

@@ -1,4 +1,4 @@
-//! One ProviderPool actor per provider: it owns the provider's health counters and the
+//! One ProviderHealth actor per provider: it owns the provider's health counters and the
 //! failure windows of its circuit breakers, and publishes what the request path and
 //! `/admin/status` read without a mailbox round trip (a stats snapshot; the breaker's atomic slots).
 
@@ -25,7 +25,7 @@ pub struct AttemptBatch(pub Vec<AttemptRecord>);
 
 /// What `/admin/status` shows for a provider.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct PoolHealth {
+pub struct HealthStats {
     pub requests: u64,
     pub failures: u64,
     pub consecutive_failures: u64,
@@ -44,16 +44,16 @@ pub struct CircuitReport {
     pub ok: bool,
 }
 
-pub struct ProviderPoolActor {
-    health: PoolHealth,
+pub struct ProviderHealth {
+    health: HealthStats,
     latency_total: u64,
-    snapshot: Arc<ArcSwap<PoolHealth>>,
+    snapshot: Arc<ArcSwap<HealthStats>>,
     breaker: Arc<CircuitBreaker>,
     windows: Vec<FailureWindow>,
     provider: Arc<str>,
 }
 
-impl Handler<CircuitReport> for ProviderPoolActor {
+impl Handler<CircuitReport> for ProviderHealth {
     type Result = ();
     fn handle(&mut self, r: CircuitReport, _ctx: &mut Self::Context) {
         let Some(window) = self.windows.get_mut(r.slot) else {
@@ -88,14 +88,14 @@ impl Handler<CircuitReport> for ProviderPoolActor {
     }
 }
 
-impl Actor for ProviderPoolActor {
+impl Actor for ProviderHealth {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(super::MAILBOX_CAPACITY);
     }
 }
 
-impl Handler<AttemptBatch> for ProviderPoolActor {
+impl Handler<AttemptBatch> for ProviderHealth {
     type Result = ();
     fn handle(&mut self, batch: AttemptBatch, _ctx: &mut Self::Context) {
         let h = &mut self.health;
@@ -117,27 +117,27 @@ impl Handler<AttemptBatch> for ProviderPoolActor {
 
 /// Address plus the published snapshot.
 #[derive(Clone)]
-pub struct PoolStatsHandle {
-    pub addr: Addr<ProviderPoolActor>,
-    snapshot: Arc<ArcSwap<PoolHealth>>,
+pub struct ProviderHealthHandle {
+    pub addr: Addr<ProviderHealth>,
+    snapshot: Arc<ArcSwap<HealthStats>>,
 }
 
-impl PoolStatsHandle {
-    pub fn start(arbiter: &ArbiterHandle, provider: Arc<str>, breaker: Arc<CircuitBreaker>) -> PoolStatsHandle {
-        let snapshot = Arc::new(ArcSwap::from_pointee(PoolHealth::default()));
+impl ProviderHealthHandle {
+    pub fn start(arbiter: &ArbiterHandle, provider: Arc<str>, breaker: Arc<CircuitBreaker>) -> ProviderHealthHandle {
+        let snapshot = Arc::new(ArcSwap::from_pointee(HealthStats::default()));
         let shared = Arc::clone(&snapshot);
-        let addr = ProviderPoolActor::start_in_arbiter(arbiter, move |_| ProviderPoolActor {
-            health: PoolHealth::default(),
+        let addr = ProviderHealth::start_in_arbiter(arbiter, move |_| ProviderHealth {
+            health: HealthStats::default(),
             latency_total: 0,
             snapshot: shared,
             windows: (0..breaker.slot_count()).map(|_| FailureWindow::default()).collect(),
             breaker,
             provider,
         });
-        PoolStatsHandle { addr, snapshot }
+        ProviderHealthHandle { addr, snapshot }
     }
 
-    pub fn health(&self) -> Arc<PoolHealth> {
+    pub fn snapshot(&self) -> Arc<HealthStats> {
         self.snapshot.load_full()
     }
 }

@@ -1,4 +1,4 @@
-//! The CostTracker actor receives usage from every answered request (batched per worker) and
+//! The UsageLedger actor receives usage from every answered request (batched per worker) and
 //! keeps the ledger. Prices, `usage.cost` and budgets build on this path later.
 //!
 //! The ledger's names come from the config, never from a client: a line per configured
@@ -149,7 +149,7 @@ impl Ledger {
     }
 }
 
-pub struct CostTracker {
+pub struct UsageLedger {
     ledger: Ledger,
     /// What readers get; rebuilt on a read after the ledger changed, not on every batch.
     published: Arc<Ledger>,
@@ -161,16 +161,16 @@ pub struct CostTracker {
     targets_of: Weak<RouteTable>,
 }
 
-impl Actor for CostTracker {
+impl Actor for UsageLedger {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(super::MAILBOX_CAPACITY);
     }
 }
 
-impl CostTracker {
-    fn new(router: RouterHandle) -> CostTracker {
-        CostTracker {
+impl UsageLedger {
+    fn new(router: RouterHandle) -> UsageLedger {
+        UsageLedger {
             ledger: Ledger::default(),
             published: Arc::new(Ledger::default()),
             changed: false,
@@ -190,7 +190,7 @@ impl CostTracker {
     }
 }
 
-impl Handler<UsageBatch> for CostTracker {
+impl Handler<UsageBatch> for UsageLedger {
     type Result = ();
     fn handle(&mut self, batch: UsageBatch, _ctx: &mut Self::Context) {
         self.refresh_targets();
@@ -206,7 +206,7 @@ impl Handler<UsageBatch> for CostTracker {
 #[rtype(result = "Arc<Ledger>")]
 pub struct ReadLedger;
 
-impl Handler<ReadLedger> for CostTracker {
+impl Handler<ReadLedger> for UsageLedger {
     type Result = MessageResult<ReadLedger>;
     fn handle(&mut self, _: ReadLedger, _ctx: &mut Self::Context) -> Self::Result {
         if std::mem::take(&mut self.changed) {
@@ -220,16 +220,16 @@ impl Handler<ReadLedger> for CostTracker {
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
-pub struct CostTrackerHandle {
-    pub addr: Addr<CostTracker>,
+pub struct UsageLedgerHandle {
+    pub addr: Addr<UsageLedger>,
     started: SystemTime,
 }
 
-impl CostTrackerHandle {
+impl UsageLedgerHandle {
     /// Starts the actor; `router` tells it which models are configured.
-    pub fn start(arbiter: &ArbiterHandle, router: RouterHandle) -> CostTrackerHandle {
-        let addr = CostTracker::start_in_arbiter(arbiter, move |_| CostTracker::new(router));
-        CostTrackerHandle {
+    pub fn start(arbiter: &ArbiterHandle, router: RouterHandle) -> UsageLedgerHandle {
+        let addr = UsageLedger::start_in_arbiter(arbiter, move |_| UsageLedger::new(router));
+        UsageLedgerHandle {
             addr,
             started: SystemTime::now(),
         }
