@@ -2,7 +2,7 @@
 //! decode. Streams are primed to their first chunk so a failing start can still fall back.
 
 use super::context::{StreamContext, plugin_error, unix_time_ms};
-use super::extra_fields::{self, CHAT, ExtraFields};
+use super::finish::Finisher;
 use super::relay::Relay;
 use super::{Answer, RequestContext};
 use crate::actors::outbox;
@@ -15,7 +15,7 @@ use crate::upstream;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use switchyard_plugin_api::host::{CallInfo, Item, Payload};
+use switchyard_plugin_api::host::{CallInfo, Item};
 
 /// What every attempt of one request shares.
 pub struct Shared<'a> {
@@ -115,7 +115,7 @@ async fn run_with_key(
                 headers: Vec::new(),
             })
         } else {
-            local_response(items, &ctx).await
+            local_response(items, ctx).await
         };
     }
 
@@ -180,19 +180,19 @@ async fn run_with_key(
         .decode_response(&info, status, &bytes)
         .map_err(|e| plugin_error(name, e, redactor))?;
     Ok(Answer::Complete {
-        body: complete_body(&payload, &ctx),
+        body: Finisher::new(ctx).complete(&payload),
         headers,
     })
 }
 
 /// A local provider's non-streaming answer, after the delays it asked for.
-async fn local_response(items: Vec<Item>, ctx: &StreamContext) -> Result<Answer, GatewayError> {
+async fn local_response(items: Vec<Item>, ctx: StreamContext) -> Result<Answer, GatewayError> {
     for item in items {
         match item {
             Item::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Item::Response(p) => {
                 return Ok(Answer::Complete {
-                    body: complete_body(&p, ctx),
+                    body: Finisher::new(ctx).complete(&p),
                     headers: Vec::new(),
                 });
             }
@@ -204,25 +204,6 @@ async fn local_response(items: Vec<Item>, ctx: &StreamContext) -> Result<Answer,
         provider: ctx.provider.to_string(),
         reason: "the local provider produced no response".into(),
     })
-}
-
-fn complete_body(p: &Payload, ctx: &StreamContext) -> Vec<u8> {
-    if let Some(u) = &p.usage {
-        ctx.record_usage(u, false);
-    }
-    let extra = ExtraFields {
-        request_type: CHAT,
-        provider: &ctx.provider,
-        model_requested: &ctx.model_requested,
-        model_deployment: &ctx.model_deployment,
-        latency: ctx.started.elapsed().as_millis() as u64,
-        chunk_index: 0,
-    };
-    let mut out = Vec::with_capacity(p.json.len() + 200);
-    if !extra_fields::append_to(&mut out, &p.json, &extra) {
-        tracing::warn!(provider = %ctx.provider, "provider response is not a JSON object; extra_fields not added");
-    }
-    out
 }
 
 /// Provider headers a client may want back: rate-limit state (OpenAI's and Anthropic's).

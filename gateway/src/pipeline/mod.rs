@@ -4,6 +4,7 @@
 mod attempt;
 mod context;
 pub mod extra_fields;
+mod finish;
 mod raw_object;
 mod relay;
 pub mod request;

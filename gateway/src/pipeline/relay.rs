@@ -4,13 +4,14 @@
 //! never mistaken for a complete one.
 
 use super::context::{StreamContext, plugin_error};
-use super::extra_fields::{self, StreamExtraFields};
+use super::extra_fields;
+use super::finish::{FRAME_EXTRA, Finisher};
 use crate::error::GatewayError;
 use crate::observability::escaped;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchyard_plugin_api::host::{Item, Payload, StreamDecoder};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -33,17 +34,13 @@ enum Source {
 
 pub struct Relay {
     source: Source,
-    extra: StreamExtraFields,
-    ctx: StreamContext,
+    /// Frames every chunk (`extra_fields`) and settles the stream's usage.
+    finish: Finisher,
     pending: VecDeque<Item>,
     /// Reused for each decoder call's items before they join `pending`.
     decoded: Vec<Item>,
     /// A `finish_reason` chunk waiting for usage (clients that did not ask for the usage chunk).
     held: Option<Payload>,
-    /// The upstream's usage arrived and was recorded.
-    usage_recorded: bool,
-    chunk_index: u64,
-    last_emit: Instant,
     first_chunk_seen: bool,
     ended: bool,
     /// Until the first chunk: a deadline from the stream's start (keep-alive comments do
@@ -52,16 +49,11 @@ pub struct Relay {
     idle_timeout: Option<Duration>,
 }
 
-/// A stream's end, however it came (done, failed, or the client gone), frees its buffers, and
-/// a stream whose usage never arrived (the client left first, the upstream was cut, or it
-/// reports none) is still recorded, with an estimate marked as such: tokens the upstream
-/// produced are never recorded as zero.
+/// A stream's end, however it came (done, failed, or the client gone), frees its buffers;
+/// its Finisher settles its usage (an estimate if the upstream's never came).
 impl Drop for Relay {
     fn drop(&mut self) {
         crate::memory::note_activity();
-        if !self.usage_recorded && self.chunk_index > 0 {
-            self.ctx.record_estimated_usage(self.chunk_index);
-        }
     }
 }
 
@@ -99,14 +91,10 @@ impl Relay {
     ) -> Relay {
         Relay {
             source,
-            extra: StreamExtraFields::new(&ctx.provider, &ctx.model_requested, &ctx.model_deployment),
-            last_emit: ctx.started,
-            ctx,
+            finish: Finisher::new(ctx),
             pending: VecDeque::new(),
             decoded: Vec::new(),
             held: None,
-            usage_recorded: false,
-            chunk_index: 0,
             first_chunk_seen: false,
             ended: false,
             first_token_deadline: first_token_timeout.map(|t| tokio::time::Instant::now() + t),
@@ -120,7 +108,7 @@ impl Relay {
         loop {
             match self.next_item().await? {
                 Some(Item::Delay(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
-                Some(Item::Error(e)) => return Err(self.ctx.upstream_error(e)),
+                Some(Item::Error(e)) => return Err(self.finish.ctx.upstream_error(e)),
                 Some(Item::Response(_)) => continue,
                 Some(item @ Item::Chunk(_)) => {
                     self.pending.push_front(item);
@@ -130,7 +118,7 @@ impl Relay {
                 // attempt (so a fallback may serve), never an empty success.
                 Some(Item::Done) | None => {
                     return Err(GatewayError::UpstreamMalformed {
-                        provider: self.ctx.provider.to_string(),
+                        provider: self.finish.ctx.provider.to_string(),
                         reason: "the stream ended before its first chunk".into(),
                     });
                 }
@@ -170,7 +158,7 @@ impl Relay {
                     tokio::time::timeout(limit, body.next())
                         .await
                         .map_err(|_| GatewayError::UpstreamTimeout {
-                            provider: self.ctx.provider.to_string(),
+                            provider: self.finish.ctx.provider.to_string(),
                             phase: if self.first_chunk_seen {
                                 "stream_idle_timeout"
                             } else {
@@ -182,12 +170,12 @@ impl Relay {
                 None => body.next().await,
             };
             let items = &mut self.decoded;
-            let call = self.ctx.call_info();
+            let call = self.finish.ctx.call_info();
             match next {
                 Some(Ok(bytes)) => decoder.feed(&call, &bytes, items),
                 Some(Err(e)) => {
                     return Err(GatewayError::UpstreamUnreachable {
-                        provider: self.ctx.provider.to_string(),
+                        provider: self.finish.ctx.provider.to_string(),
                         reason: format!("the stream was cut: {}", e),
                     });
                 }
@@ -196,9 +184,9 @@ impl Relay {
                     decoder.finish(&call, items)
                 }
             }
-            .map_err(|e| plugin_error(&self.ctx.provider, e, &self.ctx.redactor))?;
+            .map_err(|e| plugin_error(&self.finish.ctx.provider, e, &self.finish.ctx.redactor))?;
             for warning in decoder.take_warnings() {
-                tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, warning = %escaped(&warning), "the provider plugin skipped part of the stream");
+                tracing::warn!(provider = %self.finish.ctx.provider, request_id = %self.finish.ctx.request_id, warning = %escaped(&warning), "the provider plugin skipped part of the stream");
             }
             self.pending.extend(items.drain(..));
         }
@@ -238,7 +226,7 @@ impl Relay {
                     out.extend_from_slice(b"data: [DONE]\n\n");
                 }
                 Ok(Some(Item::Error(e))) => {
-                    let err = self.ctx.upstream_error(e);
+                    let err = self.finish.ctx.upstream_error(e);
                     self.fail(err, &mut out);
                 }
                 Err(err) => self.fail(err, &mut out),
@@ -261,7 +249,7 @@ impl Relay {
 
     fn fail(&mut self, err: GatewayError, out: &mut Vec<u8>) {
         self.ended = true;
-        tracing::warn!(provider = %self.ctx.provider, request_id = %self.ctx.request_id, error = %escaped(&err), "stream ended by an upstream failure");
+        tracing::warn!(provider = %self.finish.ctx.provider, request_id = %self.finish.ctx.request_id, error = %escaped(&err), "stream ended by an upstream failure");
         self.flush_held(true, out);
         let event = serde_json::json!({ "error": {
             "message": err.client_message(),
@@ -275,11 +263,10 @@ impl Relay {
 
     fn on_chunk(&mut self, p: Payload, out: &mut Vec<u8>) {
         if let Some(u) = &p.usage {
-            self.ctx.record_usage(u, false);
-            self.usage_recorded = true;
+            self.finish.usage(u);
         }
         if p.has_empty_choices() {
-            if self.ctx.include_usage {
+            if self.finish.ctx.include_usage {
                 self.flush_held(false, out);
                 self.emit(&p.json, true, out);
             } else if let Some(held) = self.held.take() {
@@ -291,7 +278,7 @@ impl Relay {
         }
         // Another chunk follows (n > 1): the held one is not the last.
         self.flush_held(false, out);
-        if p.has_finish_reason() && !self.ctx.include_usage {
+        if p.has_finish_reason() && !self.finish.ctx.include_usage {
             self.held = Some(p);
         } else {
             self.emit(&p.json, false, out);
@@ -305,42 +292,9 @@ impl Relay {
     }
 
     fn emit(&mut self, json: &[u8], last: bool, out: &mut Vec<u8>) {
-        let now = Instant::now();
-        let since = if last { self.ctx.started } else { self.last_emit };
-        self.last_emit = now;
-        let latency = now.duration_since(since).as_millis() as u64;
-        out.reserve(json.len() + FRAME_EXTRA);
-        out.extend_from_slice(b"data: ");
-        let start = out.len();
-        // Only the codec's JSON is scanned: `extra_fields` is the gateway's own, serialised
-        // (and escaped) by serde_json, so it holds no raw line break.
-        let multi_line = memchr::memchr2(b'\n', b'\r', json).is_some();
-        self.extra.append_to(out, json, latency, self.chunk_index);
-        if multi_line {
-            one_line(&mut out[start..]);
-        }
-        self.chunk_index += 1;
-        out.extend_from_slice(b"\n\n");
+        self.finish.chunk(json, last, out);
     }
 }
-
-/// Keeps an event's JSON on its one `data:` line. A codec may pass an upstream's bytes
-/// through, and an upstream may split an event over several `data:` lines (which SSE joins
-/// with newlines): forwarded as is, the client would see a broken event, and an upstream
-/// could inject events of its own. In valid JSON a raw CR or LF can only be whitespace
-/// between tokens (inside strings they must be escaped), so blanking them changes nothing a
-/// JSON reader sees. A scan, not a parse (the caller's memchr runs on every chunk; this only
-/// on the rare chunk that has a line break).
-fn one_line(json: &mut [u8]) {
-    for b in json.iter_mut() {
-        if matches!(*b, b'\n' | b'\r') {
-            *b = b' ';
-        }
-    }
-}
-
-/// What one chunk adds to a frame besides its JSON: `data: `, `extra_fields`, `\n\n`.
-const FRAME_EXTRA: usize = 224;
 
 /// The bytes `item` is expected to take in a client frame.
 fn frame_len(item: &Item) -> usize {

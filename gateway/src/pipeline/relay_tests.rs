@@ -6,6 +6,7 @@ use crate::redact::Redactor;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Instant;
 use switchyard_plugin_api::abi::{chunk_flag, error_kind};
 use switchyard_plugin_api::host::{PluginError, Usage};
 

@@ -1,0 +1,116 @@
+//! The finish phase: the one place an answer gets its `extra_fields` and its usage settled.
+//!
+//! Plain answers (from an upstream or a local provider) and stream chunks go through the same
+//! [`Finisher`]; cached and short-circuited answers will too. Nothing else writes
+//! `extra_fields` on a successful answer (errors carry their own, in `http::respond`). Settling
+//! means the usage ledger hears of every answer exactly once: the upstream's usage when it
+//! came, else, for a stream that produced chunks, an estimate marked as such when the
+//! Finisher is dropped (the client gone, the upstream cut, or no usage reported).
+
+use super::context::StreamContext;
+use super::extra_fields::{self, CHAT, ExtraFields, StreamExtraFields};
+use std::time::Instant;
+use switchyard_plugin_api::host::{Payload, Usage};
+
+pub struct Finisher {
+    /// The request's identity and where its usage goes; the relay reads it too.
+    pub ctx: StreamContext,
+    /// Built on the first chunk: a plain answer never needs it.
+    stream: Option<StreamExtraFields>,
+    /// Chunks sent so far (the next one's `chunk_index`).
+    chunks: u64,
+    last_emit: Instant,
+    usage_recorded: bool,
+}
+
+impl Finisher {
+    pub fn new(ctx: StreamContext) -> Finisher {
+        Finisher {
+            last_emit: ctx.started,
+            ctx,
+            stream: None,
+            chunks: 0,
+            usage_recorded: false,
+        }
+    }
+
+    /// A plain answer's body: the codec's JSON with `extra_fields`; its usage recorded.
+    pub fn complete(&mut self, p: &Payload) -> Vec<u8> {
+        if let Some(u) = &p.usage {
+            self.usage(u);
+        }
+        let ctx = &self.ctx;
+        let extra = ExtraFields {
+            request_type: CHAT,
+            provider: &ctx.provider,
+            model_requested: &ctx.model_requested,
+            model_deployment: &ctx.model_deployment,
+            latency: ctx.started.elapsed().as_millis() as u64,
+            chunk_index: 0,
+        };
+        let mut out = Vec::with_capacity(p.json.len() + 200);
+        if !extra_fields::append_to(&mut out, &p.json, &extra) {
+            tracing::warn!(provider = %ctx.provider, "provider response is not a JSON object; extra_fields not added");
+        }
+        out
+    }
+
+    /// The upstream's own usage for this answer.
+    pub fn usage(&mut self, u: &Usage) {
+        self.ctx.record_usage(u, false);
+        self.usage_recorded = true;
+    }
+
+    /// One chunk as one SSE event (`data: <one line of JSON>\n\n`) appended to `out`, with
+    /// `extra_fields` (`chunk_index`; `latency` since the previous chunk, or since the start
+    /// on the `last`).
+    pub fn chunk(&mut self, json: &[u8], last: bool, out: &mut Vec<u8>) {
+        let ctx = &self.ctx;
+        let extra = self
+            .stream
+            .get_or_insert_with(|| StreamExtraFields::new(&ctx.provider, &ctx.model_requested, &ctx.model_deployment));
+        let now = Instant::now();
+        let since = if last { self.ctx.started } else { self.last_emit };
+        self.last_emit = now;
+        let latency = now.duration_since(since).as_millis() as u64;
+        out.reserve(json.len() + FRAME_EXTRA);
+        out.extend_from_slice(b"data: ");
+        let start = out.len();
+        // Only the codec's JSON is scanned: `extra_fields` is the gateway's own, serialised
+        // (and escaped) by serde_json, so it holds no raw line break.
+        let multi_line = memchr::memchr2(b'\n', b'\r', json).is_some();
+        extra.append_to(out, json, latency, self.chunks);
+        if multi_line {
+            one_line(&mut out[start..]);
+        }
+        self.chunks += 1;
+        out.extend_from_slice(b"\n\n");
+    }
+}
+
+/// However the answer ended, its usage is settled once.
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        if !self.usage_recorded && self.chunks > 0 {
+            self.ctx.record_estimated_usage(self.chunks);
+        }
+    }
+}
+
+/// What one chunk adds to a frame besides its JSON: `data: `, `extra_fields`, `\n\n`.
+pub const FRAME_EXTRA: usize = 224;
+
+/// Keeps an event's JSON on its one `data:` line. A codec may pass an upstream's bytes
+/// through, and an upstream may split an event over several `data:` lines (which SSE joins
+/// with newlines): forwarded as is, the client would see a broken event, and an upstream
+/// could inject events of its own. In valid JSON a raw CR or LF can only be whitespace
+/// between tokens (inside strings they must be escaped), so blanking them changes nothing a
+/// JSON reader sees. A scan, not a parse (the caller's memchr runs on every chunk; this only
+/// on the rare chunk that has a line break).
+fn one_line(json: &mut [u8]) {
+    for b in json.iter_mut() {
+        if matches!(*b, b'\n' | b'\r') {
+            *b = b' ';
+        }
+    }
+}
