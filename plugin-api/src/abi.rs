@@ -356,7 +356,8 @@ pub type OnChunksFn = unsafe extern "C" fn(
     out: *const Output,
 ) -> i32;
 /// 1.1 `end_of_stream`: the upstream stream is over; the hook may release held-back chunks.
-pub type EndOfStreamFn = unsafe extern "C" fn(instance: *mut c_void, ctx: *const CallContext, out: *const Output) -> i32;
+pub type EndOfStreamFn =
+    unsafe extern "C" fn(instance: *mut c_void, ctx: *const CallContext, out: *const Output) -> i32;
 /// 1.1 `release_state`: frees a state `pre_request` returned. Called exactly once per state.
 pub type ReleaseStateFn = unsafe extern "C" fn(instance: *mut c_void, state: *mut c_void);
 

@@ -52,7 +52,11 @@ pub enum LoadError {
     #[error("plugin `{plugin}` is not a hook plugin")]
     NotAHook { plugin: String },
     #[error("plugin `{plugin}` refused the configuration of hook `{hook}`: {reason}")]
-    CreateHook { plugin: String, hook: String, reason: String },
+    CreateHook {
+        plugin: String,
+        hook: String,
+        reason: String,
+    },
     #[error("plugin `{plugin}` refused the configuration of provider `{provider}`: {reason}")]
     Create {
         plugin: String,
@@ -684,7 +688,9 @@ impl Drop for StreamDecoder {
 /// The right to call into a plugin instance now; hand the ticket to [`outcome`] (or
 /// [`PanicCircuit::returned`]) after the call, whatever it returned.
 fn admit(plugin: &Arc<str>, circuit: &PanicCircuit) -> Result<Ticket, CallError> {
-    circuit.admit().ok_or_else(|| CallError::Disabled { plugin: plugin.clone() })
+    circuit
+        .admit()
+        .ok_or_else(|| CallError::Disabled { plugin: plugin.clone() })
 }
 
 /// Reports a finished call to the panic circuit and maps its status to a result.

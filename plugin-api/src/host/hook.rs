@@ -158,7 +158,9 @@ pub(super) unsafe fn copy_vtable(ptr: *const HookVTable) -> Result<HookVTable, S
         return Err("the hook declares no phase".into());
     }
     if phases & !hook_phase::ALL != 0 {
-        return Err(format!("the hook's phase mask {phases:#x} has phases this gateway does not know"));
+        return Err(format!(
+            "the hook's phase mask {phases:#x} has phases this gateway does not know"
+        ));
     }
     let missing = |what: &str| Err(format!("the hook has no {what} function"));
     if vt.create.is_none() {
@@ -192,7 +194,12 @@ impl PluginLibrary {
 
     /// Creates the instance for one configured hook: `create` gets `{"name", "config"}`, with
     /// `config_json` (the hook's `config:` as JSON; empty reads as `null`) inserted as is.
-    pub fn hook(&self, hook_name: &str, config_json: &[u8], panic_policy: PanicPolicy) -> Result<HookInstance, LoadError> {
+    pub fn hook(
+        &self,
+        hook_name: &str,
+        config_json: &[u8],
+        panic_policy: PanicPolicy,
+    ) -> Result<HookInstance, LoadError> {
         let create_err = |reason: String| LoadError::CreateHook {
             plugin: self.name.clone(),
             hook: hook_name.to_string(),
@@ -203,7 +210,9 @@ impl PluginLibrary {
                 plugin: self.name.clone(),
             });
         };
-        let create = vt.create.ok_or_else(|| create_err("it has no create function".into()))?;
+        let create = vt
+            .create
+            .ok_or_else(|| create_err("it has no create function".into()))?;
         let name_json = serde_json::to_string(hook_name).map_err(|e| create_err(e.to_string()))?;
         let config: &[u8] = if config_json.is_empty() { b"null" } else { config_json };
         let mut setup = Vec::with_capacity(config.len() + name_json.len() + 22);
@@ -371,7 +380,12 @@ impl HookRequest {
 
     /// Runs `pre_request` (continue when the hook has no such phase).
     pub fn pre_request(&mut self, info: &HookCall<'_>, request: &[u8]) -> Result<PreAction, CallError> {
-        let Some(f) = self.hook.vt.pre_request.filter(|_| self.hook.has_phase(hook_phase::PRE_REQUEST)) else {
+        let Some(f) = self
+            .hook
+            .vt
+            .pre_request
+            .filter(|_| self.hook.has_phase(hook_phase::PRE_REQUEST))
+        else {
             return Ok(PreAction::Continue);
         };
         let ticket = admit(&self.hook.plugin, &self.hook.circuit)?;
@@ -413,7 +427,12 @@ impl HookRequest {
 
     /// Runs `post_response` on a plain answer (keep when the hook has no such phase).
     pub fn post_response(&mut self, info: &HookCall<'_>, response: &[u8]) -> Result<PostAction, CallError> {
-        let Some(f) = self.hook.vt.post_response.filter(|_| self.hook.has_phase(hook_phase::POST_RESPONSE)) else {
+        let Some(f) = self
+            .hook
+            .vt
+            .post_response
+            .filter(|_| self.hook.has_phase(hook_phase::POST_RESPONSE))
+        else {
             return Ok(PostAction::Keep);
         };
         let mut sink = self.call(f, info, response, "post_response")?;
@@ -468,7 +487,12 @@ impl HookRequest {
 
     /// The upstream stream ended: the hook may append held-back chunks to `chunks`.
     pub fn end_of_stream(&mut self, info: &HookCall<'_>, chunks: &mut Vec<Payload>) -> Result<ChunkVerdict, CallError> {
-        let Some(f) = self.hook.vt.end_of_stream.filter(|_| self.hook.has_phase(hook_phase::ON_CHUNK)) else {
+        let Some(f) = self
+            .hook
+            .vt
+            .end_of_stream
+            .filter(|_| self.hook.has_phase(hook_phase::ON_CHUNK))
+        else {
             return Ok(ChunkVerdict::Continue);
         };
         let ticket = admit(&self.hook.plugin, &self.hook.circuit)?;
@@ -487,7 +511,12 @@ impl HookRequest {
 
     /// Hands the hook the request's summary JSON (nothing when it has no such phase).
     pub fn on_done(&mut self, info: &HookCall<'_>, summary: &[u8]) -> Result<(), CallError> {
-        let Some(f) = self.hook.vt.on_done.filter(|_| self.hook.has_phase(hook_phase::ON_DONE)) else {
+        let Some(f) = self
+            .hook
+            .vt
+            .on_done
+            .filter(|_| self.hook.has_phase(hook_phase::ON_DONE))
+        else {
             return Ok(());
         };
         self.call(f, info, summary, "on_done").map(drop)

@@ -39,7 +39,9 @@ pub struct HookContext<'a> {
 impl<'a> HookContext<'a> {
     /// A client header the hook asked for in [`Hook::wanted_headers`] (names are lower case).
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// Every client header the host passed.
@@ -377,8 +379,14 @@ pub mod glue {
     ) -> i32 {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
-            let (h, (ctx, _), request, mut out) =
-                unsafe { (&*instance.cast::<H>(), hook_context(ctx), request.as_slice(), writer(out)) };
+            let (h, (ctx, _), request, mut out) = unsafe {
+                (
+                    &*instance.cast::<H>(),
+                    hook_context(ctx),
+                    request.as_slice(),
+                    writer(out),
+                )
+            };
             let mut state = None;
             let r = h.pre_request(&ctx, request, &mut state);
             if let Some(state) = state {
@@ -414,8 +422,14 @@ pub mod glue {
     ) -> i32 {
         guard(|| {
             // SAFETY: all pointers are valid for the call; the state is this request's.
-            let (h, (ctx, st), response, mut out) =
-                unsafe { (&*instance.cast::<H>(), hook_context(ctx), response.as_slice(), writer(out)) };
+            let (h, (ctx, st), response, mut out) = unsafe {
+                (
+                    &*instance.cast::<H>(),
+                    hook_context(ctx),
+                    response.as_slice(),
+                    writer(out),
+                )
+            };
             // SAFETY: the host hands back this request's state, one call at a time.
             let r = h.post_response(&ctx, unsafe { state::<H>(st) }, response);
             match r {
@@ -485,8 +499,14 @@ pub mod glue {
     ) -> i32 {
         guard(|| {
             // SAFETY: all pointers are valid for the call (host contract).
-            let (h, (ctx, st), summary, mut out) =
-                unsafe { (&*instance.cast::<H>(), hook_context(ctx), summary.as_slice(), writer(out)) };
+            let (h, (ctx, st), summary, mut out) = unsafe {
+                (
+                    &*instance.cast::<H>(),
+                    hook_context(ctx),
+                    summary.as_slice(),
+                    writer(out),
+                )
+            };
             // SAFETY: as in post_response.
             let r = h.on_done(&ctx, unsafe { state::<H>(st) }, summary);
             failed(r, &mut out)

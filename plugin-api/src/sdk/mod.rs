@@ -771,7 +771,13 @@ macro_rules! export_hook {
 #[macro_export]
 macro_rules! export_plugin {
     (name = $name:expr, version = $version:expr, provider = $p:ty, hook = $h:ty) => {
-        $crate::export_plugin!(name = $name, version = $version, provider = $p, hook = $h, local = false);
+        $crate::export_plugin!(
+            name = $name,
+            version = $version,
+            provider = $p,
+            hook = $h,
+            local = false
+        );
     };
     (name = $name:expr, version = $version:expr, provider = $p:ty, hook = $h:ty, local = $local:expr) => {
         const _: () = {
