@@ -1,4 +1,4 @@
-//! The plugin author's side: safe traits, an output writer, and [`export_provider!`].
+//! The plugin author's side: safe traits, an output writer, and [`crate::export_provider!`].
 //!
 //! A provider implements [`Provider`] (and a [`StreamDecoder`] for streams); the export macro
 //! generates the entry symbol and a vtable whose every call is wrapped in `catch_unwind`, so a
@@ -388,7 +388,7 @@ pub trait Provider: Send + Sync + Sized + 'static {
     }
 }
 
-/// Generated glue; used by [`export_provider!`]. Not a public API.
+/// Generated glue; used by [`crate::export_provider!`]. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     use super::*;
@@ -763,7 +763,7 @@ macro_rules! export_hook {
 }
 
 /// Exports one library that is both a [`Provider`] and a [`Hook`] (one entry symbol per
-/// library, so use this instead of [`export_provider!`] plus [`export_hook!`]).
+/// library, so use this instead of [`crate::export_provider!`] plus [`crate::export_hook!`]).
 ///
 /// ```ignore
 /// switchyard_plugin_api::export_plugin!(name = "both", version = "0.1.0", provider = MyCodec, hook = MyGuard);
