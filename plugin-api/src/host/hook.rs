@@ -448,8 +448,8 @@ impl HookRequest {
     }
 
     /// Runs the chunk phase on one upstream read's chunks, rewriting `chunks` in place (kept,
-    /// replaced, dropped, or held-back text released). A hook that answers nothing costs no
-    /// allocation and leaves `chunks` untouched.
+    /// replaced, dropped, or held-back text released). A hook that answers nothing leaves
+    /// `chunks` untouched and, after a request's first batch, allocates nothing.
     pub fn on_chunks(&mut self, info: &HookCall<'_>, chunks: &mut Vec<Payload>) -> Result<ChunkVerdict, CallError> {
         if !self.hook.has_phase(hook_phase::ON_CHUNK) || chunks.is_empty() {
             return Ok(ChunkVerdict::Continue);
