@@ -18,7 +18,7 @@ use std::ffi::c_void;
 /// Incremented on any incompatible change; the host refuses a plugin whose major differs.
 pub const ABI_MAJOR: u16 = 1;
 /// Incremented when fields or slots are appended; the host accepts plugins with minor ≤ its own.
-pub const ABI_MINOR: u16 = 0;
+pub const ABI_MINOR: u16 = 1;
 /// The largest token count either side believes (2^50, about 10^15: far above any real count,
 /// and small enough that a sum of a few stays below 2^53, JSON's exact-integer limit). The
 /// SDK reads larger counts from an upstream as 0; the host caps what a plugin reports.
@@ -63,6 +63,15 @@ impl ByteSlice {
         } else {
             // SAFETY: guaranteed by the caller.
             unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+}
+
+impl HeaderPair {
+    pub const fn new(name: &str, value: &str) -> HeaderPair {
+        HeaderPair {
+            name: ByteSlice::from_str(name),
+            value: ByteSlice::from_str(value),
         }
     }
 }
@@ -142,6 +151,30 @@ pub struct CallContext {
     pub api_key: ByteSlice,
     /// The request id, for upstream correlation headers.
     pub request_id: ByteSlice,
+    // ---- ABI 1.1 (read only when the host's `struct_size` covers them) ----
+    /// What the client asked for: `chat`, `embeddings`, … (empty from a 1.0 host).
+    pub operation: ByteSlice,
+    /// The alias the client named (the `model` field of its request).
+    pub alias: ByteSlice,
+    /// The virtual key's id; empty until virtual keys exist.
+    pub virtual_key_id: ByteSlice,
+    /// Hooks: the client headers the hook asked for at `create` ([`slot::WANT_HEADER`]), with
+    /// lower-case names, host-owned and valid for the call. Null (count 0) for providers.
+    pub client_headers: *const HeaderPair,
+    pub client_header_count: usize,
+    /// Hooks: the state this hook's `pre_request` returned for this request
+    /// ([`slot::HOOK_STATE`]), or null. Owned by the plugin; the host only hands it back,
+    /// never dereferences it, and releases it exactly once through
+    /// [`HookVTable::release_state`].
+    pub hook_state: *mut c_void,
+}
+
+/// One client header (ABI 1.1): name and value, borrowed for the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderPair {
+    pub name: ByteSlice,
+    pub value: ByteSlice,
 }
 
 /// Status returned by every fallible vtable call.
@@ -197,6 +230,26 @@ pub mod slot {
     pub const ERROR_RETRYABLE: u32 = 32;
     /// Local providers: milliseconds the host waits before delivering the next item.
     pub const DELAY_MS: u32 = 40;
+
+    // ---- hooks (ABI 1.1); see [`super::HookVTable`] for which phase puts what ----
+    /// `pre_request`: `a` = the whole new request JSON (replace).
+    pub const REQUEST: u32 = 50;
+    /// `a` = header name, `b` = value, for the next REJECT item. May repeat.
+    pub const REPLY_HEADER: u32 = 51;
+    /// A deliberate refusal (not a hook failure): `a` = the complete error body JSON the client
+    /// receives, its HTTP status put before it with [`ERROR_STATUS`] (default 400). In
+    /// `on_chunks` / `end_of_stream` it ends the stream with that error after the chunks put
+    /// before it.
+    pub const REJECT: u32 = 52;
+    /// Number: `pre_request`'s per-request state pointer (as an integer). The host hands it
+    /// back in [`super::CallContext::hook_state`] and releases it exactly once.
+    pub const HOOK_STATE: u32 = 53;
+    /// `create`: `a` = the name of a client header the hook wants in its context. May repeat.
+    pub const WANT_HEADER: u32 = 54;
+    /// Number: `on_chunks` keeps input chunk number `value` (0-based) at this place.
+    pub const CHUNK_KEEP: u32 = 55;
+    /// Number: `on_chunks` drops input chunk number `value` (only marks the batch as answered).
+    pub const CHUNK_DROP: u32 = 56;
 }
 
 /// Flags on a CHUNK item.
@@ -286,27 +339,71 @@ pub struct ProviderVTable {
 pub mod hook_phase {
     pub const PRE_REQUEST: u32 = 1 << 0;
     pub const POST_RESPONSE: u32 = 1 << 1;
+    /// `on_chunks` (or 1.0's `on_chunk`), and `end_of_stream` when the slot is set.
     pub const ON_CHUNK: u32 = 1 << 2;
     pub const ON_DONE: u32 = 1 << 3;
+    /// Every phase this ABI knows; a mask with other bits is refused at load.
+    pub const ALL: u32 = PRE_REQUEST | POST_RESPONSE | ON_CHUNK | ON_DONE;
 }
 
-/// Hooks inspect, change or answer requests. Declared now so the layout is fixed; the
-/// gateway runs them from a later version on.
+/// 1.1 `on_chunks`: a batch of `count` unified chunk JSON objects (one upstream read's worth).
+/// `chunks` points to `count` host-owned slices valid for the call.
+pub type OnChunksFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    ctx: *const CallContext,
+    chunks: *const ByteSlice,
+    count: usize,
+    out: *const Output,
+) -> i32;
+/// 1.1 `end_of_stream`: the upstream stream is over; the hook may release held-back chunks.
+pub type EndOfStreamFn =
+    unsafe extern "C" fn(instance: *mut c_void, ctx: *const CallContext, out: *const Output) -> i32;
+/// 1.1 `release_state`: frees a state `pre_request` returned. Called exactly once per state.
+pub type ReleaseStateFn = unsafe extern "C" fn(instance: *mut c_void, state: *mut c_void);
+
+/// Hooks inspect, change or answer requests; phases as DESIGN §2 (Envoy's dynamic modules are
+/// the model: a status per phase call, actions as output items, a local reply).
+///
+/// Every phase call returns a [`status`]: `OK` with the action's items, `ERROR` with an ERROR
+/// item when the hook itself failed (the host applies the hook's `on_error` policy), `PANIC`.
+/// Inputs are borrowed for the call; outputs are copied by the host's [`Output`]; the only
+/// plugin-owned pointers the host holds are the instance (freed by `destroy`) and per-request
+/// states (freed by `release_state`).
+///
+/// - `create`: config `{"name", "config"}` → instance, plus WANT_HEADER items (the headers
+///   the host copies into [`CallContext::client_headers`] for every phase call).
+/// - `pre_request` (request JSON): nothing = continue; REQUEST = replace; RESPONSE =
+///   short-circuit with a plain answer; CHUNK* = short-circuit with chunks (streaming
+///   clients); REPLY_HEADER* REJECT = reject. May put HOOK_STATE (whatever the action).
+/// - `post_response` (plain response JSON): nothing = keep; RESPONSE = replace; REJECT.
+/// - `on_chunks` (a batch): nothing at all = keep every chunk unchanged. Otherwise the batch
+///   becomes exactly what was put, in order: CHUNK_KEEP(i) forwards input chunk i, a CHUNK
+///   item forwards a new chunk (a replacement, or held-back text released), CHUNK_DROP(i) and
+///   inputs never kept are dropped. A REJECT item ends the stream with that error.
+/// - `end_of_stream`: CHUNK* (held-back text) and optionally REJECT, as in `on_chunks`.
+/// - `on_done` (summary JSON: ids, alias, provider, model, status, usage, latency): nothing.
+///
+/// A 1.0 vtable (no 1.1 slots) still loads: its hook gets no state, and its per-chunk
+/// `on_chunk` is called once per chunk (nothing = keep, CHUNK = replace).
 #[repr(C)]
+#[derive(Clone, Copy, Debug)]
 pub struct HookVTable {
     pub struct_size: u32,
     pub phases: u32,
     pub create: Option<CreateFn>,
     pub destroy: Option<DestroyFn>,
-    /// Request JSON → nothing (continue), REQUEST-like BODY (replace), RESPONSE
-    /// (short-circuit) or ERROR (reject).
     pub pre_request: Option<EncodeRequestFn>,
-    /// Response JSON → nothing (keep) or RESPONSE (replace).
     pub post_response: Option<EncodeRequestFn>,
-    /// Chunk JSON → nothing (keep) or CHUNK (replace).
+    /// 1.0's per-chunk call; a 1.1 hook sets `on_chunks` instead.
     pub on_chunk: Option<EncodeRequestFn>,
-    /// Summary JSON, off the hot path.
     pub on_done: Option<EncodeRequestFn>,
+    // ---- ABI 1.1 ----
+    /// Required when `pre_request` can return a state; a state returned by a hook without it
+    /// is never handed back (a 1.0 hook cannot return one).
+    pub release_state: Option<ReleaseStateFn>,
+    /// Batched chunk phase; preferred over `on_chunk` when set.
+    pub on_chunks: Option<OnChunksFn>,
+    pub end_of_stream: Option<EndOfStreamFn>,
 }
 
 /// The size in bytes of every struct that crosses the boundary, as of each minor version.
@@ -336,26 +433,43 @@ pub mod frozen {
         /// struct_size (padded to a word), the host pointer and two callbacks.
         pub const OUTPUT_SIZE: usize = 4 * P;
     }
+
+    /// ABI 1.1: the context and the hook vtable grew; the others did not.
+    pub mod v1_1 {
+        use super::P;
+
+        pub const PLUGIN_DECL_SIZE: usize = super::v1_0::PLUGIN_DECL_SIZE;
+        pub const PROVIDER_VTABLE_SIZE: usize = super::v1_0::PROVIDER_VTABLE_SIZE;
+        /// 1.0's, then release_state, on_chunks and end_of_stream.
+        pub const HOOK_VTABLE_SIZE: usize = 8 + 9 * P;
+        /// 1.0's, then operation, alias, virtual_key_id (byte slices), the header pointer and
+        /// count, and hook_state.
+        pub const CALL_CONTEXT_SIZE: usize = 16 + 15 * P;
+        pub const OUTPUT_SIZE: usize = super::v1_0::OUTPUT_SIZE;
+        /// A header pair: two byte slices.
+        pub const HEADER_PAIR_SIZE: usize = 4 * P;
+    }
 }
 
-// Today's structs never shrink below a frozen size. While this is ABI 1.0 they are exactly the
-// 1.0 sizes: a field appended without bumping `ABI_MINOR` (and freezing the new sizes) fails
-// the build here. (The unit-test build appends a field on purpose; see `appended_for_tests`.)
+// Today's structs never shrink below a frozen size, and are exactly the current minor's sizes:
+// a field appended without bumping `ABI_MINOR` (and freezing the new sizes) fails the build
+// here. (The unit-test build appends a field on purpose; see `appended_for_tests`.)
 const _: () = {
-    use frozen::v1_0;
+    use frozen::{v1_0, v1_1};
     assert!(size_of::<PluginDecl>() >= v1_0::PLUGIN_DECL_SIZE);
     assert!(size_of::<ProviderVTable>() >= v1_0::PROVIDER_VTABLE_SIZE);
     assert!(size_of::<HookVTable>() >= v1_0::HOOK_VTABLE_SIZE);
     assert!(size_of::<CallContext>() >= v1_0::CALL_CONTEXT_SIZE);
     assert!(size_of::<Output>() >= v1_0::OUTPUT_SIZE);
+    assert!(size_of::<HeaderPair>() == v1_1::HEADER_PAIR_SIZE);
+    assert!(size_of::<HookVTable>() == v1_1::HOOK_VTABLE_SIZE);
+    assert!(size_of::<CallContext>() == v1_1::CALL_CONTEXT_SIZE);
+    assert!(size_of::<Output>() == v1_1::OUTPUT_SIZE);
     #[cfg(not(test))]
     assert!(
-        ABI_MINOR != 0
-            || (size_of::<PluginDecl>() == v1_0::PLUGIN_DECL_SIZE
-                && size_of::<ProviderVTable>() == v1_0::PROVIDER_VTABLE_SIZE
-                && size_of::<HookVTable>() == v1_0::HOOK_VTABLE_SIZE
-                && size_of::<CallContext>() == v1_0::CALL_CONTEXT_SIZE
-                && size_of::<Output>() == v1_0::OUTPUT_SIZE)
+        ABI_MINOR == 1
+            && size_of::<PluginDecl>() == v1_1::PLUGIN_DECL_SIZE
+            && size_of::<ProviderVTable>() == v1_1::PROVIDER_VTABLE_SIZE
     );
 };
 
@@ -412,7 +526,7 @@ mod layout {
     //! Layout assertions: these offsets are the ABI. A failure here means an incompatible
     //! change — bump `ABI_MAJOR` or append instead. Each struct's 1.0 fields end exactly at
     //! its frozen 1.0 size (today's struct may be larger: the test build appends a field).
-    use super::frozen::v1_0;
+    use super::frozen::{v1_0, v1_1};
     use super::*;
     use std::mem::{align_of, offset_of, size_of};
 
@@ -458,7 +572,14 @@ mod layout {
         assert_eq!(offset_of!(CallContext, api_key), 16 + 2 * P);
         assert_eq!(offset_of!(CallContext, request_id), 16 + 4 * P);
         assert_eq!(offset_of!(CallContext, request_id) + 2 * P, v1_0::CALL_CONTEXT_SIZE);
-        assert!(size_of::<CallContext>() >= v1_0::CALL_CONTEXT_SIZE);
+        assert_eq!(offset_of!(CallContext, operation), v1_0::CALL_CONTEXT_SIZE);
+        assert_eq!(offset_of!(CallContext, alias), 16 + 8 * P);
+        assert_eq!(offset_of!(CallContext, virtual_key_id), 16 + 10 * P);
+        assert_eq!(offset_of!(CallContext, client_headers), 16 + 12 * P);
+        assert_eq!(offset_of!(CallContext, client_header_count), 16 + 13 * P);
+        assert_eq!(offset_of!(CallContext, hook_state), 16 + 14 * P);
+        assert_eq!(offset_of!(CallContext, hook_state) + P, v1_1::CALL_CONTEXT_SIZE);
+        assert_eq!(offset_of!(HeaderPair, value), 2 * P);
     }
 
     #[test]
@@ -481,7 +602,9 @@ mod layout {
         assert_eq!(offset_of!(HookVTable, create), 8);
         assert_eq!(offset_of!(HookVTable, on_done), 8 + 5 * P);
         assert_eq!(offset_of!(HookVTable, on_done) + P, v1_0::HOOK_VTABLE_SIZE);
-        assert!(size_of::<HookVTable>() >= v1_0::HOOK_VTABLE_SIZE);
+        assert_eq!(offset_of!(HookVTable, release_state), v1_0::HOOK_VTABLE_SIZE);
+        assert_eq!(offset_of!(HookVTable, on_chunks), 8 + 7 * P);
+        assert_eq!(offset_of!(HookVTable, end_of_stream) + P, v1_1::HOOK_VTABLE_SIZE);
     }
 
     /// The test build simulates a later minor: the structs the loader reads are larger than

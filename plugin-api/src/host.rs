@@ -6,8 +6,10 @@
 //! field is read through a raw pointer once the plugin's declared `struct_size` is known to
 //! cover it, and the vtable's slots are copied into host memory at load.
 
+mod hook;
 mod panic_circuit;
 
+pub use hook::{ChunkVerdict, HookCall, HookInstance, HookRequest, PostAction, PreAction, Rejection};
 pub use panic_circuit::{PANIC_COOLDOWN, PANIC_LIMIT, PanicPolicy};
 
 use crate::abi::frozen::v1_0;
@@ -47,6 +49,14 @@ pub enum LoadError {
     PanicAbort { plugin: String, path: PathBuf },
     #[error("plugin `{plugin}` is not a provider plugin")]
     NotAProvider { plugin: String },
+    #[error("plugin `{plugin}` is not a hook plugin")]
+    NotAHook { plugin: String },
+    #[error("plugin `{plugin}` refused the configuration of hook `{hook}`: {reason}")]
+    CreateHook {
+        plugin: String,
+        hook: String,
+        reason: String,
+    },
     #[error("plugin `{plugin}` refused the configuration of provider `{provider}`: {reason}")]
     Create {
         plugin: String,
@@ -154,6 +164,12 @@ impl CallInfo<'_> {
             model: ByteSlice::from_str(self.model),
             api_key: ByteSlice::from_str(self.api_key),
             request_id: ByteSlice::from_str(self.request_id),
+            operation: ByteSlice::EMPTY,
+            alias: ByteSlice::EMPTY,
+            virtual_key_id: ByteSlice::EMPTY,
+            client_headers: std::ptr::null(),
+            client_header_count: 0,
+            hook_state: std::ptr::null_mut(),
         }
     }
 }
@@ -169,6 +185,8 @@ pub struct PluginLibrary {
     /// The provider vtable's slots, copied at load; slots past the plugin's declared size
     /// (a plugin built against an older minor) are `None`.
     provider: Option<ProviderVTable>,
+    /// The hook vtable's slots, copied and validated at load the same way.
+    hook: Option<abi::HookVTable>,
 }
 
 /// Loads and validates a plugin library.
@@ -267,24 +285,26 @@ pub unsafe fn from_declaration(decl_ptr: *const PluginDecl, path: &Path) -> Resu
     } else {
         None
     };
-    if capabilities & abi::capability::HOOK != 0 {
+    let hook = if capabilities & abi::capability::HOOK != 0 {
         if hook.is_null() {
             return Err(bad("it declares a hook but has no hook vtable"));
         }
         // SAFETY: a non-null static vtable from the plugin.
-        let hook_size = unsafe { abi::declared_size(hook) };
-        check_vtable_size("hook", hook_size, v1_0::HOOK_VTABLE_SIZE).map_err(|reason| bad(&reason))?;
-    }
+        Some(unsafe { hook::copy_vtable(hook) }.map_err(|reason| bad(&reason))?)
+    } else {
+        None
+    };
     Ok(PluginLibrary {
         version: text(version),
         name,
         path: path.to_path_buf(),
         capabilities,
         provider,
+        hook,
     })
 }
 
-fn check_vtable_size(what: &str, size: usize, v1_0_size: usize) -> Result<(), String> {
+pub(crate) fn check_vtable_size(what: &str, size: usize, v1_0_size: usize) -> Result<(), String> {
     if (v1_0_size..=MAX_STRUCT_SIZE).contains(&size) {
         Ok(())
     } else {
@@ -367,21 +387,7 @@ impl PluginLibrary {
         let create = vt
             .create
             .ok_or_else(|| create_err("it has no create function".into()))?;
-        let mut sink = Collector::default();
-        let out = sink.output();
-        // SAFETY: vtable function with valid arguments for the call.
-        let instance = unsafe { create(ByteSlice::from_slice(setup_json), &out) };
-        if instance.is_null() {
-            let reason = sink
-                .items
-                .iter()
-                .find_map(|i| match i {
-                    Item::Error(e) => Some(e.message.clone()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "create failed without a reason (or panicked)".into());
-            return Err(create_err(reason));
-        }
+        let (instance, _) = create_instance(create, setup_json).map_err(create_err)?;
         Ok(ProviderCodec {
             vt,
             instance,
@@ -390,6 +396,21 @@ impl PluginLibrary {
             circuit: PanicCircuit::new(panic_policy),
         })
     }
+}
+
+/// Calls a vtable's `create`; the instance and what it put, or the reason it refused.
+fn create_instance(create: abi::CreateFn, setup_json: &[u8]) -> Result<(*mut c_void, Collector), String> {
+    let mut sink = Collector::default();
+    let out = sink.output();
+    // SAFETY: vtable function with valid arguments for the call.
+    let instance = unsafe { create(ByteSlice::from_slice(setup_json), &out) };
+    if instance.is_null() {
+        return Err(sink
+            .take_error()
+            .map(|e| e.message)
+            .unwrap_or_else(|| "create failed without a reason (or panicked)".into()));
+    }
+    Ok((instance, sink))
 }
 
 /// One provider instance inside a plugin. Thread-safe: the SDK requires `Provider: Sync`.
@@ -445,12 +466,8 @@ impl ProviderCodec {
         self.circuit.is_disabled()
     }
 
-    /// The right to call into the plugin now; hand the ticket to [`ProviderCodec::outcome`]
-    /// (or [`PanicCircuit::returned`]) after the call, whatever it returned.
     fn admit(&self) -> Result<Ticket, CallError> {
-        self.circuit.admit().ok_or_else(|| CallError::Disabled {
-            plugin: self.plugin.clone(),
-        })
+        admit(&self.plugin, &self.circuit)
     }
 
     fn unsupported(&self, call: &'static str) -> CallError {
@@ -460,28 +477,8 @@ impl ProviderCodec {
         }
     }
 
-    /// Reports a finished call to the panic circuit and maps its status to a result.
     fn outcome(&self, ticket: Ticket, code: i32, sink: &mut Collector, call: &'static str) -> Result<(), CallError> {
-        if code == status::PANIC {
-            self.circuit.panicked(ticket);
-            return Err(CallError::Panicked {
-                plugin: self.plugin.clone(),
-            });
-        }
-        self.circuit.returned(ticket);
-        match code {
-            status::OK => Ok(()),
-            status::ERROR => Err(CallError::Plugin(sink.take_error().unwrap_or_else(|| PluginError {
-                status: 502,
-                message: format!("plugin `{}` failed in {call} without a reason", self.plugin),
-                ..PluginError::default()
-            }))),
-            status::UNSUPPORTED => Err(self.unsupported(call)),
-            other => Err(CallError::Contract {
-                plugin: self.plugin.clone(),
-                detail: format!("{call} returned unknown status {other}"),
-            }),
-        }
+        outcome(&self.plugin, &self.circuit, ticket, code, sink, call)
     }
 
     /// Unified request → the HTTP request to send upstream.
@@ -688,6 +685,46 @@ impl Drop for StreamDecoder {
     }
 }
 
+/// The right to call into a plugin instance now; hand the ticket to [`outcome`] (or
+/// [`PanicCircuit::returned`]) after the call, whatever it returned.
+fn admit(plugin: &Arc<str>, circuit: &PanicCircuit) -> Result<Ticket, CallError> {
+    circuit
+        .admit()
+        .ok_or_else(|| CallError::Disabled { plugin: plugin.clone() })
+}
+
+/// Reports a finished call to the panic circuit and maps its status to a result.
+fn outcome(
+    plugin: &Arc<str>,
+    circuit: &PanicCircuit,
+    ticket: Ticket,
+    code: i32,
+    sink: &mut Collector,
+    call: &'static str,
+) -> Result<(), CallError> {
+    if code == status::PANIC {
+        circuit.panicked(ticket);
+        return Err(CallError::Panicked { plugin: plugin.clone() });
+    }
+    circuit.returned(ticket);
+    match code {
+        status::OK => Ok(()),
+        status::ERROR => Err(CallError::Plugin(sink.take_error().unwrap_or_else(|| PluginError {
+            status: 502,
+            message: format!("plugin `{plugin}` failed in {call} without a reason"),
+            ..PluginError::default()
+        }))),
+        status::UNSUPPORTED => Err(CallError::Unsupported {
+            plugin: plugin.clone(),
+            call,
+        }),
+        other => Err(CallError::Contract {
+            plugin: plugin.clone(),
+            detail: format!("{call} returned unknown status {other}"),
+        }),
+    }
+}
+
 /// Numbers put before an item; they describe that item and are reset after it.
 #[derive(Default)]
 struct Pending {
@@ -708,6 +745,8 @@ struct Collector {
     pending: Pending,
     /// The last model name seen, reused while the codec keeps naming the same one.
     last_model: Option<Arc<str>>,
+    /// What only hook calls put.
+    hook: hook::HookSink,
 }
 
 impl Collector {
@@ -783,6 +822,13 @@ impl Collector {
                 }));
             }
             slot::WARN => self.warnings.push(text(a)),
+            slot::REQUEST => self.hook.request = Some(a.to_vec()),
+            slot::REPLY_HEADER => self.hook.reply_headers.push((text(a), text(b))),
+            slot::REJECT => {
+                let p = std::mem::take(&mut self.pending);
+                self.hook.reject(p.error_status, a);
+            }
+            slot::WANT_HEADER => self.hook.want_headers.push(text(a).to_ascii_lowercase()),
             // Unknown slots come from newer plugins; ignoring them is the compatibility rule.
             _ => {}
         }
@@ -816,6 +862,12 @@ impl Collector {
             slot::ERROR_KIND => p.error_kind = v,
             slot::ERROR_RETRYABLE => p.retryable = v != 0,
             slot::DELAY_MS => self.items.push(Item::Delay(v)),
+            slot::HOOK_STATE => self.hook.state = v,
+            slot::CHUNK_KEEP => {
+                let position = self.items.len();
+                self.hook.keep(v, position);
+            }
+            slot::CHUNK_DROP => self.hook.answered = true,
             _ => {}
         }
     }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod abi_v1_0;
+mod hooks;
 
 struct Upper {
     base: String,

@@ -1,4 +1,4 @@
-//! The plugin author's side: safe traits, an output writer, and [`export_provider!`].
+//! The plugin author's side: safe traits, an output writer, and [`crate::export_provider!`].
 //!
 //! A provider implements [`Provider`] (and a [`StreamDecoder`] for streams); the export macro
 //! generates the entry symbol and a vtable whose every call is wrapped in `catch_unwind`, so a
@@ -17,6 +17,7 @@ use crate::abi::{self, ByteSlice};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub mod errors;
+pub mod hook;
 pub mod setup;
 pub mod sse;
 pub mod sse_decoder;
@@ -26,6 +27,9 @@ pub mod unified;
 mod recorder;
 
 pub use errors::{default_error, status_class, truncate};
+pub use hook::{
+    ChunkBatch, ChunkOut, Hook, HookContext, HookError, HookSetup, PostAction, PreAction, Rejection, Reply, ReplyChunk,
+};
 
 pub use serde_json;
 
@@ -384,7 +388,7 @@ pub trait Provider: Send + Sync + Sized + 'static {
     }
 }
 
-/// Generated glue; used by [`export_provider!`]. Not a public API.
+/// Generated glue; used by [`crate::export_provider!`]. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     use super::*;
@@ -646,8 +650,7 @@ pub mod __private {
         }
     }
 
-    /// The declaration [`crate::export_provider!`] exports. `panic_unwind` is `cfg!(panic = "unwind")`
-    /// evaluated in the plugin's crate (the macro's caller), where the strategy is decided.
+    /// The declaration [`crate::export_provider!`] exports (a provider only).
     pub const fn declaration(
         name: &'static str,
         version: &'static str,
@@ -655,11 +658,39 @@ pub mod __private {
         panic_unwind: bool,
         provider: &'static abi::ProviderVTable,
     ) -> abi::PluginDecl {
+        plugin_declaration(name, version, local, panic_unwind, Some(provider), None)
+    }
+
+    /// The declaration the export macros export: a provider, a hook, or both. `panic_unwind` is
+    /// `cfg!(panic = "unwind")` evaluated in the plugin's crate (the macro's caller), where the
+    /// strategy is decided.
+    pub const fn plugin_declaration(
+        name: &'static str,
+        version: &'static str,
+        local: bool,
+        panic_unwind: bool,
+        provider: Option<&'static abi::ProviderVTable>,
+        hook: Option<&'static abi::HookVTable>,
+    ) -> abi::PluginDecl {
         use abi::capability;
-        let panic = if panic_unwind {
+        let mut capabilities = if panic_unwind {
             capability::PANIC_UNWIND
         } else {
             capability::PANIC_ABORT
+        };
+        let provider = match provider {
+            Some(p) => {
+                capabilities |= capability::PROVIDER | if local { capability::LOCAL } else { 0 };
+                p as *const abi::ProviderVTable
+            }
+            None => std::ptr::null(),
+        };
+        let hook = match hook {
+            Some(h) => {
+                capabilities |= capability::HOOK;
+                h as *const abi::HookVTable
+            }
+            None => std::ptr::null(),
         };
         abi::PluginDecl {
             struct_size: std::mem::size_of::<abi::PluginDecl>() as u32,
@@ -667,9 +698,9 @@ pub mod __private {
             abi_minor: abi::ABI_MINOR,
             name: abi::ByteSlice::from_str(name),
             version: abi::ByteSlice::from_str(version),
-            capabilities: capability::PROVIDER | panic | if local { capability::LOCAL } else { 0 },
+            capabilities,
             provider,
-            hook: std::ptr::null(),
+            hook,
             #[cfg(test)]
             appended_for_tests: 0,
         }
@@ -696,6 +727,71 @@ macro_rules! export_provider {
             // whether the boundary guard can catch a panic at all.
             static DECL: abi::PluginDecl =
                 $crate::sdk::__private::declaration($name, $version, $local, cfg!(panic = "unwind"), &VTABLE);
+            #[unsafe(no_mangle)]
+            pub extern "C" fn switchyard_plugin_entry_v1() -> *const abi::PluginDecl {
+                &DECL
+            }
+        };
+    };
+}
+
+/// Exports a [`Hook`] as a Switchyard plugin.
+///
+/// ```ignore
+/// switchyard_plugin_api::export_hook!(MyGuard, name = "guard", version = "0.1.0");
+/// ```
+#[macro_export]
+macro_rules! export_hook {
+    ($ty:ty, name = $name:expr, version = $version:expr) => {
+        const _: () = {
+            use $crate::sdk::__private::abi;
+            static HOOK: abi::HookVTable = $crate::sdk::hook::glue::hook_vtable::<$ty>();
+            static DECL: abi::PluginDecl = $crate::sdk::__private::plugin_declaration(
+                $name,
+                $version,
+                false,
+                cfg!(panic = "unwind"),
+                None,
+                Some(&HOOK),
+            );
+            #[unsafe(no_mangle)]
+            pub extern "C" fn switchyard_plugin_entry_v1() -> *const abi::PluginDecl {
+                &DECL
+            }
+        };
+    };
+}
+
+/// Exports one library that is both a [`Provider`] and a [`Hook`] (one entry symbol per
+/// library, so use this instead of [`crate::export_provider!`] plus [`crate::export_hook!`]).
+///
+/// ```ignore
+/// switchyard_plugin_api::export_plugin!(name = "both", version = "0.1.0", provider = MyCodec, hook = MyGuard);
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    (name = $name:expr, version = $version:expr, provider = $p:ty, hook = $h:ty) => {
+        $crate::export_plugin!(
+            name = $name,
+            version = $version,
+            provider = $p,
+            hook = $h,
+            local = false
+        );
+    };
+    (name = $name:expr, version = $version:expr, provider = $p:ty, hook = $h:ty, local = $local:expr) => {
+        const _: () = {
+            use $crate::sdk::__private::abi;
+            static PROVIDER: abi::ProviderVTable = $crate::sdk::__private::provider_vtable::<$p>();
+            static HOOK: abi::HookVTable = $crate::sdk::hook::glue::hook_vtable::<$h>();
+            static DECL: abi::PluginDecl = $crate::sdk::__private::plugin_declaration(
+                $name,
+                $version,
+                $local,
+                cfg!(panic = "unwind"),
+                Some(&PROVIDER),
+                Some(&HOOK),
+            );
             #[unsafe(no_mangle)]
             pub extern "C" fn switchyard_plugin_entry_v1() -> *const abi::PluginDecl {
                 &DECL

@@ -132,6 +132,12 @@ fn context(struct_size: usize) -> CallContext {
         model: ByteSlice::from_str("m"),
         api_key: ByteSlice::from_str("k"),
         request_id: ByteSlice::from_str("r1"),
+        operation: ByteSlice::from_str("chat"),
+        alias: ByteSlice::from_str("fast"),
+        virtual_key_id: ByteSlice::EMPTY,
+        client_headers: std::ptr::null(),
+        client_header_count: 0,
+        hook_state: std::ptr::null_mut(),
     }
 }
 
