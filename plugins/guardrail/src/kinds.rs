@@ -112,6 +112,15 @@ pub(crate) struct Redactor {
 }
 
 impl Redactor {
+    /// Whether `text` could hold a match at all: the email regex has no literal prefix for the regex
+    /// crate to skip ahead with, so text without an `@` (nearly every stream chunk) skips it here.
+    pub(crate) fn may_match(&self, text: &str) -> bool {
+        match self.kind {
+            Kind::Email => text.as_bytes().contains(&b'@'),
+            _ => true,
+        }
+    }
+
     /// The span to replace for a regex match at `start..end` of `hay`, or `None` when the match is not
     /// really of this kind (Luhn failure, a key glued to a longer word, a key-shaped word without digits).
     pub(crate) fn confirm(&self, hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
@@ -127,7 +136,7 @@ impl Redactor {
                     return None;
                 }
                 // "Bearer <token>": only the token is the secret.
-                if text[0].eq_ignore_ascii_case(&b'b') {
+                if text.len() > BEARER.len() && text[..BEARER.len()].eq_ignore_ascii_case(BEARER.as_bytes()) {
                     let token = BEARER.len()
                         + text[BEARER.len()..]
                             .iter()

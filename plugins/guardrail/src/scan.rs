@@ -15,7 +15,7 @@ pub(crate) struct Hit {
 /// (the character before a key decides whether it is glued to a word).
 pub(crate) fn scan(redactors: &[Redactor], hay: &str, from: usize, hits: &mut Vec<Hit>) {
     hits.clear();
-    for r in redactors {
+    for r in redactors.iter().filter(|r| r.may_match(&hay[from..])) {
         let mut at = from;
         while at <= hay.len() {
             let Some(m) = r.re.find_at(hay, at) else { break };

@@ -59,11 +59,12 @@ impl StreamRedactor {
 
     /// Takes one chunk and returns the chunks to send in its place (today always exactly one).
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, Malformed> {
-        Ok(vec![self.push_one(chunk)?.unwrap_or_else(|| chunk.to_vec())])
+        Ok(vec![self.redact_chunk(chunk)?.unwrap_or_else(|| chunk.to_vec())])
     }
 
-    /// The chunk to send instead of `chunk`, or `None` to send it unchanged.
-    fn push_one(&mut self, chunk: &[u8]) -> Result<Option<Vec<u8>>, Malformed> {
+    /// The chunk to send instead of `chunk`, or `None` to send `chunk` unchanged: [`Self::push`] without
+    /// copying chunks that stay as they are (the form a hook's `on_chunk` keep/replace wants).
+    pub fn redact_chunk(&mut self, chunk: &[u8]) -> Result<Option<Vec<u8>>, Malformed> {
         if !self.guard.redacts() {
             return Ok(None);
         }
