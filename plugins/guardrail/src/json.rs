@@ -1,12 +1,13 @@
-//! Order-preserving, zero-copy JSON objects: only the members the guardrail edits are re-encoded, so every
-//! other field reaches the upstream (or the client) byte for byte as it came.
+//! Reading the few members the guardrail looks at, and editing a body by splicing: only the edited
+//! strings are re-encoded; every other byte (member order, number spelling, whitespace) stays as it came.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::de::{Deserialize, Deserializer, Visitor};
 use serde_json::value::RawValue;
+
+use crate::Malformed;
 
 /// A JSON string, borrowed when it holds no escapes.
 pub(crate) struct Text<'a>(pub Cow<'a, str>);
@@ -33,81 +34,72 @@ impl<'de> Deserialize<'de> for Text<'de> {
     }
 }
 
-/// A member value: as it came, or re-encoded by the guardrail.
-pub(crate) enum Member<'a> {
-    Raw(&'a RawValue),
-    Owned(Box<RawValue>),
-}
-
-impl Member<'_> {
-    pub(crate) fn raw(&self) -> &RawValue {
-        match self {
-            Member::Raw(r) => r,
-            Member::Owned(b) => b,
-        }
-    }
-}
-
-/// A JSON object whose members keep their order and their original bytes.
-pub(crate) struct RawObject<'a>(Vec<(Text<'a>, Member<'a>)>);
-
-impl<'a> RawObject<'a> {
-    pub(crate) fn get(&self, key: &str) -> Option<&RawValue> {
-        self.0.iter().find(|(k, _)| k.0 == key).map(|(_, v)| v.raw())
-    }
-
-    /// The borrowed value of `key` (never one the guardrail re-encoded).
-    pub(crate) fn get_raw(&self, key: &str) -> Option<&'a RawValue> {
-        self.0.iter().find_map(|(k, v)| match v {
-            Member::Raw(r) if k.0 == key => Some(*r),
-            _ => None,
-        })
-    }
-
-    /// Replaces `key`'s value, or appends the member when absent.
-    pub(crate) fn set(&mut self, key: &'static str, value: Box<RawValue>) {
-        match self.0.iter_mut().find(|(k, _)| k.0 == key) {
-            Some((_, v)) => *v = Member::Owned(value),
-            None => self.0.push((Text(Cow::Borrowed(key)), Member::Owned(value))),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for RawObject<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawObject<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((k, v)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
-                    members.push((k, Member::Raw(v)));
-                }
-                Ok(RawObject(members))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl Serialize for RawObject<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k.0.as_ref(), v.raw())?;
-        }
-        map.end()
-    }
-}
-
 /// Whether a raw value is a JSON string (the only shape the guardrail edits).
 pub(crate) fn is_string(raw: &RawValue) -> bool {
     raw.get().starts_with('"')
 }
 
-pub(crate) fn is_null(raw: &RawValue) -> bool {
-    raw.get() == "null"
+/// One change to a body: bytes `start..end` of the original become `prefix`, `text` as a JSON string,
+/// then `suffix` (an insertion has `start == end`).
+pub(crate) struct Edit {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) prefix: &'static str,
+    pub(crate) text: String,
+    pub(crate) suffix: &'static str,
+}
+
+impl Edit {
+    /// Replaces the string `raw` (borrowed from `body`) with `text`.
+    pub(crate) fn replace(body: &[u8], raw: &RawValue, text: String) -> Result<Edit, Malformed> {
+        let (start, end) = span(body, raw)?;
+        Ok(Edit {
+            start,
+            end,
+            prefix: "",
+            text,
+            suffix: "",
+        })
+    }
+
+    /// Adds a `content` member holding `text` to the object `raw` (borrowed from `body`).
+    pub(crate) fn insert_content(body: &[u8], raw: &RawValue, text: String) -> Result<Edit, Malformed> {
+        let (start, _) = span(body, raw)?;
+        let empty = raw.get()[1..].trim_start().starts_with('}');
+        let at = start + 1;
+        Ok(Edit {
+            start: at,
+            end: at,
+            prefix: "\"content\":",
+            text,
+            suffix: if empty { "" } else { "," },
+        })
+    }
+}
+
+/// Where `raw` sits in `body`. Every raw value the guardrail reads is borrowed from the body it parsed,
+/// so this is pointer arithmetic; anything else is refused rather than trusted.
+fn span(body: &[u8], raw: &RawValue) -> Result<(usize, usize), Malformed> {
+    let len = raw.get().len();
+    (raw.get().as_ptr() as usize)
+        .checked_sub(body.as_ptr() as usize)
+        .filter(|start| start + len <= body.len())
+        .map(|start| (start, start + len))
+        .ok_or_else(|| Malformed(serde::de::Error::custom("value not borrowed from the body")))
+}
+
+/// `body` with `edits` (in body order, not overlapping) applied.
+pub(crate) fn splice(body: &[u8], edits: &[Edit]) -> Result<Vec<u8>, Malformed> {
+    let extra: usize = edits.iter().map(|e| e.text.len() + 16).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut pos = 0;
+    for e in edits {
+        out.extend_from_slice(&body[pos..e.start]);
+        out.extend_from_slice(e.prefix.as_bytes());
+        serde_json::to_writer(&mut out, &e.text)?;
+        out.extend_from_slice(e.suffix.as_bytes());
+        pos = e.end;
+    }
+    out.extend_from_slice(&body[pos..]);
+    Ok(out)
 }

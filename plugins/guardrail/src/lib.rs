@@ -20,17 +20,18 @@ mod json;
 mod kinds;
 mod scan;
 mod stream;
+mod wire;
 
 use std::borrow::Cow;
 
 use regex::Regex;
-use serde_json::value::{RawValue, to_raw_value};
+use serde_json::value::RawValue;
 
 pub use config::{ConfigError, DEFAULT_REGEX_MAX_MATCH};
 pub use stream::StreamRedactor;
 
 use config::RawConfig;
-use json::{RawObject, Text, is_null, is_string};
+use json::{Edit, Text, is_string, splice};
 use kinds::{Hold, Kind, Redactor};
 use scan::{Hit, scan, write_redacted};
 
@@ -132,28 +133,17 @@ impl Guardrail {
         if self.deny.is_empty() && self.redactors.is_empty() {
             return Ok(None);
         }
-        let mut top: RawObject = serde_json::from_slice(body)?;
-        let Some(raw) = top.get_raw("messages") else {
-            return Ok(None);
-        };
-        let mut messages: Vec<RawObject> = serde_json::from_str(raw.get())?;
+        let request: wire::Request = serde_json::from_slice(body)?;
+        let deny = |text: &str| self.check_deny(text).map_err(CheckError::Denied);
+        let mut edits = Vec::new();
         let mut hits = Vec::new();
-        let mut changed = false;
-        for msg in &mut messages {
-            let Some(content) = msg.get_raw("content") else {
-                continue;
-            };
-            let deny = |text: &str| self.check_deny(text).map_err(CheckError::Denied);
-            if let Some(new) = self.edit_content(content, &mut hits, &deny)? {
-                msg.set("content", new);
-                changed = true;
-            }
+        for content in request.messages.iter().filter_map(|m| m.content) {
+            self.edit_content(body, content, &mut hits, &deny, &mut edits)?;
         }
-        if !changed {
+        if edits.is_empty() {
             return Ok(None);
         }
-        top.set("messages", to_raw_value(&messages)?);
-        Ok(Some(serde_json::to_vec(&top)?))
+        Ok(Some(splice(body, &edits)?))
     }
 
     /// Redacts `choices[].message.content` of a `chat.completion`; `None` when nothing changed.
@@ -161,34 +151,17 @@ impl Guardrail {
         if self.redactors.is_empty() {
             return Ok(None);
         }
-        let mut top: RawObject = serde_json::from_slice(body)?;
-        let Some(raw) = top.get_raw("choices") else {
-            return Ok(None);
-        };
-        let mut choices: Vec<RawObject> = serde_json::from_str(raw.get())?;
+        let completion: wire::Completion = serde_json::from_slice(body)?;
+        let no_deny = |_: &str| Ok::<(), Malformed>(());
+        let mut edits = Vec::new();
         let mut hits = Vec::new();
-        let mut changed = false;
-        for choice in &mut choices {
-            let Some(raw) = choice.get_raw("message") else { continue };
-            if is_null(raw) {
-                continue;
-            }
-            let mut message: RawObject = serde_json::from_str(raw.get())?;
-            let Some(content) = message.get_raw("content") else {
-                continue;
-            };
-            let no_deny = |_: &str| Ok::<(), Malformed>(());
-            if let Some(new) = self.edit_content(content, &mut hits, &no_deny)? {
-                message.set("content", new);
-                choice.set("message", to_raw_value(&message)?);
-                changed = true;
-            }
+        for content in completion.choices.iter().filter_map(|c| c.message.as_ref()?.content) {
+            self.edit_content(body, content, &mut hits, &no_deny, &mut edits)?;
         }
-        if !changed {
+        if edits.is_empty() {
             return Ok(None);
         }
-        top.set("choices", to_raw_value(&choices)?);
-        Ok(Some(serde_json::to_vec(&top)?))
+        Ok(Some(splice(body, &edits)?))
     }
 
     /// `text` with every redaction applied (borrowed when nothing matched).
@@ -220,47 +193,42 @@ impl Guardrail {
         }
     }
 
-    /// Checks (with `deny`, before redaction) and redacts a message `content`: a string, or an array of
-    /// parts whose `text` members are strings. Returns the new content when anything changed.
-    fn edit_content<E: From<serde_json::Error>>(
+    /// Checks (with `deny`, before redaction) and redacts a message `content` borrowed from `body`: a
+    /// string, or an array of parts whose `text` members are strings. Changes go to `edits`.
+    fn edit_content<E: From<serde_json::Error> + From<Malformed>>(
         &self,
+        body: &[u8],
         content: &RawValue,
         hits: &mut Vec<Hit>,
         deny: &impl Fn(&str) -> Result<(), E>,
-    ) -> Result<Option<Box<RawValue>>, E> {
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), E> {
         if is_string(content) {
-            return self.edit_text(content, hits, deny);
+            return self.edit_text(body, content, hits, deny, edits);
         }
-        if !content.get().starts_with('[') {
-            return Ok(None);
-        }
-        let mut parts: Vec<RawObject> = serde_json::from_str(content.get())?;
-        let mut changed = false;
-        for part in &mut parts {
-            let Some(text) = part.get_raw("text") else { continue };
-            if !is_string(text) {
-                continue;
-            }
-            if let Some(new) = self.edit_text(text, hits, deny)? {
-                part.set("text", new);
-                changed = true;
+        if content.get().starts_with('[') {
+            let parts: Vec<wire::Part> = serde_json::from_str(content.get())?;
+            for text in parts.iter().filter_map(|p| p.text).filter(|t| is_string(t)) {
+                self.edit_text(body, text, hits, deny, edits)?;
             }
         }
-        Ok(if changed { Some(to_raw_value(&parts)?) } else { None })
+        Ok(())
     }
 
-    fn edit_text<E: From<serde_json::Error>>(
+    fn edit_text<E: From<serde_json::Error> + From<Malformed>>(
         &self,
+        body: &[u8],
         raw: &RawValue,
         hits: &mut Vec<Hit>,
         deny: &impl Fn(&str) -> Result<(), E>,
-    ) -> Result<Option<Box<RawValue>>, E> {
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), E> {
         let Text(text) = serde_json::from_str(raw.get())?;
         deny(&text)?;
-        match self.redact_with(&text, hits) {
-            Some(new) => Ok(Some(to_raw_value(&new)?)),
-            None => Ok(None),
+        if let Some(new) = self.redact_with(&text, hits) {
+            edits.push(Edit::replace(body, raw, new)?);
         }
+        Ok(())
     }
 }
 

@@ -16,11 +16,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::value::{RawValue, to_raw_value};
+use serde_json::value::RawValue;
 
-use crate::json::{RawObject, Text, is_null, is_string};
+use crate::json::{Edit, Text, is_string, splice};
 use crate::scan::{Hit, scan, write_redacted};
-use crate::{Guardrail, Malformed};
+use crate::{Guardrail, Malformed, wire};
 
 /// Redaction state for one stream.
 pub struct StreamRedactor {
@@ -68,64 +68,52 @@ impl StreamRedactor {
         if !self.guard.redacts() {
             return Ok(None);
         }
-        let mut top: RawObject = serde_json::from_slice(chunk)?;
+        let parsed: wire::Chunk = serde_json::from_slice(chunk)?;
         if self.header.is_none() {
-            let own = |k: &str| top.get(k).map(|v| v.to_owned());
+            let own = |v: Option<&RawValue>| v.map(RawValue::to_owned);
             self.header = Some(Header {
-                id: own("id"),
-                created: own("created"),
-                model: own("model"),
+                id: own(parsed.id),
+                created: own(parsed.created),
+                model: own(parsed.model),
             });
         }
-        let Some(raw) = top.get_raw("choices") else {
-            return Ok(None);
-        };
-        if raw.get() == "[]" {
-            return Ok(None);
-        }
-        let mut choices: Vec<RawObject> = serde_json::from_str(raw.get())?;
-        let mut changed = false;
-        for (pos, choice) in choices.iter_mut().enumerate() {
-            let index = match choice.get_raw("index") {
-                Some(i) => serde_json::from_str(i.get())?,
-                None => pos as u64,
-            };
-            let finished = choice.get_raw("finish_reason").is_some_and(|f| !is_null(f));
-            let Some(raw_delta) = choice.get_raw("delta") else {
-                continue;
-            };
-            if is_null(raw_delta) {
+        let mut edits = Vec::new();
+        for (pos, choice) in parsed.choices.iter().enumerate() {
+            let Some(raw_delta) = choice.delta else { continue };
+            if !raw_delta.get().starts_with('{') {
                 continue;
             }
-            let mut delta: RawObject = serde_json::from_str(raw_delta.get())?;
-            let content = delta.get_raw("content").filter(|c| is_string(c));
+            let delta: wire::Delta = serde_json::from_str(raw_delta.get())?;
+            let content = delta.content.filter(|c| is_string(c));
             let text = match content {
                 Some(c) => serde_json::from_str::<Text>(c.get())?.0,
                 None => "".into(),
             };
-            let slot = self.slot(index);
+            let slot = self.slot(choice.index.unwrap_or(pos as u64));
             let state = &mut self.choices[slot];
             let held_before = state.buf.len() > state.ctx;
             if !held_before && text.is_empty() {
                 continue;
             }
             state.buf.push_str(&text);
+            let finished = choice.finish_reason.is_some();
             state.release(&self.guard, finished, &mut self.hits, &mut self.released);
-            if content.is_none() && self.released.is_empty() {
-                continue;
+            match content {
+                Some(c) if self.released != text => {
+                    edits.push(Edit::replace(chunk, c, std::mem::take(&mut self.released))?)
+                }
+                None if !self.released.is_empty() => edits.push(Edit::insert_content(
+                    chunk,
+                    raw_delta,
+                    std::mem::take(&mut self.released),
+                )?),
+                _ => {}
             }
-            if content.is_some() && !held_before && self.released == text {
-                continue;
-            }
-            delta.set("content", to_raw_value(&self.released)?);
-            choice.set("delta", to_raw_value(&delta)?);
-            changed = true;
         }
-        if !changed {
+        if edits.is_empty() {
             return Ok(None);
         }
-        top.set("choices", to_raw_value(&choices)?);
-        Ok(Some(serde_json::to_vec(&top)?))
+        Ok(Some(splice(chunk, &edits)?))
     }
 
     /// Releases all text still held back (the stream ended without a `finish_reason` for some choice):
