@@ -12,7 +12,16 @@
 //! - Answers: `choices[].message.content` only. Tool call arguments are left alone, in answers and in
 //!   streams alike: they are JSON the client's code executes, and a marker there would change what a
 //!   tool does rather than what a person reads.
-//! - A `regex:` match is replaced by `[REDACTED:regex]` (the pattern itself is never echoed).
+//! - `deny` rules apply to requests only, to each message text (or text part) as the client sent it,
+//!   before redaction; the first message that matches any rule decides, reporting the lowest such rule.
+//! - A `regex:` match is replaced by `[REDACTED:regex]` (the pattern itself is never echoed). Where
+//!   kinds overlap, the match that starts first wins.
+//! - `api_key` covers OpenAI (`sk-`, `sk-proj-`…), Anthropic (`sk-ant-api03-`…), Google (`AIza`, 39
+//!   chars), AWS (`AKIA`, 20 chars), GitHub (`ghp_`… and `github_pat_`), Slack (`xoxb-`/`xoxp-`), JWTs
+//!   and the token after `Bearer `. A key must stand alone (not glued to a longer word) and contain a
+//!   digit, so hyphenated words like `sk-learn-compatible-estimators` are left alone; bare hex strings
+//!   are not redacted (commit hashes and checksums look the same).
+//! - A body that is not the JSON expected is an error ([`Malformed`]), never passed unchecked.
 //! - Streams: see [`StreamRedactor`].
 
 mod config;

@@ -7,7 +7,7 @@
 //!   bounded length, so only the trailing run of such characters is held (for ordinary prose, the last
 //!   word or so), plus a preceding "Bearer " for tokens; never more than the kind's longest match.
 //! - `regex:`: the last `regex_max_match` bytes (default 256) are held; a custom match longer than that
-//!   is still redacted inside one chunk but may be missed when a stream splits it.
+//!   is still redacted inside one chunk but may be missed when a stream splits it (0 holds nothing).
 //!
 //! Text is never reordered and no member other than `choices[].delta.content` changes. A chunk whose
 //! text is entirely held back is kept, with `"content": ""`, so its other members (role, tool calls,

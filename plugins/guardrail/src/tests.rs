@@ -440,3 +440,36 @@ fn custom_regex_holds_a_fixed_window() {
         );
     }
 }
+
+#[test]
+fn escaped_strings_are_read_and_written_correctly() {
+    let g = shape_kinds();
+    let body =
+        br#"{"messages":[{"role":"user","content":"line\nmail: \"a@b.io\" caf\u00e9 \ud83d\ude00"}],"x":[1,2.50]}"#;
+    let out = String::from_utf8(g.check_request(body).unwrap().unwrap()).unwrap();
+    assert_eq!(
+        out,
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"line\\nmail: \\\"[REDACTED:email]\\\" caf\u{e9} \u{1f600}\"}],\"x\":[1,2.50]}"
+    );
+    let mut s = StreamRedactor::new(Arc::new(shape_kinds()));
+    let out = s
+        .push(br#"{"choices":[{"index":0,"delta":{"content":"tab\there: x@exa"}}]}"#)
+        .unwrap();
+    assert_eq!(collect(&out)[&0], "tab\there: ");
+    // Held text goes into the finish chunk's delta, before its other members.
+    let out = s
+        .push(br#"{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":"stop"}]}"#)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out[0].clone()).unwrap(),
+        r#"{"choices":[{"index":0,"delta":{"content":"x@exa","role":"assistant"},"finish_reason":"stop"}]}"#
+    );
+}
+
+#[test]
+fn unreadable_bodies_are_errors_not_passes() {
+    let g = shape_kinds();
+    assert!(g.redact_response(b"{\"choices\": 3}").is_err());
+    let mut s = StreamRedactor::new(Arc::new(shape_kinds()));
+    assert!(s.push(b"{\"choices\": [{\"delta\": {\"content\": 1}}").is_err());
+}
