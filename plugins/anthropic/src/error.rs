@@ -65,7 +65,11 @@ fn into_error(fields: ErrorFields, status: Option<u16>) -> ProviderError {
         (kind, fields.error_type.clone())
     };
     let message = upstream_message(fields.message.as_deref()).unwrap_or_else(|| match &fields.error_type {
-        Some(t) => format!("upstream answered HTTP {status} ({t})"),
+        // The type is the upstream's word, of any length: bounded like a message.
+        Some(t) => format!(
+            "upstream answered HTTP {status} ({})",
+            switchyard_plugin_api::sdk::errors::truncate(t, 256)
+        ),
         None => format!("upstream answered HTTP {status}"),
     });
     let mut error = ProviderError::new(status, kind, message)

@@ -56,6 +56,9 @@ pub(crate) fn prompt_blocked(feedback: &PromptFeedback<'_>) -> ProviderError {
         message.push_str(": ");
         message.push_str(&blocked.join(", "));
     }
+    // The reason and categories are the upstream's words, of any length: cut like any
+    // upstream message (found by the fuzzer: a 4 KB blockReason).
+    let message = errors::truncate(&message, errors::MAX_MESSAGE_BYTES);
     ProviderError::new(400, ErrorKind::ContentFilter, message)
         .with_type("invalid_request_error")
         .with_code("content_filter")
