@@ -269,7 +269,7 @@ fn write_reply(out: &mut Out<'_>, r: &Reply) {
 pub mod glue {
     use super::*;
     use crate::abi::{CallContext, HookVTable, Output, read_field, status};
-    use crate::sdk::__private::{context, writer};
+    use crate::sdk::__private::{context, destroy, writer};
     use std::ffi::c_void;
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -345,17 +345,6 @@ pub mod glue {
             }
         }));
         r.unwrap_or(std::ptr::null_mut())
-    }
-
-    /// # Safety
-    /// `instance` came from `create::<H>` and is not used after this call.
-    pub unsafe extern "C" fn destroy<H: Hook>(instance: *mut c_void) {
-        if !instance.is_null() {
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: created by `create::<H>` with Box::into_raw.
-                drop(unsafe { Box::from_raw(instance.cast::<H>()) });
-            }));
-        }
     }
 
     /// # Safety

@@ -477,13 +477,16 @@ pub mod __private {
         r.unwrap_or(std::ptr::null_mut())
     }
 
+    /// Frees an instance a `create` boxed, provider or hook alike.
+    ///
     /// # Safety
-    /// `instance` came from `create::<P>` and is not used after this call.
-    pub unsafe extern "C" fn destroy<P: Provider>(instance: *mut c_void) {
+    /// `instance` came from a `create::<T>` (`Box::into_raw` of a `T`) and is not used after
+    /// this call.
+    pub unsafe extern "C" fn destroy<T>(instance: *mut c_void) {
         if !instance.is_null() {
             let _ = catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: created by `create::<P>` with Box::into_raw.
-                drop(unsafe { Box::from_raw(instance.cast::<P>()) });
+                // SAFETY: created by `create::<T>` with Box::into_raw.
+                drop(unsafe { Box::from_raw(instance.cast::<T>()) });
             }));
         }
     }
