@@ -208,6 +208,7 @@ impl Relay {
                 }
             };
             if out.is_empty() {
+                self.finish.begin_frame();
                 // Sized once for everything already decoded: an upstream read can carry
                 // hundreds of events, and growing the frame chunk by chunk copied it over and over.
                 let ready: usize = self.pending.iter().map(frame_len).sum();
