@@ -81,6 +81,7 @@ fn route_selection(b: divan::Bencher) {
                 models: None,
             }],
             keys_configured: true,
+            send_back_raw: false,
             egress: Egress::new(
                 switchyard::upstream::build_client(Duration::from_secs(5)).expect("client"),
                 100,

@@ -231,6 +231,7 @@ fn build_provider(
         codec: Arc::new(codec),
         keys,
         keys_configured: !p.keys.is_empty(),
+        send_back_raw: p.send_back_raw_response,
         egress,
         health,
         timeouts: Timeouts {

@@ -45,6 +45,8 @@ pub struct ProviderRuntime {
     /// Usable keys (env resolved). Empty with `keys_configured` = nothing usable.
     pub keys: Vec<ApiKey>,
     pub keys_configured: bool,
+    /// `send_back_raw_response`: every answer carries `raw_request` / `raw_response`.
+    pub send_back_raw: bool,
     pub egress: Egress,
     /// The ProviderHealth actor: attempt outcomes and circuit reports go to it.
     pub health: ProviderHealthHandle,

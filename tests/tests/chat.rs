@@ -741,3 +741,64 @@ async fn base_url_with_a_trailing_slash() {
     reply.assert_status(200);
     assert_eq!(up.last_request().path, "/v1/chat/completions");
 }
+
+/// `raw_request` / `raw_response` in `extra_fields`: on request (header) or for every answer of
+/// a provider (`send_back_raw_response`), never otherwise, and never carrying the key.
+#[tokio::test]
+async fn raw_request_and_response_when_asked_for() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    cfg["providers"]["rawp"] = cfg["providers"]["up"].clone();
+    cfg["providers"]["rawp"]["send_back_raw_response"] = json!(true);
+    let gw = Gateway::start_cfg(&cfg);
+
+    let plain = gw.chat(&chat_body("gpt", "no raw")).await;
+    plain.assert_status(200);
+    let extra = &plain.json()["extra_fields"];
+    assert!(
+        extra.get("raw_request").is_none() && extra.get("raw_response").is_none(),
+        "{extra}"
+    );
+
+    let asked = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat_body("gpt", "raw please"),
+            &[("x-bf-send-back-raw-response", "true")],
+        )
+        .await;
+    asked.assert_status(200);
+    let v = asked.json();
+    let raw_request = &v["extra_fields"]["raw_request"];
+    assert_eq!(raw_request["model"], "gpt-4o", "what was sent upstream: {v:#}");
+    assert_eq!(raw_request["messages"][0]["content"], "raw please", "{v:#}");
+    let raw_response = &v["extra_fields"]["raw_response"];
+    assert_eq!(
+        raw_response["model"],
+        format!("gpt-4o{MODEL_SUFFIX}"),
+        "what the upstream answered: {v:#}"
+    );
+    assert!(raw_response.get("extra_fields").is_none(), "{v:#}");
+    assert!(
+        !asked.text().contains(UPSTREAM_KEY),
+        "no key in raw fields: {}",
+        asked.text()
+    );
+
+    let configured = gw.chat(&chat_body("rawp/gpt-4o", "configured")).await;
+    configured.assert_status(200);
+    assert!(configured.json()["extra_fields"]["raw_response"]["choices"].is_array());
+
+    // A local provider: the request it was given, and its own answer.
+    let local = gw
+        .post_with(
+            "/v1/chat/completions",
+            &chat_body("echo", "local raw"),
+            &[("x-bf-send-back-raw-response", "true")],
+        )
+        .await;
+    local.assert_status(200);
+    let v = local.json();
+    assert_eq!(v["extra_fields"]["raw_request"]["model"], "echo", "{v:#}");
+    assert!(v["extra_fields"]["raw_response"]["choices"].is_array(), "{v:#}");
+}

@@ -113,6 +113,10 @@ pub struct ProviderConfig {
     /// correlation headers only (`upstream::forward::DEFAULT_FORWARDED`).
     #[serde(default)]
     pub forward_headers: Option<Vec<String>>,
+    /// `extra_fields.raw_request` / `raw_response` on every answer from this provider (a
+    /// request can ask for them with `x-bf-send-back-raw-response: true`).
+    #[serde(default)]
+    pub send_back_raw_response: bool,
     /// Plugin-specific options, handed to the plugin as JSON.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,

@@ -35,6 +35,10 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
             request_id: Arc::from(request_id.as_str()),
             started,
             forwarded_headers: respond::forwarded_headers(&req),
+            send_back_raw: req
+                .headers()
+                .get("x-bf-send-back-raw-response")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true")),
         };
         let table = state.router.current();
         match pipeline::chat(table, &state.ledger, chat, &ctx).await {

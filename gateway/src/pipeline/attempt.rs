@@ -115,7 +115,8 @@ async fn run_with_key(
                 headers: Vec::new(),
             })
         } else {
-            local_response(items, ctx).await
+            let raw = (provider.send_back_raw || req.send_back_raw).then(|| body.to_vec());
+            local_response(items, ctx, raw).await
         };
     }
 
@@ -132,6 +133,8 @@ async fn run_with_key(
         .codec
         .encode_request(&info, body)
         .map_err(|e| plugin_error(name, e, redactor))?;
+    // Kept only when asked for: a copy of the body per request otherwise.
+    let raw_request = (provider.send_back_raw || req.send_back_raw).then(|| parts.body.clone());
     let started = Instant::now();
     let first_byte = if stream {
         timeouts.first_byte
@@ -179,20 +182,35 @@ async fn run_with_key(
         .codec
         .decode_response(&info, status, &bytes)
         .map_err(|e| plugin_error(name, e, redactor))?;
+    let mut finish = Finisher::new(ctx);
+    if let Some(request) = raw_request {
+        finish.send_back_raw(request, bytes.to_vec());
+    }
     Ok(Answer::Complete {
-        body: Finisher::new(ctx).complete(&payload),
+        body: finish.complete(&payload),
         headers,
     })
 }
 
 /// A local provider's non-streaming answer, after the delays it asked for.
-async fn local_response(items: Vec<Item>, ctx: StreamContext) -> Result<Answer, GatewayError> {
+async fn local_response(
+    items: Vec<Item>,
+    ctx: StreamContext,
+    raw_request: Option<Vec<u8>>,
+) -> Result<Answer, GatewayError> {
     for item in items {
         match item {
             Item::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Item::Response(p) => {
                 return Ok(Answer::Complete {
-                    body: Finisher::new(ctx).complete(&p),
+                    body: {
+                        let mut finish = Finisher::new(ctx);
+                        if let Some(request) = raw_request {
+                            // A local provider's "upstream answer" is its own.
+                            finish.send_back_raw(request, p.json.clone());
+                        }
+                        finish.complete(&p)
+                    },
                     headers: Vec::new(),
                 });
             }

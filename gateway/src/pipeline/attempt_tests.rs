@@ -159,6 +159,7 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
         request_id: Arc::from("test"),
         started: Instant::now(),
         forwarded_headers: Vec::new(),
+        send_back_raw: false,
     };
     let ledger = UsageLedgerHandle::start(&arbiter, router);
     chat(table, &ledger, request, &ctx).await

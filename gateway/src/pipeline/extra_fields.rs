@@ -14,6 +14,12 @@ pub struct ExtraFields<'a> {
     /// previous chunk (the total on the last).
     pub latency: u64,
     pub chunk_index: u64,
+    /// What was sent upstream (the body; credentials travel in headers and are never here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_request: Option<&'a serde_json::value::RawValue>,
+    /// What the upstream answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_response: Option<&'a serde_json::value::RawValue>,
 }
 
 pub const CHAT: &str = "chat_completion";
@@ -44,6 +50,8 @@ impl StreamExtraFields {
             model_deployment,
             latency: 0,
             chunk_index: 0,
+            raw_request: None,
+            raw_response: None,
         };
         let mut head = serde_json::to_vec(&full).unwrap_or_default();
         // Cut at the first varying member; the serialiser writes members in declaration order.
@@ -120,6 +128,8 @@ mod tests {
             model_deployment: "m",
             latency: 3,
             chunk_index: 0,
+            raw_request: None,
+            raw_response: None,
         }
     }
 
@@ -151,6 +161,8 @@ mod tests {
                 model_deployment: names.2,
                 latency,
                 chunk_index: index,
+                raw_request: None,
+                raw_response: None,
             };
             let (mut a, mut b) = (Vec::new(), Vec::new());
             assert!(append_to(&mut a, br#"{"id":"x"}"#, &general));

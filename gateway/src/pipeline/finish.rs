@@ -24,6 +24,14 @@ pub struct Finisher {
     /// they leave together (a clock read per chunk was a measurable part of its cost).
     frame_time: Option<Instant>,
     usage_recorded: bool,
+    /// `raw_request` / `raw_response` to add, when asked for.
+    raw: Option<RawExchange>,
+}
+
+/// The bytes of one upstream exchange, for `extra_fields.raw_*`.
+struct RawExchange {
+    request: Vec<u8>,
+    response: Vec<u8>,
 }
 
 impl Finisher {
@@ -35,7 +43,14 @@ impl Finisher {
             chunks: 0,
             frame_time: None,
             usage_recorded: false,
+            raw: None,
         }
+    }
+
+    /// Adds `raw_request` and `raw_response` to the answer (plain answers; streams do not
+    /// carry them yet).
+    pub fn send_back_raw(&mut self, request: Vec<u8>, response: Vec<u8>) {
+        self.raw = Some(RawExchange { request, response });
     }
 
     /// A new frame (the chunks of one upstream read) starts now.
@@ -49,6 +64,12 @@ impl Finisher {
             self.usage(u);
         }
         let ctx = &self.ctx;
+        // Redacted of configured secrets like every upstream text, then embedded as JSON (or,
+        // when it is not JSON, as a string).
+        let raw = self
+            .raw
+            .as_ref()
+            .map(|r| (raw_json(&r.request, ctx), raw_json(&r.response, ctx)));
         let extra = ExtraFields {
             request_type: CHAT,
             provider: &ctx.provider,
@@ -56,6 +77,8 @@ impl Finisher {
             model_deployment: &ctx.model_deployment,
             latency: ctx.started.elapsed().as_millis() as u64,
             chunk_index: 0,
+            raw_request: raw.as_ref().map(|(q, _)| &**q),
+            raw_response: raw.as_ref().map(|(_, a)| &**a),
         };
         let mut out = Vec::with_capacity(p.json.len() + 200);
         if !extra_fields::append_to(&mut out, &p.json, &extra) {
@@ -94,6 +117,15 @@ impl Finisher {
         }
         self.chunks += 1;
         out.extend_from_slice(b"\n\n");
+    }
+}
+
+/// `bytes` as embeddable JSON: itself when it is JSON, else a JSON string; secrets redacted.
+fn raw_json(bytes: &[u8], ctx: &StreamContext) -> Box<serde_json::value::RawValue> {
+    let text = ctx.redactor.redact(&String::from_utf8_lossy(bytes));
+    match serde_json::from_str::<Box<serde_json::value::RawValue>>(&text) {
+        Ok(json) => json,
+        Err(_) => serde_json::value::to_raw_value(&text).unwrap_or_default(),
     }
 }
 

@@ -30,6 +30,8 @@ pub struct RequestContext {
     pub started: Instant,
     /// The client's `x-bf-eh-*` headers, renamed and filtered, to send upstream.
     pub forwarded_headers: Vec<(http::header::HeaderName, http::header::HeaderValue)>,
+    /// `x-bf-send-back-raw-response: true`: the answer carries `raw_request` / `raw_response`.
+    pub send_back_raw: bool,
 }
 
 /// A successful answer.
