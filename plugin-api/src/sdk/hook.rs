@@ -269,7 +269,7 @@ fn write_reply(out: &mut Out<'_>, r: &Reply) {
 pub mod glue {
     use super::*;
     use crate::abi::{CallContext, HookVTable, Output, read_field, status};
-    use crate::sdk::__private::{context, destroy, writer};
+    use crate::sdk::__private::{context, create_instance, destroy, writer};
     use std::ffi::c_void;
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -325,26 +325,14 @@ pub mod glue {
     /// # Safety
     /// Called by the host through the vtable with valid arguments.
     pub unsafe extern "C" fn create<H: Hook>(config: ByteSlice, out: *const Output) -> *mut c_void {
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: valid for the call.
-            let mut out = unsafe { writer(out) };
-            // SAFETY: the host's slice lives for the call.
-            let setup: Result<HookSetup, String> =
-                serde_json::from_slice(unsafe { config.as_slice() }).map_err(|e| e.to_string());
-            match setup.and_then(H::create) {
-                Ok(h) => {
-                    for name in h.wanted_headers() {
-                        out.bytes(slot::WANT_HEADER, name.as_bytes(), &[]);
-                    }
-                    Box::into_raw(Box::new(h)).cast::<c_void>()
+        // SAFETY: the host's arguments, valid for the call.
+        unsafe {
+            create_instance(config, out, H::create, |h: &H, out| {
+                for name in h.wanted_headers() {
+                    out.bytes(slot::WANT_HEADER, name.as_bytes(), &[]);
                 }
-                Err(message) => {
-                    out.error(&ProviderError::new(500, ErrorKind::Other, message));
-                    std::ptr::null_mut()
-                }
-            }
-        }));
-        r.unwrap_or(std::ptr::null_mut())
+            })
+        }
     }
 
     /// # Safety

@@ -457,17 +457,33 @@ pub mod __private {
         }
     }
 
+    /// Builds an instance from the host's setup JSON, providers and hooks alike: reads the
+    /// setup, calls `make`, lets `announce` write what the host must learn at creation, and
+    /// boxes the instance (freed by [`destroy`]). A failure is an ERROR item and null; a panic
+    /// is null.
+    ///
     /// # Safety
-    /// Called by the host through the vtable with valid arguments.
-    pub unsafe extern "C" fn create<P: Provider>(config: ByteSlice, out: *const Output) -> *mut c_void {
+    /// `config` and `out` are the host's, valid for the call.
+    pub unsafe fn create_instance<S, T>(
+        config: ByteSlice,
+        out: *const Output,
+        make: impl FnOnce(S) -> Result<T, String>,
+        announce: impl FnOnce(&T, &mut Out<'_>),
+    ) -> *mut c_void
+    where
+        S: serde::de::DeserializeOwned,
+    {
         let r = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: valid for the call.
             let mut out = unsafe { writer(out) };
             // SAFETY: the host's slice lives for the call.
-            let setup: Result<ProviderSetup, String> =
+            let setup: Result<S, String> =
                 serde_json::from_slice(unsafe { config.as_slice() }).map_err(|e| e.to_string());
-            match setup.and_then(P::create) {
-                Ok(p) => Box::into_raw(Box::new(p)).cast::<c_void>(),
+            match setup.and_then(make) {
+                Ok(instance) => {
+                    announce(&instance, &mut out);
+                    Box::into_raw(Box::new(instance)).cast::<c_void>()
+                }
                 Err(message) => {
                     out.error(&ProviderError::new(500, ErrorKind::Other, message));
                     std::ptr::null_mut()
@@ -475,6 +491,13 @@ pub mod __private {
             }
         }));
         r.unwrap_or(std::ptr::null_mut())
+    }
+
+    /// # Safety
+    /// Called by the host through the vtable with valid arguments.
+    pub unsafe extern "C" fn create<P: Provider>(config: ByteSlice, out: *const Output) -> *mut c_void {
+        // SAFETY: the host's arguments, valid for the call.
+        unsafe { create_instance(config, out, P::create, |_: &P, _| {}) }
     }
 
     /// Frees an instance a `create` boxed, provider or hook alike.
