@@ -802,3 +802,55 @@ async fn raw_request_and_response_when_asked_for() {
     assert_eq!(v["extra_fields"]["raw_request"]["model"], "echo", "{v:#}");
     assert!(v["extra_fields"]["raw_response"]["choices"].is_array(), "{v:#}");
 }
+
+/// Streams send back raw bytes too: the first chunk carries `raw_request` (what was sent
+/// upstream, without the key), and the chunks' `raw_response` strings, concatenated, are the
+/// upstream's SSE body as it arrived — ending with its own `[DONE]`.
+#[tokio::test]
+async fn raw_request_and_response_on_streams() {
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&standard_config(&up));
+    let plain = gw.stream(&stream_body("gpt", "no raw")).await;
+    plain.assert_complete();
+    assert!(
+        plain
+            .chunks()
+            .iter()
+            .all(|c| c["extra_fields"].get("raw_response").is_none() && c["extra_fields"].get("raw_request").is_none()),
+        "{}",
+        plain.dump()
+    );
+
+    let sse = gw
+        .stream_with(
+            "/v1/chat/completions",
+            &stream_body("gpt", "raw stream please"),
+            &[("x-bf-send-back-raw-response", "true")],
+        )
+        .await;
+    sse.assert_complete();
+    sse.assert_chunk_indexes();
+    let chunks = sse.chunks();
+    let first = &chunks[0]["extra_fields"];
+    assert_eq!(first["raw_request"]["model"], "gpt-4o", "{}", sse.dump());
+    assert_eq!(first["raw_request"]["stream"], true, "{}", sse.dump());
+    assert!(
+        chunks[1..]
+            .iter()
+            .all(|c| c["extra_fields"].get("raw_request").is_none())
+    );
+    let raw: String = chunks
+        .iter()
+        .filter_map(|c| c["extra_fields"]["raw_response"].as_str())
+        .collect();
+    assert!(raw.starts_with("data: {"), "{raw:?}");
+    assert!(
+        raw.contains("raw stream please") || raw.contains("\"content\""),
+        "{raw:?}"
+    );
+    assert!(
+        raw.trim_end().ends_with("data: [DONE]"),
+        "the upstream's whole body: {raw:?}"
+    );
+    assert!(!sse.dump().contains(UPSTREAM_KEY), "no key in raw fields");
+}

@@ -109,6 +109,9 @@ async fn run_with_key(
             .map_err(|e| plugin_error(name, e, redactor))?;
         return if stream {
             let mut relay = Relay::local(items, ctx);
+            if provider.send_back_raw || req.send_back_raw {
+                relay.send_back_raw(body.to_vec());
+            }
             relay.prime().await?;
             Ok(Served::Stream {
                 relay: Box::new(relay),
@@ -168,6 +171,9 @@ async fn run_with_key(
             .map_err(|e| plugin_error(name, e, redactor))?;
         let body = reply.body.into_stream();
         let mut relay = Relay::upstream(body, decoder, permit, ctx, timeouts.first_token, timeouts.stream_idle);
+        if let Some(request) = raw_request {
+            relay.send_back_raw(request);
+        }
         relay.prime().await?;
         return Ok(Served::Stream {
             relay: Box::new(relay),

@@ -65,12 +65,19 @@ impl StreamExtraFields {
 
     /// [`append_to`] for one chunk of this stream.
     pub fn append_to(&self, out: &mut Vec<u8>, json: &[u8], latency: u64, chunk_index: u64) -> bool {
+        self.append_with(out, json, latency, chunk_index, &[])
+    }
+
+    /// [`Self::append_to`] with `tail` (more `,"name":value` members, already JSON) after
+    /// `chunk_index`: the stream's `raw_request` / `raw_response`.
+    pub fn append_with(&self, out: &mut Vec<u8>, json: &[u8], latency: u64, chunk_index: u64, tail: &[u8]) -> bool {
         splice(out, json, |out| {
             let mut n = itoa::Buffer::new();
             out.extend_from_slice(&self.head);
             out.extend_from_slice(n.format(latency).as_bytes());
             out.extend_from_slice(b",\"chunk_index\":");
             out.extend_from_slice(n.format(chunk_index).as_bytes());
+            out.extend_from_slice(tail);
             out.push(b'}');
         })
     }

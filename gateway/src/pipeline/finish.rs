@@ -54,9 +54,11 @@ pub fn answer(ex: &mut Exchange, served: Served) -> Answer {
     }
 }
 
-/// The bytes of one upstream exchange, for `extra_fields.raw_*`.
+/// The bytes of one upstream exchange, for `extra_fields.raw_*`. In a stream, the request
+/// goes on the first chunk and `response` collects the upstream's bytes until the next chunk
+/// takes them: concatenated, a stream's `raw_response` values are the upstream's body.
 struct RawExchange {
-    request: Vec<u8>,
+    request: Option<Vec<u8>>,
     response: Vec<u8>,
 }
 
@@ -84,10 +86,48 @@ impl Finisher {
         }
     }
 
-    /// Adds `raw_request` and `raw_response` to the answer (plain answers; streams do not
-    /// carry them yet).
+    /// Adds `raw_request` and `raw_response` to a plain answer.
     pub fn send_back_raw(&mut self, request: Vec<u8>, response: Vec<u8>) {
-        self.raw = Some(RawExchange { request, response });
+        self.raw = Some(RawExchange {
+            request: Some(request),
+            response,
+        });
+    }
+
+    /// A stream's chunks carry `raw_request` (the first) and `raw_response` (the upstream
+    /// bytes since the previous chunk; see [`Finisher::upstream_bytes`]).
+    pub fn send_back_raw_stream(&mut self, request: Vec<u8>) {
+        self.raw = Some(RawExchange {
+            request: Some(request),
+            response: Vec::new(),
+        });
+    }
+
+    /// What the upstream sent, as read (kept only when the stream sends back raw bytes).
+    pub fn upstream_bytes(&mut self, bytes: &[u8]) {
+        if let Some(raw) = &mut self.raw {
+            raw.response.extend_from_slice(bytes);
+        }
+    }
+
+    /// The chunk's `raw_*` members: the request on the first, the upstream's bytes since the
+    /// last chunk on each one that has some.
+    fn raw_tail(&mut self) -> Vec<u8> {
+        let Some(raw) = &mut self.raw else {
+            return Vec::new();
+        };
+        let mut tail = Vec::new();
+        if let Some(request) = raw.request.take() {
+            tail.extend_from_slice(b",\"raw_request\":");
+            tail.extend_from_slice(raw_json(&request, &self.ctx).get().as_bytes());
+        }
+        if !raw.response.is_empty() {
+            tail.extend_from_slice(b",\"raw_response\":");
+            let text = self.ctx.redactor.redact(&String::from_utf8_lossy(&raw.response));
+            let _ = serde_json::to_writer(&mut tail, &text);
+            raw.response.clear();
+        }
+        tail
     }
 
     /// A new frame (the chunks of one upstream read) starts now.
@@ -103,10 +143,12 @@ impl Finisher {
         let ctx = &self.ctx;
         // Redacted of configured secrets like every upstream text, then embedded as JSON (or,
         // when it is not JSON, as a string).
-        let raw = self
-            .raw
-            .as_ref()
-            .map(|r| (raw_json(&r.request, ctx), raw_json(&r.response, ctx)));
+        let raw = self.raw.as_ref().map(|r| {
+            (
+                raw_json(r.request.as_deref().unwrap_or_default(), ctx),
+                raw_json(&r.response, ctx),
+            )
+        });
         let extra = ExtraFields {
             request_type: CHAT,
             provider: &ctx.provider,
@@ -135,6 +177,11 @@ impl Finisher {
     /// `extra_fields` (`chunk_index`; `latency` since the previous chunk, or since the start
     /// on the `last`).
     pub fn chunk(&mut self, json: &[u8], last: bool, out: &mut Vec<u8>) {
+        let tail = if self.raw.is_some() {
+            self.raw_tail()
+        } else {
+            Vec::new()
+        };
         let ctx = &self.ctx;
         let extra = self
             .stream
@@ -149,7 +196,7 @@ impl Finisher {
         // Only the codec's JSON is scanned: `extra_fields` is the gateway's own, serialised
         // (and escaped) by serde_json, so it holds no raw line break.
         let multi_line = memchr::memchr2(b'\n', b'\r', json).is_some();
-        extra.append_to(out, json, latency, self.chunks);
+        extra.append_with(out, json, latency, self.chunks, &tail);
         if multi_line {
             one_line(&mut out[start..]);
         }

@@ -113,6 +113,12 @@ impl Relay {
         }
     }
 
+    /// The stream's chunks carry `raw_request` and `raw_response` (asked for by the provider's
+    /// `send_back_raw_response` or the request's header).
+    pub fn send_back_raw(&mut self, request: Vec<u8>) {
+        self.finish.send_back_raw_stream(request);
+    }
+
     /// The post-hook phase hands the stream the request's hooks: what is already decoded
     /// (the primed first chunk) goes through their chunk phase now, the rest as it comes.
     pub fn attach_hooks(&mut self, chain: HookChain) {
@@ -206,6 +212,9 @@ impl Relay {
                 }
                 None => body.next().await,
             };
+            if let Some(Ok(bytes)) = &next {
+                self.finish.upstream_bytes(bytes);
+            }
             let items = &mut self.decoded;
             let call = self.finish.ctx.call_info();
             match next {
