@@ -225,3 +225,43 @@ async fn sighup_and_post_admin_reload_reload_and_a_bad_file_is_a_422() {
     gw.chat(&chat_body("gpt", "still serving")).await.assert_status(200);
     gw.assert_serving().await;
 }
+
+/// Hooks reload too: adding a hook by editing the file loads its plugin and runs it for new
+/// requests; an edit that leaves a hook's entry as it was keeps that hook (its fault counter
+/// survives); removing it stops it.
+#[tokio::test]
+async fn an_edit_adds_and_removes_a_hook() {
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    let gw = Gateway::start_cfg(&cfg);
+    let secret = "the launch code 7741";
+    gw.chat(&chat_body("echo", secret)).await.assert_status(200);
+
+    cfg["hooks"] = json!([{
+        "plugin": "guardrail",
+        "name": "deny-codes",
+        "config": {"deny": ["launch code \\d+"]},
+    }]);
+    write(gw.config_path(), &cfg);
+    reloads_when(&gw, |(ok, _)| ok >= 1).await;
+    let blocked = gw.chat(&chat_body("echo", secret)).await;
+    blocked.assert_error(400, "guardrail_blocked");
+    assert!(!blocked.text().contains("7741"), "{}", blocked.text());
+    let status = gw.get("/admin/status").await.json();
+    assert_eq!(status["hooks"][0]["name"], "deny-codes", "{status:#}");
+
+    // Another edit elsewhere: the hook is the same instance (same plugin, name and config).
+    cfg["models"]["other"] = json!({"targets": [{"provider": "local", "model": "echo"}]});
+    write(gw.config_path(), &cfg);
+    reloads_when(&gw, |(ok, _)| ok >= 2).await;
+    gw.chat(&chat_body("other", secret))
+        .await
+        .assert_error(400, "guardrail_blocked");
+
+    cfg["hooks"] = json!([]);
+    write(gw.config_path(), &cfg);
+    reloads_when(&gw, |(ok, _)| ok >= 3).await;
+    let served = gw.chat(&chat_body("echo", secret)).await;
+    served.assert_status(200);
+    assert_eq!(served.content(), secret);
+}

@@ -85,7 +85,14 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
                 ..
             }) => {
                 tracing::info!(request_id = %request_id, hook = %hook, status = rejection.status, "a hook rejected the request");
-                respond::hook_rejection(&rejection, &request_id)
+                let details = ErrorDetails {
+                    request_type: Some(request_type),
+                    provider: Some(&hook),
+                    model_requested: Some(&model),
+                    latency_ms: started.elapsed().as_millis() as u64,
+                    attempts: &[],
+                };
+                respond::hook_rejection(&rejection, &request_id, &details)
             }
             Err(failure) => {
                 tracing::info!(request_id = %request_id, model = %escaped(&model), error = %escaped(&failure.error), status = failure.error.status().as_u16(), "request failed");

@@ -110,8 +110,13 @@ pub fn error_response(err: &dyn ClientError, request_id: &str, details: &ErrorDe
 }
 
 /// A hook's refusal, as the hook wrote it: its status, its error body and its headers (a
-/// header that is not valid HTTP is skipped), plus the request id.
-pub fn hook_rejection(rejection: &switchyard_plugin_api::host::Rejection, request_id: &str) -> HttpResponse {
+/// header that is not valid HTTP is skipped), plus the request id — and, like every error,
+/// `extra_fields` when the body is a JSON object without its own.
+pub fn hook_rejection(
+    rejection: &switchyard_plugin_api::host::Rejection,
+    request_id: &str,
+    details: &ErrorDetails<'_>,
+) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(rejection.status)
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = HttpResponse::build(status);
@@ -125,7 +130,20 @@ pub fn hook_rejection(rejection: &switchyard_plugin_api::host::Rejection, reques
         }
     }
     with_request_id(&mut resp, request_id);
-    resp.body(rejection.body.clone())
+    match serde_json::from_slice::<serde_json::Value>(&rejection.body) {
+        Ok(serde_json::Value::Object(mut body)) if !body.contains_key("extra_fields") => {
+            let extra = ErrorExtra {
+                request_type: details.request_type,
+                provider: details.provider,
+                model_requested: details.model_requested,
+                latency: details.latency_ms,
+                attempts: details.attempts,
+            };
+            body.insert("extra_fields".into(), serde_json::to_value(&extra).unwrap_or_default());
+            resp.body(serde_json::Value::Object(body).to_string())
+        }
+        _ => resp.body(rejection.body.clone()),
+    }
 }
 
 #[cfg(test)]
