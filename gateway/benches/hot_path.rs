@@ -46,6 +46,7 @@ fn info() -> CallInfo<'static> {
         model: "gpt-4o-mini",
         api_key: "sk-bench-0123456789",
         request_id: "r",
+        ..CallInfo::default()
     }
 }
 

@@ -180,6 +180,16 @@ fn build_hooks(
                 Some("name a hook plugin here; provider plugins go under providers:".into()),
             ));
         }
+        if lib.operations & switchyard_plugin_api::abi::operation::CHAT == 0 {
+            return Err(fail(
+                "plugin",
+                format!(
+                    "hook plugin `{}` does not handle chat requests, the only operation this gateway routes",
+                    hook.plugin
+                ),
+                None,
+            ));
+        }
         let config = serde_json::to_vec(&hook.config).map_err(|e| fail("config", e.to_string(), None))?;
         let instance = lib.hook(hook.name(), &config, PanicPolicy::default()).map_err(|e| {
             fail(
@@ -205,6 +215,18 @@ fn build_provider(
         let fix = load_fix(&e, loader, &p.plugin);
         provider_error(source, name, "plugin", format!("plugin `{}`: {e}", p.plugin), fix)
     })?;
+    if lib.operations & switchyard_plugin_api::abi::operation::CHAT == 0 {
+        return Err(provider_error(
+            source,
+            name,
+            "plugin",
+            format!(
+                "plugin `{}` does not serve chat completions, the only operation this gateway routes",
+                p.plugin
+            ),
+            Some("use a plugin built for chat (its declaration's operations include chat)".into()),
+        ));
+    }
     let setup = serde_json::json!({ "name": name, "base_url": p.base_url, "options": p.options }).to_string();
     // A plugin that keeps panicking is switched off for the provider's circuit cooldown, then probed.
     let policy = PanicPolicy {

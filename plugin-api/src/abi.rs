@@ -93,6 +93,26 @@ pub mod capability {
     pub const PANIC_ABORT: u32 = 1 << 4;
 }
 
+/// The operations a plugin serves (1.1 [`PluginDecl::operations`]); the call context names the
+/// one at hand (`chat`, …) so a plugin is only ever handed what it declared.
+pub mod operation {
+    /// Chat completions (`POST /v1/chat/completions`).
+    pub const CHAT: u64 = 1 << 0;
+    /// Embeddings (reserved: the gateway does not route them yet).
+    pub const EMBEDDINGS: u64 = 1 << 1;
+    /// What a declaration without the field (ABI 1.0) serves: chat only.
+    pub const DEFAULT: u64 = CHAT;
+
+    /// The name the call context carries for an operation bit.
+    pub const fn name(op: u64) -> &'static str {
+        match op {
+            CHAT => "chat",
+            EMBEDDINGS => "embeddings",
+            _ => "",
+        }
+    }
+}
+
 /// What the entry symbol returns.
 #[repr(C)]
 #[derive(Debug)]
@@ -109,6 +129,8 @@ pub struct PluginDecl {
     pub provider: *const ProviderVTable,
     /// Null unless `capabilities` has [`capability::HOOK`].
     pub hook: *const HookVTable,
+    /// 1.1: the [`operation`] bits the plugin serves (absent in 1.0: chat only).
+    pub operations: u64,
     /// Stands for a field a later minor version appends. Only the unit-test build has it,
     /// so the tests run as a host whose declaration is larger than 1.0's and prove that a
     /// 1.0 declaration keeps loading.
@@ -434,11 +456,12 @@ pub mod frozen {
         pub const OUTPUT_SIZE: usize = 4 * P;
     }
 
-    /// ABI 1.1: the context and the hook vtable grew; the others did not.
+    /// ABI 1.1: the declaration, the context and the hook vtable grew; the others did not.
     pub mod v1_1 {
         use super::P;
 
-        pub const PLUGIN_DECL_SIZE: usize = super::v1_0::PLUGIN_DECL_SIZE;
+        /// 1.0's, then `operations` (8 bytes).
+        pub const PLUGIN_DECL_SIZE: usize = super::v1_0::PLUGIN_DECL_SIZE + 8;
         pub const PROVIDER_VTABLE_SIZE: usize = super::v1_0::PROVIDER_VTABLE_SIZE;
         /// 1.0's, then release_state, on_chunks and end_of_stream.
         pub const HOOK_VTABLE_SIZE: usize = 8 + 9 * P;

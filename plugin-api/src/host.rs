@@ -146,13 +146,17 @@ pub struct HttpRequestParts {
 }
 
 /// Per-call context handed to the plugin.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CallInfo<'a> {
     pub stream: bool,
     pub unix_time_ms: u64,
     pub model: &'a str,
     pub api_key: &'a str,
     pub request_id: &'a str,
+    /// `chat`, … (see [`abi::operation::name`]).
+    pub operation: &'a str,
+    /// What the client asked for (an alias or `provider/model`).
+    pub alias: &'a str,
 }
 
 impl CallInfo<'_> {
@@ -164,8 +168,8 @@ impl CallInfo<'_> {
             model: ByteSlice::from_str(self.model),
             api_key: ByteSlice::from_str(self.api_key),
             request_id: ByteSlice::from_str(self.request_id),
-            operation: ByteSlice::EMPTY,
-            alias: ByteSlice::EMPTY,
+            operation: ByteSlice::from_str(self.operation),
+            alias: ByteSlice::from_str(self.alias),
             virtual_key_id: ByteSlice::EMPTY,
             client_headers: std::ptr::null(),
             client_header_count: 0,
@@ -182,6 +186,8 @@ pub struct PluginLibrary {
     pub version: String,
     pub path: PathBuf,
     pub capabilities: u32,
+    /// The [`abi::operation`] bits the plugin serves.
+    pub operations: u64,
     /// The provider vtable's slots, copied at load; slots past the plugin's declared size
     /// (a plugin built against an older minor) are `None`.
     provider: Option<ProviderVTable>,
@@ -264,6 +270,8 @@ pub unsafe fn from_declaration(decl_ptr: *const PluginDecl, path: &Path) -> Resu
             read_field!(decl_ptr, size, PluginDecl, hook).unwrap_or(std::ptr::null()),
         )
     };
+    // SAFETY: a 1.1 field, read only when the declared size covers it.
+    let operations = unsafe { read_field!(decl_ptr, size, PluginDecl, operations) }.unwrap_or(abi::operation::DEFAULT);
     // SAFETY: static strings from the plugin.
     let text = |b: ByteSlice| String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned();
     let name = text(name);
@@ -299,6 +307,7 @@ pub unsafe fn from_declaration(decl_ptr: *const PluginDecl, path: &Path) -> Resu
         name,
         path: path.to_path_buf(),
         capabilities,
+        operations,
         provider,
         hook,
     })

@@ -136,6 +136,7 @@ fn info() -> CallInfo<'static> {
         model: "m",
         api_key: "sk-secret",
         request_id: "r1",
+        ..CallInfo::default()
     }
 }
 
@@ -361,6 +362,7 @@ const fn declaration(name: &'static str, major: u16, minor: u16, capabilities: u
         capabilities,
         provider: std::ptr::null(),
         hook: std::ptr::null(),
+        operations: abi::operation::CHAT,
         appended_for_tests: 0,
     }
 }

@@ -124,6 +124,7 @@ impl Provider {
             model: self.model,
             api_key: KEY,
             request_id: "req-fuzz",
+            ..CallInfo::default()
         }
     }
 

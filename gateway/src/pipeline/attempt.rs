@@ -131,6 +131,8 @@ async fn run_with_key(
         model: &target.model,
         api_key: &ctx.api_key,
         request_id: &req.request_id,
+        operation: super::context::CHAT_OPERATION,
+        alias: &ctx.model_requested,
     };
     let parts = provider
         .codec

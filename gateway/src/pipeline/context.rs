@@ -55,6 +55,8 @@ impl StreamContext {
             model: &self.model_deployment,
             api_key: &self.api_key,
             request_id: &self.request_id,
+            operation: CHAT_OPERATION,
+            alias: &self.model_requested,
         }
     }
 
@@ -84,6 +86,9 @@ impl StreamContext {
         );
     }
 }
+
+/// The only operation routed today (`abi::operation::CHAT`'s name).
+pub const CHAT_OPERATION: &str = "chat";
 
 pub fn unix_time_ms() -> u64 {
     std::time::SystemTime::now()

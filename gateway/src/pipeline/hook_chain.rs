@@ -383,7 +383,7 @@ fn with_call_parts<R>(
         stream,
         unix_time_ms: unix_time_ms(),
         request_id,
-        operation: "chat",
+        operation: super::context::CHAT_OPERATION,
         alias,
         virtual_key_id: "",
         model,

@@ -727,6 +727,9 @@ pub mod __private {
             capabilities,
             provider,
             hook,
+            // Every plugin built with this SDK serves chat; more operations get their own
+            // macro argument when the gateway routes them.
+            operations: abi::operation::CHAT,
             #[cfg(test)]
             appended_for_tests: 0,
         }

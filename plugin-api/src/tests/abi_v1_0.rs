@@ -99,6 +99,11 @@ fn a_1_0_plugin_loads_and_works_in_a_host_whose_structs_grew() {
     let lib = unsafe { host::from_declaration((&raw const DECL).cast::<PluginDecl>(), Path::new("abi-1.0")) }
         .expect("a 1.0 declaration loads");
     assert_eq!((lib.name.as_str(), lib.version.as_str()), ("frozen", "1.0.0"));
+    assert_eq!(
+        lib.operations,
+        crate::abi::operation::CHAT,
+        "a 1.0 declaration has no operations field: it serves chat only"
+    );
     let slots = lib.provider_slots().expect("provider slots");
     assert!(
         slots.appended_for_tests.is_none(),

@@ -38,6 +38,7 @@ pub(crate) fn call(stream: bool, api_key: &str) -> CallInfo<'_> {
         model: "claude-sonnet-4-5",
         api_key,
         request_id: "req-1",
+        ..CallInfo::default()
     }
 }
 

@@ -40,6 +40,7 @@ fn call_for<'a>(model: &'a str, stream: bool, api_key: &'a str) -> CallInfo<'a> 
         model,
         api_key,
         request_id: "req-gemini-1",
+        ..CallInfo::default()
     }
 }
 

@@ -589,6 +589,7 @@ mod abi {
             model,
             api_key: "",
             request_id: "abi",
+            ..CallInfo::default()
         }
     }
 

@@ -34,6 +34,7 @@ fn call(stream: bool, api_key: &str) -> CallInfo<'_> {
         model: "gpt-4o",
         api_key,
         request_id: "req-1",
+        ..CallInfo::default()
     }
 }
 

@@ -17,6 +17,7 @@ static DECLARATION: PluginDecl = PluginDecl {
     capabilities: 0,
     provider: std::ptr::null(),
     hook: std::ptr::null(),
+    operations: abi::operation::CHAT,
 };
 
 /// The real entry symbol, so loading gets as far as the version check.
