@@ -23,8 +23,10 @@
 //!
 //! An unknown action is a hook failure, so a typo in a test fails loudly.
 //!
-//! Config: `done_file` (string, optional): `on_done` appends each request's summary JSON to this
-//! file as one line, flushed at once (tests read it while the gateway runs).
+//! Config (all optional; tests read these files while the gateway runs, each line flushed at once):
+//! - `done_file` (path): `on_done` appends each request's summary JSON as one line.
+//! - `pre_file` (path): `pre_request` appends the request id as one line for each request that
+//!   names an action (so a test can count how often `pre_request` ran).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -106,7 +108,41 @@ struct State {
 }
 
 struct Fixture {
-    done_file: Option<Mutex<File>>,
+    done_file: Option<LineFile>,
+    pre_file: Option<LineFile>,
+}
+
+/// A file the tests read while the gateway runs: whole lines, each flushed at once.
+struct LineFile(Mutex<File>);
+
+impl LineFile {
+    /// The file named by config `key` (a path string), opened for appending; `None` when unset.
+    fn open(config: &Value, key: &str) -> Result<Option<LineFile>, String> {
+        match config.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(path)) => OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(|f| Some(LineFile(Mutex::new(f))))
+                .map_err(|e| format!("hook_fixture: cannot open {key} {path}: {e}")),
+            Some(other) => Err(format!("hook_fixture: {key} must be a path string, got {other}")),
+        }
+    }
+
+    fn append(&self, text: &[u8]) -> Result<(), HookError> {
+        let mut line = Vec::with_capacity(text.len() + 1);
+        line.extend_from_slice(text);
+        line.push(b'\n');
+        let mut file = self
+            .0
+            .lock()
+            .map_err(|_| HookError::from("hook_fixture: line file lock poisoned"))?;
+        // One write per line, so concurrent requests never interleave within a line.
+        file.write_all(&line)
+            .and_then(|()| file.flush())
+            .map_err(|e| HookError(format!("hook_fixture: writing a line file: {e}")))
+    }
 }
 
 impl Hook for Fixture {
@@ -114,19 +150,10 @@ impl Hook for Fixture {
     const PHASES: u32 = phase::ALL;
 
     fn create(setup: HookSetup) -> Result<Self, String> {
-        let done_file = match setup.config.get("done_file") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(path)) => {
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("hook_fixture: cannot open done_file {path}: {e}"))?;
-                Some(Mutex::new(file))
-            }
-            Some(other) => return Err(format!("hook_fixture: done_file must be a string, got {other}")),
-        };
-        Ok(Fixture { done_file })
+        Ok(Fixture {
+            done_file: LineFile::open(&setup.config, "done_file")?,
+            pre_file: LineFile::open(&setup.config, "pre_file")?,
+        })
     }
 
     fn wanted_headers(&self) -> Vec<String> {
@@ -143,6 +170,9 @@ impl Hook for Fixture {
             return Ok(PreAction::Continue);
         };
         let action = Action::parse(name).ok_or_else(|| format!("hook_fixture: unknown action `{name}`"))?;
+        if let Some(file) = &self.pre_file {
+            file.append(ctx.base.request_id.as_bytes())?;
+        }
         *state = Some(State {
             action,
             text_chunks: 0,
@@ -275,19 +305,10 @@ impl Hook for Fixture {
     }
 
     fn on_done(&self, _ctx: &HookContext<'_>, _state: Option<&mut State>, summary: &[u8]) -> Result<(), HookError> {
-        let Some(file) = &self.done_file else {
-            return Ok(());
-        };
-        let mut line = Vec::with_capacity(summary.len() + 1);
-        line.extend_from_slice(summary);
-        line.push(b'\n');
-        let mut file = file
-            .lock()
-            .map_err(|_| HookError::from("hook_fixture: done_file lock poisoned"))?;
-        // One write per line, so concurrent requests never interleave within a line.
-        file.write_all(&line)
-            .and_then(|()| file.flush())
-            .map_err(|e| HookError(format!("hook_fixture: writing done_file: {e}")))
+        match &self.done_file {
+            Some(file) => file.append(summary),
+            None => Ok(()),
+        }
     }
 }
 
