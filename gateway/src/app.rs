@@ -4,6 +4,7 @@ use crate::actors::provider_health::ProviderHealthHandle;
 use crate::actors::router::RouterHandle;
 use crate::actors::usage_ledger::UsageLedgerHandle;
 use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, Overrides, ProviderConfig, yaml_line_of};
+use crate::hooks::{ConfiguredHook, HookSet};
 use crate::http::{self, AppState};
 use crate::plugins::PluginLoader;
 use crate::redact::Redactor;
@@ -127,10 +128,7 @@ pub fn build_with(
         providers.insert(name.clone(), runtime);
     }
     let aliases = routing::build_aliases(cfg, &providers);
-    check_hook_plugins(cfg, source, loader)?;
-    if !cfg.hooks.is_empty() {
-        warnings.push("hooks: configured hooks are loaded and checked but not run by this version".into());
-    }
+    let hooks = build_hooks(cfg, source, loader, previous.as_ref().map(|p| &p.table.hooks))?;
     if cfg.cache.enabled {
         warnings.push("cache: the cache is accepted in config but not active in this version".into());
     }
@@ -138,6 +136,7 @@ pub fn build_with(
         providers,
         aliases,
         redactor: Arc::new(Redactor::new(secrets)),
+        hooks,
     };
     let admin = http::AdminAccess::from_config(&cfg.admin, &mut warnings);
     Ok(Built {
@@ -148,23 +147,32 @@ pub fn build_with(
     })
 }
 
-/// Every `hooks[].plugin` must load and be a hook plugin, checked like a provider's plugin,
-/// so `switchyard check` catches a typo before the hooks are relied on.
-fn check_hook_plugins(
+/// Loads every `hooks:` entry's plugin (checked like a provider's, so `switchyard check`
+/// catches a typo) and creates its instance. On a reload, a hook whose entry did not change
+/// keeps its instance, panic circuit and fault counter.
+fn build_hooks(
     cfg: &GatewayConfig,
     source: &ConfigSource,
     loader: &mut PluginLoader,
-) -> Result<(), ConfigError> {
+    previous: Option<&HookSet>,
+) -> Result<HookSet, ConfigError> {
+    let mut hooks = Vec::with_capacity(cfg.hooks.len());
     for (i, hook) in cfg.hooks.iter().enumerate() {
+        if let Some(kept) = previous.and_then(|p| p.hooks.iter().find(|h| h.config == *hook)) {
+            hooks.push(Arc::clone(kept));
+            continue;
+        }
         let index = i.to_string();
-        let fail =
-            |message: String, fix: Option<String>| field_error(source, &["hooks", &index, "plugin"], message, fix);
+        let fail = |field: &str, message: String, fix: Option<String>| {
+            field_error(source, &["hooks", &index, field], message, fix)
+        };
         let lib = loader.load(&hook.plugin).map_err(|e| {
             let fix = load_fix(&e, loader, &hook.plugin);
-            fail(format!("plugin `{}`: {e}", hook.plugin), fix)
+            fail("plugin", format!("plugin `{}`: {e}", hook.plugin), fix)
         })?;
-        if lib.capabilities & switchyard_plugin_api::abi::capability::HOOK == 0 {
+        if !lib.is_hook() {
             return Err(fail(
+                "plugin",
                 format!(
                     "plugin `{}` is not a hook plugin (it declares no hook vtable)",
                     hook.plugin
@@ -172,8 +180,17 @@ fn check_hook_plugins(
                 Some("name a hook plugin here; provider plugins go under providers:".into()),
             ));
         }
+        let config = serde_json::to_vec(&hook.config).map_err(|e| fail("config", e.to_string(), None))?;
+        let instance = lib.hook(hook.name(), &config, PanicPolicy::default()).map_err(|e| {
+            fail(
+                "config",
+                e.to_string(),
+                Some("see the hook plugin's documentation for its config".into()),
+            )
+        })?;
+        hooks.push(Arc::new(ConfiguredHook::new(hook.clone(), instance)));
     }
-    Ok(())
+    Ok(HookSet::new(hooks))
 }
 
 fn build_provider(

@@ -65,6 +65,17 @@ pub enum GatewayError {
         model: String,
         retry_in: Duration,
     },
+    /// A hook with `on_error: fail_closed` failed (an error, a panic, or an answer the
+    /// gateway could not use).
+    #[error("hook `{hook}` failed: {reason}")]
+    HookFailed { hook: String, reason: String },
+    /// A hook's deliberate refusal: the client gets the hook's status, body and headers as
+    /// they are.
+    #[error("hook `{hook}` rejected the request with HTTP {}", .rejection.status)]
+    HookRejected {
+        hook: String,
+        rejection: Box<switchyard_plugin_api::host::Rejection>,
+    },
 }
 
 /// An error an upstream (or its codec) reported. Boxed: it is the rare path, and keeping
@@ -113,6 +124,10 @@ impl GatewayError {
             NoUsableKey { .. } | ProviderBusy { .. } | ServerBusy { .. } | CircuitOpen { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            HookFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            HookRejected { rejection, .. } => {
+                StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
@@ -138,6 +153,7 @@ impl GatewayError {
             | PluginFault { .. }
             | UpstreamAuthFailed { .. } => "server_error",
             NoUsableKey { .. } | ProviderBusy { .. } | ServerBusy { .. } | CircuitOpen { .. } => "server_error",
+            HookFailed { .. } | HookRejected { .. } => "server_error",
         }
     }
 
@@ -163,6 +179,8 @@ impl GatewayError {
             ProviderBusy { .. } => "provider_busy",
             ServerBusy { .. } => "server_busy",
             CircuitOpen { .. } => "circuit_open",
+            HookFailed { .. } => "hook_failed",
+            HookRejected { .. } => "hook_rejected",
         })
     }
 

@@ -10,6 +10,7 @@ pub mod body_budget;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod memory;
 pub mod observability;

@@ -209,6 +209,8 @@ pub struct RouteTable {
     pub providers: IndexMap<String, Arc<ProviderRuntime>>,
     pub aliases: IndexMap<String, Alias>,
     pub redactor: Arc<Redactor>,
+    /// The configured hooks, in config order (empty: the hook phases cost nothing).
+    pub hooks: crate::hooks::HookSet,
 }
 
 impl RouteTable {

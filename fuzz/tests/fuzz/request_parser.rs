@@ -46,7 +46,7 @@ fn request() {
 }
 
 fn check(body: &[u8]) -> Outcome {
-    let request = match ChatRequest::parse(body) {
+    let request = match ChatRequest::parse_slice(body) {
         Ok(request) => request,
         Err(e) => return check_refusal(&e),
     };
@@ -89,7 +89,7 @@ fn check(body: &[u8]) -> Outcome {
     }
     // What the gateway sends must be a request it would accept itself.
     let encoded = request.encode_for(UPSTREAM_MODELS[0]);
-    match ChatRequest::parse(&encoded) {
+    match ChatRequest::parse_slice(&encoded) {
         Ok(again) if again.model == UPSTREAM_MODELS[0] && again.stream == request.stream => Ok(()),
         Ok(again) => fail(
             "encode.reparse",

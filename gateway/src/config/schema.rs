@@ -245,11 +245,42 @@ pub struct PricingConfig {
     pub overrides: IndexMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Accepted now; hooks run from a later version on.
-#[derive(Debug, Clone, Deserialize)]
+/// One `hooks:` entry: a hook plugin, how its failures are handled, and which requests it
+/// sees. Pre phases run in list order; post and chunk phases in reverse.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HookConfig {
     pub plugin: String,
+    /// Label in logs, `/admin/status` and short-circuit answers; default: the plugin name.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The client `model` values (aliases or `provider/model`) the hook applies to; `*`
+    /// matches all. Default: all.
+    #[serde(default = "all_models")]
+    pub models: Vec<String>,
     #[serde(default)]
     pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+impl HookConfig {
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.plugin)
+    }
+}
+
+fn all_models() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+/// What a hook's failure (an error, a panic, an unusable answer) does to the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// The request fails with 500 `hook_failed`.
+    #[default]
+    FailClosed,
+    /// The hook is skipped for that phase and the fault counted.
+    FailOpen,
 }

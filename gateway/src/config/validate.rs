@@ -231,12 +231,33 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
         ));
     }
     for (i, h) in cfg.hooks.iter().enumerate() {
+        let idx = i.to_string();
         if h.plugin.trim().is_empty() {
-            let idx = i.to_string();
             return Err(issue(
                 &["hooks", idx.as_str(), "plugin"],
                 "hook plugin is empty".into(),
                 None,
+            ));
+        }
+        if h.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(issue(
+                &["hooks", idx.as_str(), "name"],
+                "hook name is empty".into(),
+                Some("remove `name` to use the plugin name, or give a label".into()),
+            ));
+        }
+        if cfg.hooks[..i].iter().any(|other| other.name() == h.name()) {
+            return Err(issue(
+                &["hooks", idx.as_str(), "name"],
+                format!("two hooks are named `{}`", h.name()),
+                Some("give each hook its own `name` (logs and /admin/status tell them apart by it)".into()),
+            ));
+        }
+        if h.models.is_empty() || h.models.iter().any(|m| m.trim().is_empty()) {
+            return Err(issue(
+                &["hooks", idx.as_str(), "models"],
+                "`models` needs at least one non-empty entry".into(),
+                Some("use [\"*\"] for every request, or list aliases / provider/model names".into()),
             ));
         }
     }

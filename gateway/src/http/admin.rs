@@ -164,6 +164,8 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         &req,
         serde_json::json!({
             "providers": providers,
+            // In config order (pre phases run in it; post, chunk and done phases in reverse).
+            "hooks": table.hooks.hooks.iter().map(|h| h.status()).collect::<Vec<_>>(),
             "body_budget": {
                 "limit_bytes": budget.limit(),
                 "in_use_bytes": budget.in_use(),

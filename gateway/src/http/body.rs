@@ -23,6 +23,13 @@ impl Deref for RequestBody {
     }
 }
 
+impl RequestBody {
+    /// The bytes (shared, no copy) and the budget lease to hold for as long as they are.
+    pub fn into_parts(self) -> (bytes::Bytes, Lease<'static>) {
+        (self.bytes.freeze(), self._lease)
+    }
+}
+
 pub async fn read(
     req: &HttpRequest,
     mut payload: web::Payload,

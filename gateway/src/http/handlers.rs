@@ -5,7 +5,8 @@ use super::write_stall::StallGuarded;
 use crate::error::GatewayError;
 use crate::observability::escaped;
 use crate::pipeline::extra_fields::{CHAT, CHAT_STREAM};
-use crate::pipeline::{self, Answer, ChatRequest, RequestContext};
+use crate::pipeline::hook_chain::HookChain;
+use crate::pipeline::{self, Answer, ChatRequest, Exchange, Failure, RequestContext};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::sync::Arc;
@@ -24,15 +25,26 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
             Ok(b) => b,
             Err(e) => return error_response(&e, &request_id, &ErrorDetails::none()),
         };
-        let chat = match ChatRequest::parse(&bytes) {
+        let (bytes, lease) = bytes.into_parts();
+        let chat = match ChatRequest::parse(bytes) {
             Ok(c) => c,
             Err(e) => return error_response(&e, &request_id, &ErrorDetails::none()),
         };
         tracing::Span::current().record("model", tracing::field::display(escaped(&chat.model)));
         let request_type = if chat.stream { CHAT_STREAM } else { CHAT };
         let model = chat.model.clone();
+        let request_id_shared: Arc<str> = Arc::from(request_id.as_str());
+        let table = state.router.current();
+        let hooks = HookChain::new(
+            &table.hooks,
+            &request_id_shared,
+            &model,
+            chat.stream,
+            started,
+            hook_headers(&req, &table.hooks.wanted_headers),
+        );
         let ctx = RequestContext {
-            request_id: Arc::from(request_id.as_str()),
+            request_id: request_id_shared,
             started,
             forwarded_headers: respond::forwarded_headers(&req),
             send_back_raw: req
@@ -40,8 +52,14 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
                 .get("x-bf-send-back-raw-response")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true")),
         };
-        let table = state.router.current();
-        match pipeline::chat(table, &state.ledger, chat, &ctx).await {
+        let exchange = Exchange {
+            alias: Arc::from(model.as_str()),
+            request: chat,
+            ctx,
+            hooks,
+            _body_lease: Some(lease),
+        };
+        match pipeline::chat(table, &state.ledger, exchange).await {
             Ok(Answer::Complete { body, headers }) => {
                 let mut resp = HttpResponse::Ok();
                 resp.content_type("application/json");
@@ -61,6 +79,13 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
                 }
                 with_request_id(&mut resp, &request_id);
                 resp.streaming(StallGuarded::new(relay.into_body(), state.stream_write_timeout))
+            }
+            Err(Failure {
+                error: GatewayError::HookRejected { hook, rejection },
+                ..
+            }) => {
+                tracing::info!(request_id = %request_id, hook = %hook, status = rejection.status, "a hook rejected the request");
+                respond::hook_rejection(&rejection, &request_id)
             }
             Err(failure) => {
                 tracing::info!(request_id = %request_id, model = %escaped(&model), error = %escaped(&failure.error), status = failure.error.status().as_u16(), "request failed");
@@ -132,4 +157,18 @@ pub async fn health(req: HttpRequest) -> HttpResponse {
     let mut resp = HttpResponse::Ok();
     with_request_id(&mut resp, &respond::request_id(&req));
     resp.content_type("application/json").body(r#"{"status":"ok"}"#)
+}
+
+/// The client headers some hook asked for (none read when no hook did).
+fn hook_headers(req: &HttpRequest, wanted: &[String]) -> Vec<(String, String)> {
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    wanted
+        .iter()
+        .filter_map(|name| {
+            let value = req.headers().get(name.as_str())?.to_str().ok()?;
+            Some((name.clone(), value.to_string()))
+        })
+        .collect()
 }

@@ -109,6 +109,25 @@ pub fn error_response(err: &dyn ClientError, request_id: &str, details: &ErrorDe
     resp.body(body.to_string())
 }
 
+/// A hook's refusal, as the hook wrote it: its status, its error body and its headers (a
+/// header that is not valid HTTP is skipped), plus the request id.
+pub fn hook_rejection(rejection: &switchyard_plugin_api::host::Rejection, request_id: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(rejection.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = HttpResponse::build(status);
+    resp.content_type("application/json");
+    for (name, value) in &rejection.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            resp.insert_header((n, v));
+        }
+    }
+    with_request_id(&mut resp, request_id);
+    resp.body(rejection.body.clone())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

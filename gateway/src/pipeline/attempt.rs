@@ -4,7 +4,7 @@
 use super::context::{StreamContext, plugin_error, unix_time_ms};
 use super::finish::Finisher;
 use super::relay::Relay;
-use super::{Answer, RequestContext};
+use super::{RequestContext, Served};
 use crate::actors::outbox;
 use crate::actors::provider_health::CircuitReport;
 use crate::actors::usage_ledger::UsageLedgerHandle;
@@ -29,7 +29,7 @@ pub struct Shared<'a> {
 
 /// One attempt, its outcome reported to the key's circuit breaker: failures that say
 /// something about the upstream's health, and the result of a half-open probe.
-pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<Answer, GatewayError> {
+pub async fn run(shared: &Shared<'_>, target: &Target, body: &[u8]) -> Result<Served, GatewayError> {
     let provider = &target.provider;
     let pick = provider.pick_key(&target.model)?;
     let result = run_with_key(shared, target, body, pick.key).await;
@@ -76,7 +76,7 @@ async fn run_with_key(
     target: &Target,
     body: &[u8],
     key: Option<&ApiKey>,
-) -> Result<Answer, GatewayError> {
+) -> Result<Served, GatewayError> {
     let Shared {
         table,
         model_requested,
@@ -96,7 +96,7 @@ async fn run_with_key(
         request_id: Arc::clone(&req.request_id),
         api_key: key.map(|k| Arc::clone(&k.secret)).unwrap_or_else(|| Arc::from("")),
         redactor: Arc::clone(&table.redactor),
-        ledger: ledger.clone(),
+        ledger: Some(ledger.clone()),
         prompt_bytes: body.len(),
     };
     let redactor = &table.redactor;
@@ -110,7 +110,7 @@ async fn run_with_key(
         return if stream {
             let mut relay = Relay::local(items, ctx);
             relay.prime().await?;
-            Ok(Answer::Stream {
+            Ok(Served::Stream {
                 relay: Box::new(relay),
                 headers: Vec::new(),
             })
@@ -169,7 +169,7 @@ async fn run_with_key(
         let body = reply.body.into_stream();
         let mut relay = Relay::upstream(body, decoder, permit, ctx, timeouts.first_token, timeouts.stream_idle);
         relay.prime().await?;
-        return Ok(Answer::Stream {
+        return Ok(Served::Stream {
             relay: Box::new(relay),
             headers,
         });
@@ -186,8 +186,9 @@ async fn run_with_key(
     if let Some(request) = raw_request {
         finish.send_back_raw(request, bytes.to_vec());
     }
-    Ok(Answer::Complete {
-        body: finish.complete(&payload),
+    Ok(Served::Plain {
+        answer: payload,
+        finish,
         headers,
     })
 }
@@ -197,20 +198,19 @@ async fn local_response(
     items: Vec<Item>,
     ctx: StreamContext,
     raw_request: Option<Vec<u8>>,
-) -> Result<Answer, GatewayError> {
+) -> Result<Served, GatewayError> {
     for item in items {
         match item {
             Item::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Item::Response(p) => {
-                return Ok(Answer::Complete {
-                    body: {
-                        let mut finish = Finisher::new(ctx);
-                        if let Some(request) = raw_request {
-                            // A local provider's "upstream answer" is its own.
-                            finish.send_back_raw(request, p.json.clone());
-                        }
-                        finish.complete(&p)
-                    },
+                let mut finish = Finisher::new(ctx);
+                if let Some(request) = raw_request {
+                    // A local provider's "upstream answer" is its own.
+                    finish.send_back_raw(request, p.json.clone());
+                }
+                return Ok(Served::Plain {
+                    answer: p,
+                    finish,
                     headers: Vec::new(),
                 });
             }

@@ -151,10 +151,11 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
             providers: table.providers.clone(),
             aliases: Default::default(),
             redactor: Arc::clone(&table.redactor),
+            hooks: Default::default(),
         },
     );
     let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
-    let request = super::ChatRequest::parse(body.as_bytes()).expect("request");
+    let request = super::ChatRequest::parse_slice(body.as_bytes()).expect("request");
     let ctx = RequestContext {
         request_id: Arc::from("test"),
         started: Instant::now(),
@@ -162,7 +163,14 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
         send_back_raw: false,
     };
     let ledger = UsageLedgerHandle::start(&arbiter, router);
-    chat(table, &ledger, request, &ctx).await
+    let exchange = super::Exchange {
+        alias: Arc::from(model),
+        request,
+        ctx,
+        hooks: None,
+        _body_lease: None,
+    };
+    chat(table, &ledger, exchange).await
 }
 
 fn status_of(result: &Result<Answer, super::Failure>) -> u16 {

@@ -21,7 +21,8 @@ pub struct StreamContext {
     pub request_id: Arc<str>,
     pub api_key: Arc<str>,
     pub redactor: Arc<Redactor>,
-    pub ledger: UsageLedgerHandle,
+    /// Where usage is recorded; `None` for an answer no provider was paid for (a hook's).
+    pub ledger: Option<UsageLedgerHandle>,
     /// Bytes of the request sent upstream: the prompt estimate of a stream whose usage never
     /// arrived.
     pub prompt_bytes: usize,
@@ -65,8 +66,11 @@ impl StreamContext {
     /// (the ledger keys it by configuration, not by what the upstream says it is).
     /// `estimated`: the gateway estimated `u` because the upstream never reported it.
     pub fn record_usage(&self, u: &Usage, estimated: bool) {
+        let Some(ledger) = &self.ledger else {
+            return;
+        };
         outbox::record_usage(
-            &self.ledger,
+            ledger,
             UsageRecord {
                 provider: Arc::clone(&self.provider),
                 model: Arc::clone(&self.model_deployment),

@@ -9,6 +9,9 @@
 
 use super::context::StreamContext;
 use super::extra_fields::{self, CHAT, ExtraFields, StreamExtraFields};
+use super::hook_chain::Outcome;
+use super::{Answer, Exchange, Served};
+use std::sync::Arc;
 use std::time::Instant;
 use switchyard_plugin_api::host::{Payload, Usage};
 
@@ -26,6 +29,29 @@ pub struct Finisher {
     usage_recorded: bool,
     /// `raw_request` / `raw_response` to add, when asked for.
     raw: Option<RawExchange>,
+    /// The upstream's usage, once reported (for the settle phase's summary).
+    pub reported_usage: Option<Usage>,
+}
+
+/// The finish phase's entry: a plain answer becomes its body (the settle phase learns what
+/// served it); a stream is finished chunk by chunk by its relay.
+pub fn answer(ex: &mut Exchange, served: Served) -> Answer {
+    match served {
+        Served::Plain {
+            answer,
+            mut finish,
+            headers,
+        } => {
+            if let Some(chain) = ex.hooks.as_mut() {
+                chain.outcome = finish.outcome(answer.usage);
+            }
+            Answer::Complete {
+                body: finish.complete(&answer),
+                headers,
+            }
+        }
+        Served::Stream { relay, headers } => Answer::Stream { relay, headers },
+    }
 }
 
 /// The bytes of one upstream exchange, for `extra_fields.raw_*`.
@@ -44,6 +70,17 @@ impl Finisher {
             frame_time: None,
             usage_recorded: false,
             raw: None,
+            reported_usage: None,
+        }
+    }
+
+    /// What served the answer, for `on_done`.
+    pub fn outcome(&self, usage: Option<Usage>) -> Outcome {
+        Outcome {
+            provider: Some(Arc::clone(&self.ctx.provider)),
+            model: Some(Arc::clone(&self.ctx.model_deployment)),
+            status: 200,
+            usage: usage.or(self.reported_usage),
         }
     }
 
@@ -91,6 +128,7 @@ impl Finisher {
     pub fn usage(&mut self, u: &Usage) {
         self.ctx.record_usage(u, false);
         self.usage_recorded = true;
+        self.reported_usage = Some(*u);
     }
 
     /// One chunk as one SSE event (`data: <one line of JSON>\n\n`) appended to `out`, with
@@ -148,7 +186,7 @@ pub const FRAME_EXTRA: usize = 224;
 /// between tokens (inside strings they must be escaped), so blanking them changes nothing a
 /// JSON reader sees. A scan, not a parse (the caller's memchr runs on every chunk; this only
 /// on the rare chunk that has a line break).
-fn one_line(json: &mut [u8]) {
+pub fn one_line(json: &mut [u8]) {
     for b in json.iter_mut() {
         if matches!(*b, b'\n' | b'\r') {
             *b = b' ';

@@ -1,28 +1,53 @@
-//! The request pipeline: parse → route → per target (encode → upstream → decode) → answer.
+//! The request pipeline. A chat request goes through these phases, in this order, each one
+//! module with one entry point, over one owned [`Exchange`]:
+//!
+//! 1. [`admit`]        — who may ask and how much (virtual keys, limits, budgets: next issues)
+//! 2. [`pre_hooks`]    — hooks' `pre_request`: continue, replace, short-circuit or reject
+//! 3. [`cache_lookup`] — an exact or semantic cache hit answers here (next issue)
+//! 4. [`route`]        — the plan (primary, fallbacks) and its [`attempt`]s: encode → upstream → decode
+//! 5. [`post_hooks`]   — hooks' `post_response` on a plain answer; a stream gets its chunk hooks
+//! 6. [`finish`]       — the one [`finish::Finisher`]: `extra_fields`, usage, framing
+//! 7. [`settle`]       — usage and the hooks' `on_done` summary, off the answer's path
+//!
+//! A phase that ends the request early (a short-circuit, a rejection, later a cache hit)
+//! hands its answer to the same post-hook, finish and settle phases as an upstream's. The
+//! hook phases run after `route` but before `finish` frames anything, so hooks see the unified
+//! answer without `extra_fields` and a dropped chunk leaves no gap in `chunk_index`. A phase
+//! that is not configured costs nothing: no hook means no chain is built, and the no-op phases
+//! are empty inline functions.
+//!
 //! Reads only snapshots; reports to actors through the per-worker outbox.
 
+mod admit;
 mod attempt;
+mod cache_lookup;
+mod chunk_hooks;
 mod context;
 pub mod extra_fields;
 mod finish;
+pub mod hook_chain;
+mod post_hooks;
+mod pre_hooks;
 mod raw_object;
 mod relay;
 pub mod request;
+mod route;
+mod settle;
 
 pub use relay::Relay;
 pub use request::ChatRequest;
 
-use crate::actors::outbox;
-use crate::actors::provider_health::AttemptRecord;
 use crate::actors::usage_ledger::UsageLedgerHandle;
+use crate::body_budget::Lease;
 use crate::error::GatewayError;
-use crate::observability::escaped;
-use crate::resilience::FailureAction;
 use crate::routing::RouteTable;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use finish::Finisher;
+use hook_chain::HookChain;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
+use switchyard_plugin_api::host::Payload;
 
 /// Per-request facts from the HTTP layer.
 pub struct RequestContext {
@@ -34,7 +59,37 @@ pub struct RequestContext {
     pub send_back_raw: bool,
 }
 
-/// A successful answer.
+/// One request, owned, from admission to settlement: what the client asked (possibly
+/// replaced by a hook), the HTTP layer's facts, and the request's hooks.
+pub struct Exchange {
+    pub request: ChatRequest,
+    pub ctx: RequestContext,
+    /// `None` when no hook is configured.
+    pub hooks: Option<HookChain>,
+    /// The client body's share of the in-flight body budget, held as long as the request is.
+    pub _body_lease: Option<Lease<'static>>,
+    /// The client's `model` as sent (a hook may replace the request's).
+    pub alias: Arc<str>,
+}
+
+/// An answer before it is finished: a plain unified response with its Finisher, or a stream
+/// whose relay finishes each chunk.
+// One per request, moved between phases a few times: boxing the big variant would cost an
+// allocation per plain answer to save a few hundred bytes of copying.
+#[allow(clippy::large_enum_variant)]
+pub enum Served {
+    Plain {
+        answer: Payload,
+        finish: Finisher,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    Stream {
+        relay: Box<Relay>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+}
+
+/// A finished answer, ready for the client.
 pub enum Answer {
     Complete {
         body: Vec<u8>,
@@ -56,7 +111,7 @@ pub struct AttemptSummary {
     pub message: String,
 }
 
-/// Every attempt failed: the primary's error, the provider it came from, and the attempts.
+/// The request failed: the error, the provider it came from, and the attempts.
 pub struct Failure {
     pub error: GatewayError,
     pub provider: Option<Arc<str>>,
@@ -73,113 +128,24 @@ impl From<GatewayError> for Failure {
     }
 }
 
-/// Answers a chat request: the primary target, retried while its failures are transient
-/// (backoff, `Retry-After`, within the provider's retry budget), then the fallbacks in order,
-/// each retried the same way, for as long as the failure is one another target may fix
-/// (see [`GatewayError::on_failure`]).
-pub async fn chat(
-    table: Arc<RouteTable>,
-    ledger: &UsageLedgerHandle,
-    request: ChatRequest<'_>,
-    req: &RequestContext,
-) -> Result<Answer, Failure> {
-    let plan = table.plan(&request.model, &request.fallbacks)?;
-    let model_requested: Arc<str> = Arc::from(request.model.as_str());
-    let mut first: Option<(GatewayError, Arc<str>)> = None;
-    let mut attempts = Vec::new();
-    let shared = attempt::Shared {
-        table: &table,
-        model_requested: &model_requested,
-        stream: request.stream,
-        include_usage: request.include_usage,
-        req,
-        ledger,
+/// Answers a chat request: the phases in order (see the module docs), then settlement.
+pub async fn chat(table: Arc<RouteTable>, ledger: &UsageLedgerHandle, mut ex: Exchange) -> Result<Answer, Failure> {
+    let result = phases(&table, ledger, &mut ex).await;
+    settle::run(ex, &result);
+    result
+}
+
+async fn phases(table: &Arc<RouteTable>, ledger: &UsageLedgerHandle, ex: &mut Exchange) -> Result<Answer, Failure> {
+    admit::run(table, ex)?;
+    let served = match pre_hooks::run(table, ex)? {
+        Some(short_circuit) => short_circuit,
+        None => match cache_lookup::run(table, ex) {
+            Some(hit) => hit,
+            None => route::run(table, ledger, ex).await?,
+        },
     };
-    'targets: for target in &plan {
-        let provider = &target.provider;
-        let body = request.encode_for(&target.model);
-        let _in_flight = provider.budget.enter();
-        let mut retry_share = None;
-        let mut rejected_keys = 0;
-        for retry in 0.. {
-            let began = Instant::now();
-            let result = attempt::run(&shared, target, &body).await;
-            drop(retry_share.take());
-            let latency_ms = began.elapsed().as_millis() as u64;
-            let error = match result {
-                Ok(answer) => {
-                    outbox::record_attempt(
-                        &provider.health.addr,
-                        AttemptRecord {
-                            ok: true,
-                            status: 200,
-                            latency_ms,
-                        },
-                    );
-                    return Ok(answer);
-                }
-                Err(error) => error,
-            };
-            let status = error.status().as_u16();
-            outbox::record_attempt(
-                &provider.health.addr,
-                AttemptRecord {
-                    ok: false,
-                    status,
-                    latency_ms,
-                },
-            );
-            tracing::warn!(request_id = %req.request_id, provider = %provider.name, model = %escaped(&target.model), retry, error = %escaped(&error), "attempt failed");
-            attempts.push(AttemptSummary {
-                provider: provider.name.to_string(),
-                model: target.model.to_string(),
-                status,
-                code: error.code().map(str::to_string),
-                message: error.client_message(),
-            });
-            let action = error.on_failure();
-            let delay = match action {
-                FailureAction::Retry => provider.retry.delay(retry, error.upstream_retry_after()),
-                _ => None,
-            };
-            if first.is_none() {
-                first = Some((error, Arc::clone(&provider.name)));
-            }
-            match action {
-                FailureAction::Stop => break 'targets,
-                FailureAction::NextTarget => continue 'targets,
-                // The rejected key's circuit is open now, so the next pick skips it; at most
-                // one try per key, whatever the cooldown (a zero one reopens at once).
-                FailureAction::NextKey => {
-                    rejected_keys += 1;
-                    if rejected_keys < provider.keys.len() && provider.is_available(&target.model) {
-                        continue;
-                    }
-                    continue 'targets;
-                }
-                FailureAction::Retry => {}
-            }
-            let Some(delay) = delay else {
-                continue 'targets;
-            };
-            let Some(share) = provider.budget.try_retry() else {
-                tracing::warn!(request_id = %req.request_id, provider = %provider.name, "retry budget spent; moving on without retrying");
-                continue 'targets;
-            };
-            retry_share = Some(share);
-            tokio::time::sleep(delay).await;
-        }
-    }
-    let (error, provider) = first.ok_or_else(|| {
-        Failure::from(GatewayError::ModelNotFound {
-            model: request.model.clone(),
-        })
-    })?;
-    Err(Failure {
-        error,
-        provider: Some(provider),
-        attempts,
-    })
+    let served = post_hooks::run(ex, served)?;
+    Ok(finish::answer(ex, served))
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! `[DONE]` — or, after a failure, with an error event and no `[DONE]`, so a cut stream is
 //! never mistaken for a complete one.
 
+use super::chunk_hooks::StreamHooks;
 use super::context::{StreamContext, plugin_error};
 use super::extra_fields;
 use super::finish::{FRAME_EXTRA, Finisher};
+use super::hook_chain::HookChain;
 use crate::error::GatewayError;
 use crate::observability::escaped;
 use bytes::Bytes;
@@ -47,12 +49,19 @@ pub struct Relay {
     /// not extend it).
     first_token_deadline: Option<tokio::time::Instant>,
     idle_timeout: Option<Duration>,
+    /// The request's hooks (chunk phase, `on_done` at the end); `None` without hooks.
+    hooks: Option<Box<StreamHooks>>,
+    /// A hook ended the stream: delivered after the chunks already pending.
+    hook_error: Option<GatewayError>,
 }
 
 /// A stream's end, however it came (done, failed, or the client gone), frees its buffers;
 /// its Finisher settles its usage (an estimate if the upstream's never came).
 impl Drop for Relay {
     fn drop(&mut self) {
+        if let Some(hooks) = self.hooks.take() {
+            hooks.settle(self.finish.outcome(None));
+        }
         crate::memory::note_activity();
     }
 }
@@ -99,7 +108,19 @@ impl Relay {
             ended: false,
             first_token_deadline: first_token_timeout.map(|t| tokio::time::Instant::now() + t),
             idle_timeout,
+            hooks: None,
+            hook_error: None,
         }
+    }
+
+    /// The post-hook phase hands the stream the request's hooks: what is already decoded
+    /// (the primed first chunk) goes through their chunk phase now, the rest as it comes.
+    pub fn attach_hooks(&mut self, chain: HookChain) {
+        let mut hooks = Box::new(StreamHooks::new(chain));
+        let mut items: Vec<Item> = self.pending.drain(..).collect();
+        self.hook_error = hooks.apply(&mut items, false);
+        self.pending.extend(items);
+        self.hooks = Some(hooks);
     }
 
     /// Reads until the first chunk. Failing here (an error event, a cut, silence) fails the
@@ -139,6 +160,9 @@ impl Relay {
             if let Some(item) = self.pending.pop_front() {
                 return Ok(Some(item));
             }
+            if let Some(e) = self.hook_error.take() {
+                return Err(e);
+            }
             let wait = match (self.first_chunk_seen, self.first_token_deadline) {
                 (false, Some(deadline)) => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -147,7 +171,20 @@ impl Relay {
                 _ => self.idle_timeout,
             };
             let (body, decoder, eof) = match &mut self.source {
-                Source::Local { items } => return Ok(items.pop_front()),
+                Source::Local { items } => {
+                    let Some(hooks) = self.hooks.as_mut() else {
+                        return Ok(items.pop_front());
+                    };
+                    let item = items.pop_front();
+                    let end = item.is_none();
+                    self.decoded.extend(item);
+                    self.hook_error = hooks.apply(&mut self.decoded, end);
+                    self.pending.extend(self.decoded.drain(..));
+                    if end && self.pending.is_empty() && self.hook_error.is_none() {
+                        return Ok(None);
+                    }
+                    continue;
+                }
                 Source::Upstream { body, decoder, eof, .. } => (body, decoder, eof),
             };
             if *eof {
@@ -187,6 +224,9 @@ impl Relay {
             .map_err(|e| plugin_error(&self.finish.ctx.provider, e, &self.finish.ctx.redactor))?;
             for warning in decoder.take_warnings() {
                 tracing::warn!(provider = %self.finish.ctx.provider, request_id = %self.finish.ctx.request_id, warning = %escaped(&warning), "the provider plugin skipped part of the stream");
+            }
+            if let Some(hooks) = self.hooks.as_mut() {
+                self.hook_error = hooks.apply(items, *eof);
             }
             self.pending.extend(items.drain(..));
         }
@@ -243,7 +283,10 @@ impl Relay {
             return Some(item);
         }
         match &mut self.source {
-            Source::Local { items } if !matches!(items.front(), Some(Item::Delay(_))) => items.pop_front(),
+            // With hooks, a local item goes through `next_item` (and the chunk phase).
+            Source::Local { items } if self.hooks.is_none() && !matches!(items.front(), Some(Item::Delay(_))) => {
+                items.pop_front()
+            }
             _ => None,
         }
     }
@@ -252,6 +295,15 @@ impl Relay {
         self.ended = true;
         tracing::warn!(provider = %self.finish.ctx.provider, request_id = %self.finish.ctx.request_id, error = %escaped(&err), "stream ended by an upstream failure");
         self.flush_held(true, out);
+        if let GatewayError::HookRejected { rejection, .. } = &err {
+            // The hook's own error event, as it wrote it, on one line.
+            out.extend_from_slice(b"data: ");
+            let start = out.len();
+            out.extend_from_slice(&rejection.body);
+            super::finish::one_line(&mut out[start..]);
+            out.extend_from_slice(b"\n\n");
+            return;
+        }
         let event = serde_json::json!({ "error": {
             "message": err.client_message(),
             "type": err.error_type(),

@@ -21,7 +21,7 @@ fn ctx(include_usage: bool, ledger: UsageLedgerHandle) -> StreamContext {
         request_id: Arc::from("rid"),
         api_key: Arc::from(""),
         redactor: Arc::new(Redactor::default()),
-        ledger,
+        ledger: Some(ledger),
         prompt_bytes: 400,
     }
 }
@@ -61,6 +61,7 @@ async fn relay(items: Vec<Item>, include_usage: bool) -> Vec<Option<Value>> {
         providers: Default::default(),
         aliases: Default::default(),
         redactor: Arc::new(Redactor::default()),
+        hooks: Default::default(),
     };
     let router = crate::actors::router::RouterHandle::start(&arbiter.handle(), table);
     let ledger = UsageLedgerHandle::start(&arbiter.handle(), router);

@@ -9,15 +9,21 @@
 
 use super::raw_object::{Key, Members};
 use crate::error::GatewayError;
+use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
+use std::ops::Range;
 
-/// A validated chat completion request, borrowing the client's body.
+/// A validated chat completion request. It owns the client's body (a cheap `Bytes` handle on
+/// the buffer the HTTP layer read) and keeps each top-level member as a span of it, so the
+/// request can travel through the pipeline's phases, and a hook can replace it, without
+/// copying or borrowing from the handler.
 #[derive(Debug, Clone)]
-pub struct ChatRequest<'a> {
-    fields: Vec<(Key<'a>, &'a RawValue)>,
+pub struct ChatRequest {
+    body: Bytes,
+    fields: Vec<Field>,
     /// What the client asked for (alias or `provider/model`).
     pub model: String,
     pub stream: bool,
@@ -27,6 +33,20 @@ pub struct ChatRequest<'a> {
     pub fallbacks: Vec<String>,
     /// For streams: the client's `stream_options` with `include_usage` forced on.
     stream_options: Option<Vec<u8>>,
+}
+
+/// One top-level member: its name and its value's span in the body.
+#[derive(Debug, Clone)]
+struct Field {
+    name: Name,
+    value: Range<usize>,
+}
+
+/// A member name: a span of the body when it had no escapes (nearly always), else unescaped.
+#[derive(Debug, Clone)]
+enum Name {
+    At(Range<usize>),
+    Unescaped(String),
 }
 
 #[derive(Clone, Copy)]
@@ -135,9 +155,21 @@ fn missing(field: &str) -> GatewayError {
     }
 }
 
-impl<'a> ChatRequest<'a> {
+impl ChatRequest {
+    /// Parses and validates a copy of `bytes` (tests and tools; the daemon hands over its
+    /// buffer with [`ChatRequest::parse`]).
+    pub fn parse_slice(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
+        ChatRequest::parse(Bytes::copy_from_slice(bytes))
+    }
+
+    /// The body as the client (or a hook that replaced it) sent it.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
     /// Parses and validates a request body.
-    pub fn parse(bytes: &'a [u8]) -> Result<ChatRequest<'a>, GatewayError> {
+    pub fn parse(body: Bytes) -> Result<ChatRequest, GatewayError> {
+        let bytes: &[u8] = &body;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(GatewayError::bad_request(
                 "The request body is empty; send a JSON chat completion request.",
@@ -224,8 +256,25 @@ impl<'a> ChatRequest<'a> {
             None => Vec::new(),
         };
 
+        let span = |text: &str| {
+            let start = text.as_ptr() as usize - bytes.as_ptr() as usize;
+            start..start + text.len()
+        };
+        let fields = members
+            .0
+            .iter()
+            .map(|(key, raw)| Field {
+                name: match key {
+                    Key::Borrowed(k) => Name::At(span(k)),
+                    Key::Owned(k) => Name::Unescaped(k.clone()),
+                },
+                value: span(raw.get()),
+            })
+            .collect();
+        drop(members);
         Ok(ChatRequest {
-            fields: members.0,
+            body,
+            fields,
             model,
             stream,
             include_usage,
@@ -237,18 +286,12 @@ impl<'a> ChatRequest<'a> {
     /// The upstream body for one attempt: the client's fields, as sent, with `model` resolved,
     /// `fallbacks` removed and (streams) usage requested.
     pub fn encode_for(&self, upstream_model: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            self.fields
-                .iter()
-                .map(|(k, v)| k.as_str().len() + v.get().len() + 4)
-                .sum::<usize>()
-                + 64,
-        );
+        let mut out = Vec::with_capacity(self.body.len() + 64);
         out.push(b'{');
         let mut first = true;
         let mut wrote_options = false;
-        for (key, raw) in &self.fields {
-            let key = key.as_str();
+        for field in &self.fields {
+            let key = self.name(field);
             if key == "fallbacks" {
                 continue;
             }
@@ -256,8 +299,18 @@ impl<'a> ChatRequest<'a> {
                 out.push(b',');
             }
             first = false;
-            // Writing a &str into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, key);
+            match &field.name {
+                // A name without escapes is its own JSON string text.
+                Name::At(at) => {
+                    out.push(b'"');
+                    out.extend_from_slice(&self.body[at.clone()]);
+                    out.push(b'"');
+                }
+                // Writing a &str into a Vec cannot fail.
+                Name::Unescaped(k) => {
+                    let _ = serde_json::to_writer(&mut out, k);
+                }
+            }
             out.push(b':');
             match (key, &self.stream_options) {
                 ("model", _) => {
@@ -267,7 +320,7 @@ impl<'a> ChatRequest<'a> {
                     out.extend_from_slice(opts);
                     wrote_options = true;
                 }
-                _ => out.extend_from_slice(raw.get().as_bytes()),
+                _ => out.extend_from_slice(&self.body[field.value.clone()]),
             }
         }
         if let (Some(opts), false) = (&self.stream_options, wrote_options) {
@@ -279,6 +332,16 @@ impl<'a> ChatRequest<'a> {
         }
         out.push(b'}');
         out
+    }
+}
+
+impl ChatRequest {
+    fn name<'s>(&'s self, field: &'s Field) -> &'s str {
+        match &field.name {
+            // The parser read it as a str, so it is UTF-8.
+            Name::At(at) => std::str::from_utf8(&self.body[at.clone()]).unwrap_or(""),
+            Name::Unescaped(k) => k,
+        }
     }
 }
 
@@ -413,12 +476,12 @@ mod tests {
     use serde_json::Value;
 
     fn err(body: &str) -> GatewayError {
-        ChatRequest::parse(body.as_bytes()).expect_err("should be refused")
+        ChatRequest::parse_slice(body.as_bytes()).expect_err("should be refused")
     }
 
     #[test]
     fn keeps_unknown_fields_and_drops_fallbacks() {
-        let r = ChatRequest::parse(
+        let r = ChatRequest::parse_slice(
             br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"seed":7,"x_custom":{"k":[1]},"fallbacks":["p/m"]}"#,
         )
         .expect("valid");
@@ -433,13 +496,13 @@ mod tests {
 
     #[test]
     fn streams_always_ask_for_usage_and_remember_what_the_client_asked() {
-        let r = ChatRequest::parse(br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"stream":true}"#)
+        let r = ChatRequest::parse_slice(br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"stream":true}"#)
             .expect("valid");
         assert!(r.stream && !r.include_usage);
         let out: Value = serde_json::from_slice(&r.encode_for("m")).expect("json");
         assert_eq!(out["stream_options"]["include_usage"], true);
 
-        let r = ChatRequest::parse(
+        let r = ChatRequest::parse_slice(
             br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#,
         )
         .expect("valid");
@@ -448,8 +511,9 @@ mod tests {
 
     #[test]
     fn field_order_is_preserved() {
-        let r = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"x"}],"zeta":1,"model":"a","alpha":2}"#)
-            .expect("valid");
+        let r =
+            ChatRequest::parse_slice(br#"{"messages":[{"role":"user","content":"x"}],"zeta":1,"model":"a","alpha":2}"#)
+                .expect("valid");
         let out = String::from_utf8(r.encode_for("m")).expect("utf8");
         assert_eq!(
             out,
@@ -511,7 +575,7 @@ mod tests {
             assert!(e.client_message().contains(text), "{messages}: {}", e.client_message());
         }
         // The last `role` of a message wins, as for top-level fields; the rest is not read.
-        assert!(ChatRequest::parse(body(r#"[{"role":5,"x":{"y":[]},"role":"user"}]"#).as_bytes()).is_ok());
+        assert!(ChatRequest::parse_slice(body(r#"[{"role":5,"x":{"y":[]},"role":"user"}]"#).as_bytes()).is_ok());
     }
 
     #[test]
@@ -520,7 +584,9 @@ mod tests {
         assert_eq!(err("{not json").code(), Some("invalid_json"));
         assert_eq!(err("[1,2]").code(), Some("invalid_json"));
         assert_eq!(
-            ChatRequest::parse(b"{\"model\":\"\xff\"}").expect_err("utf8").code(),
+            ChatRequest::parse_slice(b"{\"model\":\"\xff\"}")
+                .expect_err("utf8")
+                .code(),
             Some("invalid_json")
         );
     }

@@ -1,10 +1,30 @@
-//! The guardrail engine: `deny` rules that block a request and redaction of emails, card numbers, API
-//! keys and custom patterns in requests, answers and streams.
+//! `guardrail`: a hook plugin that blocks requests matching `deny` rules and redacts emails, card
+//! numbers, API keys and custom patterns in requests, answers and streams.
 //!
-//! This crate becomes the `guardrail` hook plugin (DESIGN §2, §3 `hooks:`) once the hook ABI lands; for
-//! now it is plain Rust with no ABI, built from the hook's `config:` JSON:
-//! `{"deny": [regex…], "redact": ["email", "credit_card", "api_key", "regex:<pattern>"], "regex_max_match": 256}`.
+//! # Configuration (a `hooks:` entry of the gateway's YAML)
+//! ```yaml
+//! hooks:
+//!   - plugin: guardrail          # libswitchyard_guardrail.so in plugins.dir
+//!     config:
+//!       deny: ["(?i)ignore (all|previous) instructions"]   # regexes; optional
+//!       redact: [email, credit_card, api_key, "regex:ACME-[0-9]{6}"]   # optional
+//!       regex_max_match: 256     # optional; see [`StreamRedactor`]
+//! ```
+//! - `deny` (list of regexes in the `regex` crate's syntax, default none): a request with a message text matching one is refused
+//!   with 400 `{"error":{"message":"request blocked by guardrail rule <index> (<pattern>): …",
+//!   "type":"invalid_request_error","code":"guardrail_blocked","param":null}}`. The rule is named by
+//!   its index and pattern; the matched text is never echoed.
+//! - `redact` (list, default none): `email`, `credit_card` (Luhn-checked), `api_key`, or
+//!   `regex:<pattern>`. A match becomes `[REDACTED:<kind>]` (`[REDACTED:regex]` for custom patterns)
+//!   in the request sent upstream, in the answer and in every stream chunk.
+//! - `regex_max_match` (integer, default 256): how many trailing bytes a stream holds back so a
+//!   `regex:` match split across chunks is still redacted.
 //!
+//! Unknown keys, unknown kinds, invalid or empty-matching regexes and duplicates make the hook's
+//! creation (so the gateway's start) fail with a message naming the entry. No `config:` at all is a
+//! guardrail that does nothing.
+//!
+//! # Behaviour
 //! Choices made here:
 //! - Only message text is read and changed: string `content` and the `text` of content parts, every
 //!   role. Every other member keeps its original bytes and order; nothing is re-encoded when nothing
@@ -21,12 +41,15 @@
 //!   and the token after `Bearer `. A key must stand alone (not glued to a longer word) and contain a
 //!   digit, so hyphenated words like `sk-learn-compatible-estimators` are left alone; bare hex strings
 //!   are not redacted (commit hashes and checksums look the same).
-//! - A body that is not the JSON expected is an error ([`Malformed`]), never passed unchecked.
+//! - A body that is not the JSON expected is an error ([`Malformed`]), never passed unchecked: the
+//!   hook fails and the entry's `on_error` policy decides.
 //! - Streams: see [`StreamRedactor`].
 
 mod config;
+mod hook;
 mod json;
 mod kinds;
+mod meta;
 mod scan;
 mod stream;
 mod wire;
@@ -37,6 +60,7 @@ use regex::Regex;
 use serde_json::value::RawValue;
 
 pub use config::{ConfigError, DEFAULT_REGEX_MAX_MATCH};
+pub use hook::{GuardrailHook, rejection};
 pub use stream::StreamRedactor;
 
 use config::RawConfig;
@@ -241,5 +265,7 @@ impl Guardrail {
     }
 }
 
+#[cfg(test)]
+mod hook_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,393 @@
+//! One request's hooks: the configured hooks that apply to it, each with the state its
+//! `pre_request` left, driven through the phases in DESIGN §2's order — pre phases in config
+//! order; post, chunk and done phases in reverse, and only for the hooks the pre phase reached.
+//!
+//! A request with no hook configured never builds a chain, so the phases cost nothing then.
+//! A hook's failure follows its `on_error`: `fail_closed` turns it into the request's error
+//! (500 `hook_failed`), `fail_open` skips the hook for that call and counts a fault. Dropping
+//! the chain runs `on_done` (when some hook has it) and releases every hook's state exactly
+//! once, whatever happened to the request.
+
+use super::ChatRequest;
+use super::context::unix_time_ms;
+use crate::config::OnError;
+use crate::error::GatewayError;
+use crate::hooks::{ConfiguredHook, HookSet};
+use crate::observability::escaped;
+use std::sync::Arc;
+use std::time::Instant;
+use switchyard_plugin_api::abi::{ByteSlice, HeaderPair, hook_phase};
+use switchyard_plugin_api::host::{ChunkVerdict, HookCall, HookRequest, Payload, PostAction, PreAction, Usage};
+
+/// A hook answered the request itself in `pre_request`.
+pub enum ShortCircuit {
+    /// A plain answer (the client did not ask for a stream).
+    Plain { hook: Arc<str>, answer: Payload },
+    /// Chunks for a streaming client.
+    Chunks { hook: Arc<str>, chunks: Vec<Payload> },
+}
+
+/// What served the request, for the `on_done` summary.
+#[derive(Default)]
+pub struct Outcome {
+    pub provider: Option<Arc<str>>,
+    pub model: Option<Arc<str>>,
+    pub status: u16,
+    pub usage: Option<Usage>,
+}
+
+pub struct HookChain {
+    /// The hooks the pre phase reached, in config order.
+    entered: Vec<Entered>,
+    request_id: Arc<str>,
+    /// The client's `model`, as sent.
+    alias: Arc<str>,
+    stream: bool,
+    started: Instant,
+    /// Client headers some hook asked for (lower-case names).
+    headers: Vec<(String, String)>,
+    any_on_done: bool,
+    pub outcome: Outcome,
+}
+
+struct Entered {
+    hook: Arc<ConfiguredHook>,
+    request: HookRequest,
+}
+
+impl HookChain {
+    /// The chain for one request, or `None` when no hook is configured.
+    pub fn new(
+        set: &HookSet,
+        request_id: &Arc<str>,
+        alias: &str,
+        stream: bool,
+        started: Instant,
+        headers: Vec<(String, String)>,
+    ) -> Option<HookChain> {
+        if set.is_empty() {
+            return None;
+        }
+        Some(HookChain {
+            entered: Vec::with_capacity(set.hooks.len()),
+            request_id: Arc::clone(request_id),
+            alias: Arc::from(alias),
+            stream,
+            started,
+            headers,
+            any_on_done: set.any_on_done,
+            outcome: Outcome::default(),
+        })
+    }
+
+    /// The pre phase: every hook that applies to the request's model, in config order. A
+    /// replaced request is validated like a client's; a short-circuit or a rejection ends the
+    /// phase (the later hooks are not reached).
+    pub fn pre_request(
+        &mut self,
+        set: &HookSet,
+        request: &mut ChatRequest,
+    ) -> Result<Option<ShortCircuit>, GatewayError> {
+        for hook in set.hooks.iter().filter(|h| h.applies_to(&self.alias)) {
+            let mut entry = Entered {
+                hook: Arc::clone(hook),
+                request: hook.instance.start(),
+            };
+            if !hook.has_phase(hook_phase::PRE_REQUEST) {
+                self.entered.push(entry);
+                continue;
+            }
+            let result = with_call(self, hook, "", |call| entry.request.pre_request(call, request.body()));
+            let action = match result {
+                Ok(action) => action,
+                Err(e) => {
+                    // fail_open: skipped, so its later phases do not run either.
+                    fault(hook, "pre_request", &e)?;
+                    continue;
+                }
+            };
+            self.entered.push(entry);
+            let name = || Arc::clone(&hook.name);
+            match action {
+                PreAction::Continue => {}
+                PreAction::Replace(json) => match ChatRequest::parse(json.into()) {
+                    Ok(replaced) => *request = replaced,
+                    Err(e) => fault(hook, "pre_request", &format!("its replacement request is invalid: {e}"))?,
+                },
+                PreAction::Reject(rejection) => {
+                    return Err(GatewayError::HookRejected {
+                        hook: hook.name.to_string(),
+                        rejection: Box::new(rejection),
+                    });
+                }
+                PreAction::Respond(answer) if !self.stream => {
+                    return Ok(Some(ShortCircuit::Plain { hook: name(), answer }));
+                }
+                PreAction::RespondChunks(chunks) if self.stream => {
+                    return Ok(Some(ShortCircuit::Chunks { hook: name(), chunks }));
+                }
+                PreAction::Respond(_) | PreAction::RespondChunks(_) => {
+                    let expected = if self.stream { "chunks" } else { "a plain answer" };
+                    fault(
+                        hook,
+                        "pre_request",
+                        &format!("it short-circuited with the wrong kind of answer (the client expects {expected})"),
+                    )?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The post phase on a plain answer, in reverse order: a hook may replace it or reject it.
+    pub fn post_response(&mut self, answer: &mut Payload) -> Result<(), GatewayError> {
+        for i in (0..self.entered.len()).rev() {
+            let hook = Arc::clone(&self.entered[i].hook);
+            if !hook.has_phase(hook_phase::POST_RESPONSE) {
+                continue;
+            }
+            let model = answer.model.clone();
+            let entry = &mut self.entered[i];
+            let result = with_call_parts(
+                &self.request_id,
+                &self.alias,
+                self.stream,
+                &self.headers,
+                &hook,
+                &model,
+                |call| entry.request.post_response(call, &answer.json),
+            );
+            match result {
+                Ok(PostAction::Keep) => {}
+                Ok(PostAction::Replace(mut replacement)) => {
+                    // A hook that rewrote the text without restating usage keeps the upstream's.
+                    if replacement.usage.is_none() {
+                        replacement.usage = answer.usage;
+                    }
+                    *answer = replacement;
+                }
+                Ok(PostAction::Reject(rejection)) => {
+                    return Err(GatewayError::HookRejected {
+                        hook: hook.name.to_string(),
+                        rejection: Box::new(rejection),
+                    });
+                }
+                Err(e) => fault(&hook, "post_response", &e)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Some entered hook has `on_done` (else settling is only releasing states).
+    pub fn has_on_done(&self) -> bool {
+        self.any_on_done && !self.entered.is_empty()
+    }
+
+    /// Whether any entered hook has a chunk phase (else a stream skips the chunk phase).
+    pub fn wants_chunks(&self) -> bool {
+        self.entered.iter().any(|e| e.hook.has_phase(hook_phase::ON_CHUNK))
+    }
+
+    /// The chunk phase on one upstream read's chunks, rewritten in place, in reverse order. On
+    /// an error `chunks` holds what the client should still get before the error event.
+    pub fn on_chunks(&mut self, chunks: &mut Vec<Payload>) -> Result<(), GatewayError> {
+        let order: Vec<usize> = (0..self.entered.len()).rev().collect();
+        self.chunks_through(&order, chunks)
+    }
+
+    /// The upstream stream ended: each hook (in chunk order) may release held-back chunks,
+    /// which still pass through the hooks after it.
+    pub fn end_of_stream(&mut self, chunks: &mut Vec<Payload>) -> Result<(), GatewayError> {
+        let order: Vec<usize> = (0..self.entered.len()).rev().collect();
+        for (pos, &i) in order.iter().enumerate() {
+            let hook = Arc::clone(&self.entered[i].hook);
+            if !hook.has_phase(hook_phase::ON_CHUNK) {
+                continue;
+            }
+            let mut released = Vec::new();
+            let entry = &mut self.entered[i];
+            let model = chunks.last().map(|c| c.model.clone()).unwrap_or_default();
+            let result = with_call_parts(
+                &self.request_id,
+                &self.alias,
+                self.stream,
+                &self.headers,
+                &hook,
+                &model,
+                |call| entry.request.end_of_stream(call, &mut released),
+            );
+            let verdict = match result {
+                Ok(v) => v,
+                Err(e) => {
+                    fault(&hook, "end_of_stream", &e)?;
+                    continue;
+                }
+            };
+            let passed = self.chunks_through(&order[pos + 1..], &mut released);
+            chunks.append(&mut released);
+            passed?;
+            if let ChunkVerdict::End(rejection) = verdict {
+                return Err(GatewayError::HookRejected {
+                    hook: hook.name.to_string(),
+                    rejection: Box::new(rejection),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn chunks_through(&mut self, order: &[usize], chunks: &mut Vec<Payload>) -> Result<(), GatewayError> {
+        for &i in order {
+            if chunks.is_empty() {
+                return Ok(());
+            }
+            let hook = Arc::clone(&self.entered[i].hook);
+            if !hook.has_phase(hook_phase::ON_CHUNK) {
+                continue;
+            }
+            let entry = &mut self.entered[i];
+            let model = chunks[0].model.clone();
+            let result = with_call_parts(
+                &self.request_id,
+                &self.alias,
+                self.stream,
+                &self.headers,
+                &hook,
+                &model,
+                |call| entry.request.on_chunks(call, chunks),
+            );
+            match result {
+                Ok(ChunkVerdict::Continue) => {}
+                Ok(ChunkVerdict::End(rejection)) => {
+                    return Err(GatewayError::HookRejected {
+                        hook: hook.name.to_string(),
+                        rejection: Box::new(rejection),
+                    });
+                }
+                Err(e) => fault(&hook, "on_chunks", &e)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The `on_done` summary (DESIGN §2): ids, alias, what served it, status, usage, latency.
+    fn summary(&self) -> Vec<u8> {
+        let o = &self.outcome;
+        let usage = o.usage.map(|u| {
+            serde_json::json!({
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "total_tokens": u.total_tokens,
+            })
+        });
+        let summary = serde_json::json!({
+            "request_id": &*self.request_id,
+            "alias": &*self.alias,
+            "provider": o.provider.as_deref(),
+            "model": o.model.as_deref(),
+            "status": o.status,
+            "stream": self.stream,
+            "usage": usage,
+            "cost": null,
+            "cache_hit": false,
+            "latency_ms": self.started.elapsed().as_millis() as u64,
+        });
+        serde_json::to_vec(&summary).unwrap_or_default()
+    }
+}
+
+/// Settling the request: `on_done` for the entered hooks (reverse order), then every state is
+/// released as the entries drop.
+impl Drop for HookChain {
+    fn drop(&mut self) {
+        if !self.any_on_done || self.entered.is_empty() {
+            return;
+        }
+        let summary = self.summary();
+        let model = self.outcome.model.clone().unwrap_or_default();
+        for i in (0..self.entered.len()).rev() {
+            let hook = Arc::clone(&self.entered[i].hook);
+            if !hook.has_phase(hook_phase::ON_DONE) {
+                continue;
+            }
+            let entry = &mut self.entered[i];
+            let result = with_call_parts(
+                &self.request_id,
+                &self.alias,
+                self.stream,
+                &self.headers,
+                &hook,
+                &model,
+                |call| entry.request.on_done(call, &summary),
+            );
+            if let Err(e) = result {
+                // Nothing is left to fail: the answer is out. Counted and logged only.
+                hook.note_fault();
+                tracing::warn!(hook = %hook.name, request_id = %self.request_id, error = %escaped(&e), "hook on_done failed");
+            }
+        }
+    }
+}
+
+/// A hook's failure under its policy: an error for `fail_closed`, a counted fault for
+/// `fail_open`.
+fn fault(hook: &ConfiguredHook, phase: &'static str, e: &dyn std::fmt::Display) -> Result<(), GatewayError> {
+    hook.note_fault();
+    tracing::warn!(hook = %hook.name, phase, error = %escaped(e), on_error = ?hook.on_error, "hook failed");
+    match hook.on_error {
+        OnError::FailOpen => Ok(()),
+        OnError::FailClosed => Err(GatewayError::HookFailed {
+            hook: hook.name.to_string(),
+            reason: format!("{phase}: {e}"),
+        }),
+    }
+}
+
+fn with_call<R>(chain: &HookChain, hook: &ConfiguredHook, model: &str, f: impl FnOnce(&HookCall<'_>) -> R) -> R {
+    with_call_parts(
+        &chain.request_id,
+        &chain.alias,
+        chain.stream,
+        &chain.headers,
+        hook,
+        model,
+        f,
+    )
+}
+
+/// Builds a hook's call context (with the client headers it asked for) for one call.
+fn with_call_parts<R>(
+    request_id: &str,
+    alias: &str,
+    stream: bool,
+    headers: &[(String, String)],
+    hook: &ConfiguredHook,
+    model: &str,
+    f: impl FnOnce(&HookCall<'_>) -> R,
+) -> R {
+    let wanted = hook.instance.wanted_headers();
+    // Allocated only for a hook that asked for headers.
+    let pairs: Vec<HeaderPair> = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        headers
+            .iter()
+            .filter(|(name, _)| wanted.iter().any(|w| w.eq_ignore_ascii_case(name)))
+            .map(|(name, value)| HeaderPair {
+                name: ByteSlice::from_str(name),
+                value: ByteSlice::from_str(value),
+            })
+            .collect()
+    };
+    let call = HookCall {
+        stream,
+        unix_time_ms: unix_time_ms(),
+        request_id,
+        operation: "chat",
+        alias,
+        virtual_key_id: "",
+        model,
+        headers: &pairs,
+    };
+    f(&call)
+}
