@@ -470,6 +470,27 @@ async fn a_failing_hook_under_fail_open_is_skipped_and_counted() {
     assert!(status["panics"].as_u64().is_some_and(|n| n >= 5), "{status:#}");
 }
 
+/// Five panics in a row switch the hook off (shown in `/admin/status`); under `fail_open` the
+/// requests keep being answered meanwhile.
+#[tokio::test]
+async fn five_panics_in_a_row_switch_the_hook_off() {
+    let up = MockUpstream::start();
+    let gw = gateway_with_fixture(&up, json!({"on_error": "fail_open"}));
+    for i in 0..5 {
+        assert_eq!(hook_status(&gw).await["disabled"], false, "after {i} panics");
+        let reply = chat_as(&gw, &chat_body("echo", "panic"), "panic-pre").await;
+        reply.assert_status(200);
+        assert_eq!(reply.content(), "panic");
+    }
+    let status = hook_status(&gw).await;
+    assert_eq!(status["disabled"], true, "{status:#}");
+    assert_eq!(status["panics"], 5, "{status:#}");
+    // Switched off, the hook is skipped: no short-circuit.
+    let reply = chat_as(&gw, &chat_body("echo", "still answered"), "short-circuit").await;
+    reply.assert_status(200);
+    assert_eq!(reply.content(), "still answered");
+}
+
 // ------------------------------------------------------------------------ where hooks run
 
 #[tokio::test]
