@@ -9,10 +9,12 @@
 //! - [`upstream`]: the mock OpenAI upstream (records every request it receives).
 //! - [`client`]: HTTP helpers for talking to the daemon, SSE parsing, assertions.
 //! - [`config`]: config documents as JSON values, rendered to block YAML.
+//! - [`external`]: building the plugins that live outside the workspace (`tests/external-*`).
 
 pub mod anthropic_upstream;
 pub mod client;
 pub mod config;
+pub mod external;
 pub mod gateway;
 pub mod gemini_upstream;
 pub mod paths;
