@@ -67,6 +67,18 @@ fn rejection_body(error_type: &str, code: &str, message: &str) -> Value {
     json!({"error": {"message": message, "type": error_type, "code": code, "param": null}})
 }
 
+/// A hook's rejection as the client gets it: the hook's body, plus the `extra_fields` every
+/// error carries (naming the hook as what answered). Returns the body without them.
+fn hook_body(mut body: Value, hook: &str) -> Value {
+    let extra = body
+        .as_object_mut()
+        .and_then(|o| o.remove("extra_fields"))
+        .unwrap_or_else(|| panic!("a hook's rejection carries extra_fields: {body:#}"));
+    assert_eq!(extra["provider"], hook, "{extra:#}");
+    assert!(extra["latency"].is_u64(), "{extra:#}");
+    body
+}
+
 /// The non-empty `delta.content` of choice 0, chunk by chunk.
 fn text_pieces(sse: &Sse) -> Vec<String> {
     sse.chunks()
@@ -249,7 +261,7 @@ async fn reject_sends_exactly_the_hooks_status_body_and_retry_after() {
 
     let reply = chat_as(&gw, &chat_body("gpt", "never sent"), "reject").await;
     assert_eq!(reply.status, 429, "{}", reply.text());
-    assert_eq!(reply.json(), expected, "exactly the hook's body");
+    assert_eq!(hook_body(reply.json(), "fx"), expected, "exactly the hook's body");
     assert_eq!(reply.header("retry-after").as_deref(), Some("7"));
     assert!(
         reply
@@ -265,7 +277,7 @@ async fn reject_sends_exactly_the_hooks_status_body_and_retry_after() {
     assert_eq!(sse.status, 429, "{}", sse.dump());
     assert_eq!(sse.header("retry-after").as_deref(), Some("7"));
     let body: Value = serde_json::from_str(&sse.raw).unwrap_or_else(|e| panic!("{e}: {}", sse.dump()));
-    assert_eq!(body, expected);
+    assert_eq!(hook_body(body, "fx"), expected);
     assert!(up.requests().is_empty(), "no upstream call: {:?}", up.requests());
 }
 
@@ -319,7 +331,7 @@ async fn post_reject_sends_exactly_the_hooks_403() {
     let reply = chat_as(&gw, &chat_body("gpt", "answered, then refused"), "post-reject").await;
     assert_eq!(reply.status, 403, "{}", reply.text());
     assert_eq!(
-        reply.json(),
+        hook_body(reply.json(), "fx"),
         rejection_body("permission_error", "fixture_post_reject", "answer rejected by fixture")
     );
     assert_eq!(up.requests().len(), 1, "the upstream answered before the hook refused");
@@ -673,8 +685,9 @@ async fn the_hook_template_built_out_of_tree_loads_by_path() {
     let reply = gw.chat(&body).await;
     assert_eq!(reply.status, 403, "{}", reply.text());
     assert_eq!(
-        reply.json(),
-        rejection_body("permission_error", "user_blocked", "this user may not use the gateway")
+        hook_body(reply.json(), "block_users"),
+        rejection_body("permission_error", "user_blocked", "this user may not use the gateway"),
+        "named after its library when configured by path"
     );
     body["stream"] = json!(true);
     let sse = gw.stream(&body).await;

@@ -265,8 +265,20 @@ pub struct HookConfig {
 }
 
 impl HookConfig {
+    /// `name`, else the plugin's name: `plugin:` itself, or for a path its library's name
+    /// (`/x/libswitchyard_block_users.so` → `block_users`).
     pub fn name(&self) -> &str {
-        self.name.as_deref().unwrap_or(&self.plugin)
+        if let Some(name) = &self.name {
+            return name;
+        }
+        if !self.plugin.contains('/') {
+            return &self.plugin;
+        }
+        let file = self.plugin.rsplit('/').next().unwrap_or(&self.plugin);
+        let stem = file.split('.').next().unwrap_or(file);
+        let stem = stem.strip_prefix("lib").unwrap_or(stem);
+        let stem = stem.strip_prefix("switchyard_").unwrap_or(stem);
+        if stem.is_empty() { &self.plugin } else { stem }
     }
 }
 

@@ -302,7 +302,14 @@ impl Relay {
 
     fn fail(&mut self, err: GatewayError, out: &mut Vec<u8>) {
         self.ended = true;
-        tracing::warn!(provider = %self.finish.ctx.provider, request_id = %self.finish.ctx.request_id, error = %escaped(&err), "stream ended by an upstream failure");
+        match &err {
+            GatewayError::HookRejected { hook, .. } | GatewayError::HookFailed { hook, .. } => {
+                tracing::info!(hook = %hook, request_id = %self.finish.ctx.request_id, error = %escaped(&err), "stream ended by a hook");
+            }
+            _ => {
+                tracing::warn!(provider = %self.finish.ctx.provider, request_id = %self.finish.ctx.request_id, error = %escaped(&err), "stream ended by an upstream failure");
+            }
+        }
         self.flush_held(true, out);
         if let GatewayError::HookRejected { rejection, .. } = &err {
             // The hook's own error event, as it wrote it, on one line.
