@@ -174,7 +174,18 @@ models:
   bench-stream-long: {targets: [{provider: upstream_stream_long, model: gpt-4o-mini}]}
   bench-mock: {targets: [{provider: local, model: gpt-4o-mini}]}
   bench-hold: {targets: [{provider: slow, model: hold}]}
+  # The same routes with one no-op hook on every phase (the test fixture hook without its
+  # action header): the rows "with one no-op hook" minus the bare ones are what a hook costs.
+  bench-hook: {targets: [{provider: up, model: gpt-4o-mini}]}
+  bench-hook-stream: {targets: [{provider: upstream_stream, model: gpt-4o-mini}]}
+  bench-hook-stream-long: {targets: [{provider: upstream_stream_long, model: gpt-4o-mini}]}
 EOF
+# A second gateway (its own process, so its CPU is counted apart) with the hook configured;
+# the bare config stays loadable by a base build from before hooks (BENCH_BIN).
+hook_port=$(free_port)
+{ sed "s/port: $gw_port/port: $hook_port/" "$work/gateway.yaml"
+  printf 'hooks:\n  - {plugin: hook_fixture, name: noop, models: [bench-hook, bench-hook-stream, bench-hook-stream-long]}\n'
+} > "$work/gateway-hook.yaml"
 
 "${pin_server[@]}" "$nginx_bin" -c "$work/mock.conf" & pids+=($!)
 "${pin_server[@]}" "$nginx_bin" -c "$work/proxy.conf" & pids+=($!)
@@ -183,17 +194,17 @@ if [ $callgrind = 1 ]; then
     command -v valgrind >/dev/null || { log "installing valgrind…"; apt-get install -y -qq valgrind >/dev/null; }
     wait_port() { for _ in $(seq 1 400); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; exit 1; }
     wait_port "$mock_port"
-    # ir MODEL BODY N → instructions per request over N requests (after a warm-up of N/4)
+    # ir MODEL BODY N [CONFIG PORT] → instructions per request over N requests (after a warm-up of N/4)
     ir() {
-        local model=$1 body=$2 n=$3 out=$work/cg.$1
+        local model=$1 body=$2 n=$3 out=$work/cg.$1 config=${4:-$work/gateway.yaml} port=${5:-$gw_port}
         sed "s/\"model\":\"bench\"/\"model\":\"$model\"/" "$root/bench/$body" > "$work/cg-body.json"
         valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out.%p" \
-            "$bin" --config "$work/gateway.yaml" --log-level warn >"$work/cg.log" 2>&1 & local vg=$!
-        wait_port "$gw_port"
-        "$loadgen" --url "http://127.0.0.1:$gw_port/v1/chat/completions" --body "$work/cg-body.json" \
+            "$bin" --config "$config" --log-level warn >"$work/cg.log" 2>&1 & local vg=$!
+        wait_port "$port"
+        "$loadgen" --url "http://127.0.0.1:$port/v1/chat/completions" --body "$work/cg-body.json" \
             --connections 4 --duration 600 --max-requests $((n / 4)) >/dev/null
         callgrind_control -i on "$vg" >/dev/null
-        "$loadgen" --url "http://127.0.0.1:$gw_port/v1/chat/completions" --body "$work/cg-body.json" \
+        "$loadgen" --url "http://127.0.0.1:$port/v1/chat/completions" --body "$work/cg-body.json" \
             --connections 4 --duration 600 --max-requests "$n" >"$work/cg-load.json"
         callgrind_control -i off "$vg" >/dev/null
         kill "$vg"; wait "$vg" 2>/dev/null || true
@@ -213,21 +224,32 @@ PY
     stream=$(ir bench-stream request-stream.json 1000)
     stream_long=$(ir bench-stream-long request-stream.json 300)
     mock=$(ir bench-mock request.json 2000)
-    python3 - "$plain" "$stream" "$stream_long" "$mock" "$chunks" "$chunks_long" <<'PY'
+    hook_plain=0; hook_stream=0; hook_long=0
+    # A base build (BENCH_BIN) from before hooks ran has no hook rows.
+    if "$bin" --config "$work/gateway-hook.yaml" check >/dev/null 2>&1; then
+        hook_plain=$(ir bench-hook request.json 2000 "$work/gateway-hook.yaml" "$hook_port")
+        hook_stream=$(ir bench-hook-stream request-stream.json 1000 "$work/gateway-hook.yaml" "$hook_port")
+        hook_long=$(ir bench-hook-stream-long request-stream.json 300 "$work/gateway-hook.yaml" "$hook_port")
+    fi
+    python3 - "$plain" "$stream" "$stream_long" "$mock" "$chunks" "$chunks_long" "$hook_plain" "$hook_stream" "$hook_long" <<'PY'
 import sys
-plain, stream, long_, mock, c, cl = map(float, sys.argv[1:])
+plain, stream, long_, mock, c, cl, hp, hs, hl = map(float, sys.argv[1:])
 print(f"instructions per request (openai plugin): {plain:,.0f}")
 print(f"instructions per request (mock provider): {mock:,.0f}")
 print(f"instructions per {c:.0f}-chunk stream: {stream:,.0f}; per {cl:.0f}-chunk stream: {long_:,.0f}")
 print(f"instructions per extra chunk: {(long_ - stream) / (cl - c):,.0f}")
+if hp:
+    print(f"one no-op hook on every phase: +{hp - plain:,.0f} per request; +{hs - stream:,.0f} per {c:.0f}-chunk stream; "
+          f"+{((hl - hs) - (long_ - stream)) / (cl - c):,.0f} per extra chunk")
 PY
     exit 0
 fi
 
 "${pin_server[@]}" "$bin" --config "$work/gateway.yaml" --log-level warn >"$work/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
+"${pin_server[@]}" "$bin" --config "$work/gateway-hook.yaml" --log-level warn >"$work/gateway-hook.log" 2>&1 & hook_pid=$!; pids+=($hook_pid)
 
 wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; cat "$work"/*.log >&2; exit 1; }
-wait_port "$mock_port"; wait_port "$proxy_port"; wait_port "$gw_port"
+wait_port "$mock_port"; wait_port "$proxy_port"; wait_port "$gw_port"; wait_port "$hook_port"
 sleep 0.2
 worker_of() { pgrep -P "$(cat "$1")" | head -1; }
 mock_worker=$(worker_of "$work/mock.pid")
@@ -275,12 +297,15 @@ measure direct "$mock_worker" "http://127.0.0.1:$mock_port/v1/chat/completions" 
 measure nginx "$proxy_worker" "http://127.0.0.1:$proxy_port/v1/chat/completions" "$plain"
 measure switchyard "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request.json bench)"
 measure switchyard_mock "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request.json bench-mock)"
+measure switchyard_hook "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request.json bench-hook)"
 
 log "  streaming…"
 S_direct=$(run "$mock_worker" "http://127.0.0.1:$mock_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
 S_nginx=$(run "$proxy_worker" "http://127.0.0.1:$proxy_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
 S_gw=$(run "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request-stream.json bench-stream)" --connections 32)
 S_gw_long=$(run "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request-stream.json bench-stream-long)" --connections 32)
+S_hook=$(run "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request-stream.json bench-hook-stream)" --connections 32)
+S_hook_long=$(run "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request-stream.json bench-hook-stream-long)" --connections 32)
 peak_rss=$(hwm_kib "$gw_pid")
 
 log "  $streams open streams…"
@@ -305,16 +330,17 @@ python3 - "$dur" "$chunks" "$chunks_long" "$idle_rss" "$peak_rss" "$before_strea
     "${R[nginx.sat]}" "${R[nginx.c1]}" "${R[nginx.rate]}" \
     "${R[switchyard.sat]}" "${R[switchyard.c1]}" "${R[switchyard.rate]}" \
     "${R[switchyard_mock.sat]}" "${R[switchyard_mock.c1]}" "${R[switchyard_mock.rate]}" \
-    "$S_direct" "$S_nginx" "$S_gw" "$S_gw_long" <<'EOF'
+    "${R[switchyard_hook.sat]}" "${R[switchyard_hook.c1]}" "${R[switchyard_hook.rate]}" \
+    "$S_direct" "$S_nginx" "$S_gw" "$S_gw_long" "$S_hook" "$S_hook_long" <<'EOF'
 import sys, datetime, os
 a = sys.argv[1:]
 dur, chunks, chunks_long, idle, peak, before, during, after, opened, streams, rate = a[:11]
 rows = [list(map(float, x.split())) for x in a[11:]]
-names = ["direct", "nginx", "switchyard (openai plugin)", "switchyard (mock provider)"]
+names = ["direct", "nginx", "switchyard (openai plugin)", "switchyard (mock provider)", "switchyard + one no-op hook"]
 sat, c1, rt = {}, {}, {}
 for i, n in enumerate(names):
     sat[n], c1[n], rt[n] = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
-s_direct, s_nginx, s_gw, s_gw_long = rows[12], rows[13], rows[14], rows[15]
+s_direct, s_nginx, s_gw, s_gw_long, s_hook, s_hook_long = rows[15:21]
 per_chunk = (s_gw_long[3] - s_gw[3]) / (float(chunks_long) - float(chunks))
 ng, gw = "nginx", "switchyard (openai plugin)"
 def added(n, row, i):  # added latency over direct, µs
@@ -329,6 +355,8 @@ print()
 print(f"- Throughput vs nginx: {sat[gw][0] / sat[ng][0]:.2f}× (target ≥ 0.75×). CPU per request vs nginx: {sat[gw][3] / sat[ng][3]:.2f}× (target ≤ 1.5×).")
 print(f"- Added latency over direct at c=1: nginx p50 +{added(ng, c1, 1):.0f} µs, p99 +{added(ng, c1, 2):.0f} µs; switchyard p50 +{added(gw, c1, 1):.0f} µs, p99 +{added(gw, c1, 2):.0f} µs (targets: nginx + 30 / + 60 µs).")
 print(f"- Streaming ({chunks} chunks per response, 32 conns): direct {s_direct[0]:.0f} streams/s; nginx {s_nginx[0]:.0f} streams/s at {s_nginx[3]:.1f} µs CPU each; switchyard {s_gw[0]:.0f} streams/s at {s_gw[3]:.1f} µs CPU each ({s_gw[3] / s_nginx[3]:.2f}× nginx; {s_gw[3] / float(chunks):.2f} µs per chunk, all-in), {s_gw[4]:.0f} events per response. With {chunks_long} chunks: {s_gw_long[3]:.1f} µs per stream, so one more chunk costs {per_chunk:.2f} µs (target ≤ 1 µs).")
+hook_chunk = (s_hook_long[3] - s_hook[3]) / (float(chunks_long) - float(chunks)) - per_chunk
+print(f"- One no-op hook on every phase (its own gateway process, same routes): +{sat['switchyard + one no-op hook'][3] - sat[gw][3]:.2f} µs CPU per request (target ≤ 1 µs), +{s_hook[3] - s_gw[3]:.2f} µs per {chunks}-chunk stream, {hook_chunk:+.3f} µs per extra chunk (target ≤ 0.1 µs); timed figures are ±0.5 µs, `--callgrind` gives exact instruction counts.")
 print(f"- Memory: idle RSS {int(idle) / 1024:.1f} MiB; peak after the loads {int(peak) / 1024:.1f} MiB; {opened} of {streams} streams open at once: {int(during) / 1024:.1f} MiB (from {int(before) / 1024:.1f} MiB); {int(after) / 1024:.1f} MiB after they closed.")
 print("\nServers pinned to the last core and the load generator to the first with taskset; CPU = utime+stime from /proc over the run ÷ requests.")
 EOF

@@ -56,7 +56,7 @@ struct Entered {
 }
 
 impl HookChain {
-    /// The chain for one request, or `None` when no hook is configured.
+    /// The chain for one request, or `None` when no configured hook applies to it.
     pub fn new(
         set: &HookSet,
         request_id: &Arc<str>,
@@ -65,7 +65,8 @@ impl HookChain {
         started: Instant,
         headers: Vec<(String, String)>,
     ) -> Option<HookChain> {
-        if set.is_empty() {
+        // A hook limited by `models:` to other requests costs this one nothing.
+        if !set.hooks.iter().any(|h| h.applies_to(alias)) {
             return None;
         }
         Some(HookChain {
