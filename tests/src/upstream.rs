@@ -39,7 +39,7 @@
 //! | `stream-multiline` | a normal stream whose events are pretty-printed JSON split over several `data:` lines (SSE joins them with newlines) |
 //! | `stream-ends-early` | three content chunks, then a clean end of the body: no `finish_reason`, no `[DONE]` |
 //! | `stream-firehose` | [`FIREHOSE_CHUNKS`] chunks of about 1 KiB each, as fast as the socket takes them |
-//! | `scripted` | the text pieces set by [`MockUpstream::set_script`]: joined as the content of a plain answer; in a stream one content chunk per piece, each in its own write, [`SCRIPT_GAP`] apart (so the gateway reads them separately), then a finish chunk |
+//! | `scripted` | the text pieces set by [`MockUpstream::set_script`]: joined as the content of a plain answer (every choice of `n`); in a stream one content chunk per piece (and choice), each piece in its own write, [`SCRIPT_GAP`] apart (so the gateway reads them separately), then a finish chunk |
 //! | `scripted-no-finish` | the same stream without a `finish_reason` chunk (the pieces, the usage chunk when asked, `[DONE]`) |
 //!
 //! A stream the mock cannot finish writing because the other side closed counts as aborted
@@ -83,7 +83,7 @@ pub const FIREHOSE_CHUNKS: usize = 40_000;
 pub const DRIP_CHUNKS_LONG: usize = 60;
 /// Pause between the separately written pieces of a `scripted` stream: long enough that each piece
 /// reaches the gateway in its own read.
-pub const SCRIPT_GAP: Duration = Duration::from_millis(60);
+pub const SCRIPT_GAP: Duration = Duration::from_millis(100);
 /// The `x-request-id` the upstream sends on its responses (the gateway must not hand it to clients
 /// as theirs).
 pub const UPSTREAM_REQUEST_ID: &str = "req_mock_upstream_0001";
@@ -660,12 +660,17 @@ async fn answer_script(
     let mut normal = completion(request, model, id);
     let usage_value = usage(request, pieces.len() as u64);
     if !stream {
-        normal["choices"] = json!([{
-            "index": 0,
-            "message": {"role": "assistant", "content": pieces.concat(), "refusal": null, "annotations": []},
-            "logprobs": null,
-            "finish_reason": "stop",
-        }]);
+        let choices: Vec<Value> = (0..n_choices(request))
+            .map(|i| {
+                json!({
+                    "index": i,
+                    "message": {"role": "assistant", "content": pieces.concat(), "refusal": null, "annotations": []},
+                    "logprobs": null,
+                    "finish_reason": "stop",
+                })
+            })
+            .collect();
+        normal["choices"] = json!(choices);
         normal["usage"] = usage_value;
         let body = serde_json::to_vec(&normal).unwrap_or_default();
         return write_json(sock, 200, &ratelimit_headers(), &body).await;
@@ -692,20 +697,25 @@ async fn answer_script(
         c
     };
     let event = |c: &Value| format!("data: {c}\n\n");
-    let mut writes = vec![event(&chunk(json!([{
-        "index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null,
-    }])))];
+    let n = n_choices(request);
+    // One event per choice, all in the same write.
+    let per_choice = |delta: Value, finish_reason: Value| -> String {
+        (0..n)
+            .map(|i| {
+                event(&chunk(json!([{
+                    "index": i, "delta": delta, "logprobs": null, "finish_reason": finish_reason,
+                }])))
+            })
+            .collect()
+    };
+    let mut writes = vec![per_choice(json!({"role": "assistant", "content": ""}), Value::Null)];
     for piece in pieces {
-        writes.push(event(&chunk(json!([{
-            "index": 0, "delta": {"content": piece}, "logprobs": null, "finish_reason": null,
-        }]))));
+        writes.push(per_choice(json!({"content": piece}), Value::Null));
     }
-    // The end goes out in one write: finish chunk (unless left out), usage chunk, [DONE].
+    // The end goes out in one write: finish chunks (unless left out), usage chunk, [DONE].
     let mut end = String::new();
     if finish {
-        end.push_str(&event(&chunk(json!([{
-            "index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop",
-        }]))));
+        end.push_str(&per_choice(json!({}), json!("stop")));
     }
     if include_usage {
         let mut last = chunk(json!([]));
