@@ -29,7 +29,7 @@ fn redacting_guardrail() -> Value {
 /// An OpenAI project key shape (`sk-proj-` + 32 characters, digits included).
 const PROJECT_KEY: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
 
-/// The user text of every message the upstream received, in order, as `role: text`.
+/// The text of every message the upstream received, in order, as `role: text`.
 fn upstream_texts(body: &Value) -> Vec<String> {
     body["messages"]
         .as_array()
@@ -317,6 +317,110 @@ async fn scripted_stream_without_hooks_passes_the_pieces_through() {
     let sse = gw.stream(&stream_with_usage("up/scripted", "go")).await;
     assert_complete_with_usage(&sse);
     assert_eq!(sse.content(), "write to alice@example.com today", "{}", sse.dump());
+}
+
+#[tokio::test]
+async fn guardrail_reads_json_escaped_text() {
+    // A client cannot slip past the guardrail by spelling characters as JSON escapes.
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&with_hooks(
+        &up,
+        json!([guardrail(json!({"deny": ["launch code [0-9]+"], "redact": ["email"]}))]),
+    ));
+    let denied = gw
+        .post_raw(
+            "/v1/chat/completions",
+            br#"{"model":"gpt","messages":[{"role":"user","content":"the launch code \u00347\u003711"}]}"#.to_vec(),
+            Some("application/json"),
+        )
+        .await;
+    assert_rejection(&denied, 400, "guardrail_blocked");
+    assert!(up.requests().is_empty());
+    let reply = gw
+        .post_raw(
+            "/v1/chat/completions",
+            br#"{"model":"gpt","messages":[{"role":"user","content":"mail alice\u0040example.com \"now\""}]}"#.to_vec(),
+            Some("application/json"),
+        )
+        .await;
+    reply.assert_status(200);
+    assert_eq!(
+        upstream_texts(&up.last_request().json()),
+        vec!["user: mail [REDACTED:email] \"now\"".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn guardrail_redacts_split_secrets_of_every_kind_and_every_choice() {
+    let cases: [(&[&str], &str); 4] = [
+        // The address looks complete after the first read, but goes on.
+        (&["mail alice@example.co", "m.au ok"], "mail [REDACTED:email] ok"),
+        (
+            &["card 4111 1111 ", "1111 1111 paid"],
+            "card [REDACTED:credit_card] paid",
+        ),
+        (
+            &["Authorization: Bearer abc", "def123ghi456jkl789 sent"],
+            "Authorization: Bearer [REDACTED:api_key] sent",
+        ),
+        (&["see ACME-1", "2", "3456."], "see [REDACTED:regex]."),
+    ];
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&with_hooks(&up, json!([redacting_guardrail()])));
+    for (pieces, expected) in cases {
+        up.set_script(pieces);
+        let mut body = stream_with_usage("up/scripted", "go");
+        body["n"] = json!(2);
+        let sse = gw.stream(&body).await;
+        assert_complete_with_usage(&sse);
+        for choice in [0, 1] {
+            assert_eq!(sse.content_of(choice), expected, "choice {choice}; {}", sse.dump());
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "bug: gateway/src/pipeline/chunk_hooks.rs StreamHooks::end appends end_of_stream chunks after the usage-only chunk already flushed from the last read"]
+async fn text_released_at_the_end_of_a_stream_comes_before_the_usage_chunk() {
+    // DESIGN §3: a client that set `stream_options.include_usage` gets usage on a LAST chunk with
+    // empty `choices`. Text a hook holds back and releases at the end of the stream (here: the
+    // upstream sends no finish chunk, so the guardrail releases at end_of_stream) must come before it.
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&with_hooks(&up, json!([redacting_guardrail()])));
+    up.set_script(&["reach me at ", "erin@example.com"]);
+    let sse = gw.stream(&stream_with_usage("up/scripted-no-finish", "go")).await;
+    assert_complete_with_usage(&sse);
+    assert_eq!(sse.content(), "reach me at [REDACTED:email]", "{}", sse.dump());
+    let chunks = sse.chunks();
+    let last = chunks.last().expect("chunks");
+    assert!(
+        last["choices"] == json!([]) && last["usage"]["total_tokens"].as_u64().is_some(),
+        "the usage-only chunk must be the last chunk; {}",
+        sse.dump()
+    );
+    assert_eq!(sse.empty_choice_chunks().len(), 1, "{}", sse.dump());
+}
+
+#[tokio::test]
+async fn guardrail_redacts_answers_of_a_local_provider() {
+    // The local (mock) provider's answers go through the same Finisher: plain and streamed.
+    let up = MockUpstream::start();
+    let mut cfg = with_hooks(&up, json!([redacting_guardrail()]));
+    cfg["providers"]["canned"] = json!({
+        "plugin": "mock",
+        "options": {"text": "mail zoe@example.com or call, key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z done", "chunk_delay_ms": 20},
+    });
+    let gw = Gateway::start_cfg(&cfg);
+    let expected = "mail [REDACTED:email] or call, key [REDACTED:api_key] done";
+    let reply = gw.chat(&chat_body("canned/any", "hi")).await;
+    reply.assert_status(200);
+    assert_eq!(reply.content(), expected, "{}", reply.text());
+    for body in [stream_body("canned/any", "hi"), stream_with_usage("canned/any", "hi")] {
+        let sse = gw.stream(&body).await;
+        sse.assert_complete();
+        assert_eq!(sse.content(), expected, "{}", sse.dump());
+        assert!(!sse.raw.contains("zoe@"), "{}", sse.dump());
+    }
 }
 
 const PY_STREAM_TEST: &str = r#"
@@ -792,7 +896,11 @@ fn hook_config_errors_are_refused_at_startup() {
     let bad = with_hooks(&up, json!([guardrail(json!({"redact": ["phone"]}))]));
     let out = Gateway::check(&switchyard_e2e::to_yaml(&bad));
     assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(out.stderr.contains("hooks.0"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hooks.0") && out.stderr.contains("redact[0] `phone` is not a known kind"),
+        "{}",
+        out.stderr
+    );
 
     let missing = with_hooks(&up, json!([{"plugin": "no_such_hook"}]));
     let out = Gateway::check(&switchyard_e2e::to_yaml(&missing));
@@ -807,108 +915,4 @@ fn hook_config_errors_are_refused_at_startup() {
     let good = with_hooks(&up, json!([guardrail(json!({"redact": ["email"]}))]));
     let out = Gateway::check(&switchyard_e2e::to_yaml(&good));
     assert_eq!(out.code, Some(0), "{out:?}");
-}
-
-#[tokio::test]
-async fn guardrail_reads_json_escaped_text() {
-    // A client cannot slip past the guardrail by spelling characters as JSON escapes.
-    let up = MockUpstream::start();
-    let gw = Gateway::start_cfg(&with_hooks(
-        &up,
-        json!([guardrail(json!({"deny": ["launch code [0-9]+"], "redact": ["email"]}))]),
-    ));
-    let denied = gw
-        .post_raw(
-            "/v1/chat/completions",
-            br#"{"model":"gpt","messages":[{"role":"user","content":"the launch code \u00347\u003711"}]}"#.to_vec(),
-            Some("application/json"),
-        )
-        .await;
-    assert_rejection(&denied, 400, "guardrail_blocked");
-    assert!(up.requests().is_empty());
-    let reply = gw
-        .post_raw(
-            "/v1/chat/completions",
-            br#"{"model":"gpt","messages":[{"role":"user","content":"mail alice\u0040example.com \"now\""}]}"#.to_vec(),
-            Some("application/json"),
-        )
-        .await;
-    reply.assert_status(200);
-    assert_eq!(
-        upstream_texts(&up.last_request().json()),
-        vec!["user: mail [REDACTED:email] \"now\"".to_owned()]
-    );
-}
-
-#[tokio::test]
-async fn guardrail_redacts_split_secrets_of_every_kind_and_every_choice() {
-    let cases: [(&[&str], &str); 4] = [
-        // The address looks complete after the first read, but goes on.
-        (&["mail alice@example.co", "m.au ok"], "mail [REDACTED:email] ok"),
-        (
-            &["card 4111 1111 ", "1111 1111 paid"],
-            "card [REDACTED:credit_card] paid",
-        ),
-        (
-            &["Authorization: Bearer abc", "def123ghi456jkl789 sent"],
-            "Authorization: Bearer [REDACTED:api_key] sent",
-        ),
-        (&["see ACME-1", "2", "3456."], "see [REDACTED:regex]."),
-    ];
-    let up = MockUpstream::start();
-    let gw = Gateway::start_cfg(&with_hooks(&up, json!([redacting_guardrail()])));
-    for (pieces, expected) in cases {
-        up.set_script(pieces);
-        let mut body = stream_with_usage("up/scripted", "go");
-        body["n"] = json!(2);
-        let sse = gw.stream(&body).await;
-        assert_complete_with_usage(&sse);
-        for choice in [0, 1] {
-            assert_eq!(sse.content_of(choice), expected, "choice {choice}; {}", sse.dump());
-        }
-    }
-}
-
-#[tokio::test]
-#[ignore = "bug: gateway/src/pipeline/chunk_hooks.rs StreamHooks::end appends end_of_stream chunks after the usage-only chunk already flushed from the last read"]
-async fn text_released_at_the_end_of_a_stream_comes_before_the_usage_chunk() {
-    // DESIGN §3: a client that set `stream_options.include_usage` gets usage on a LAST chunk with
-    // empty `choices`. Text a hook holds back and releases at the end of the stream (here: the
-    // upstream sends no finish chunk, so the guardrail releases at end_of_stream) must come before it.
-    let up = MockUpstream::start();
-    let gw = Gateway::start_cfg(&with_hooks(&up, json!([redacting_guardrail()])));
-    up.set_script(&["reach me at ", "erin@example.com"]);
-    let sse = gw.stream(&stream_with_usage("up/scripted-no-finish", "go")).await;
-    assert_complete_with_usage(&sse);
-    assert_eq!(sse.content(), "reach me at [REDACTED:email]", "{}", sse.dump());
-    let chunks = sse.chunks();
-    let last = chunks.last().expect("chunks");
-    assert!(
-        last["choices"] == json!([]) && last["usage"]["total_tokens"].as_u64().is_some(),
-        "the usage-only chunk must be the last chunk; {}",
-        sse.dump()
-    );
-    assert_eq!(sse.empty_choice_chunks().len(), 1, "{}", sse.dump());
-}
-
-#[tokio::test]
-async fn guardrail_redacts_answers_of_a_local_provider() {
-    // The local (mock) provider's answers go through the same Finisher: plain and streamed.
-    let up = MockUpstream::start();
-    let mut cfg = with_hooks(&up, json!([redacting_guardrail()]));
-    cfg["providers"]["canned"] = json!({
-        "plugin": "mock",
-        "options": {"text": "mail zoe@example.com or call, key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z done", "chunk_delay_ms": 20},
-    });
-    let gw = Gateway::start_cfg(&cfg);
-    let expected = "mail [REDACTED:email] or call, key [REDACTED:api_key] done";
-    let reply = gw.chat(&chat_body("canned/any", "hi")).await;
-    reply.assert_status(200);
-    assert_eq!(reply.content(), expected, "{}", reply.text());
-    for body in [stream_body("canned/any", "hi"), stream_with_usage("canned/any", "hi")] {
-        let sse = gw.stream(&body).await;
-        sse.assert_complete();
-        assert_eq!(sse.content(), expected, "{}", sse.dump());
-        assert!(!sse.raw.contains("zoe@"), "{}", sse.dump());
-    }
 }
