@@ -39,6 +39,8 @@
 //! | `stream-multiline` | a normal stream whose events are pretty-printed JSON split over several `data:` lines (SSE joins them with newlines) |
 //! | `stream-ends-early` | three content chunks, then a clean end of the body: no `finish_reason`, no `[DONE]` |
 //! | `stream-firehose` | [`FIREHOSE_CHUNKS`] chunks of about 1 KiB each, as fast as the socket takes them |
+//! | `scripted` | the text pieces set by [`MockUpstream::set_script`]: joined as the content of a plain answer (every choice of `n`); in a stream one content chunk per piece (and choice), each piece in its own write, [`SCRIPT_GAP`] apart (so the gateway reads them separately), then a finish chunk |
+//! | `scripted-no-finish` | the same stream without a `finish_reason` chunk (the pieces, the usage chunk when asked, `[DONE]`) |
 //!
 //! A stream the mock cannot finish writing because the other side closed counts as aborted
 //! ([`MockUpstream::aborted_streams`]).
@@ -79,6 +81,9 @@ pub const FIREHOSE_CHUNKS: usize = 40_000;
 /// Number of content chunks `drip-stream-long` sends (long enough that a cancelled stream is
 /// noticed before it could finish).
 pub const DRIP_CHUNKS_LONG: usize = 60;
+/// Pause between the separately written pieces of a `scripted` stream: long enough that each piece
+/// reaches the gateway in its own read.
+pub const SCRIPT_GAP: Duration = Duration::from_millis(100);
 /// The `x-request-id` the upstream sends on its responses (the gateway must not hand it to clients
 /// as theirs).
 pub const UPSTREAM_REQUEST_ID: &str = "req_mock_upstream_0001";
@@ -135,6 +140,8 @@ struct Shared {
     aborts: watch::Sender<usize>,
     ids: AtomicU64,
     down: AtomicBool,
+    /// The pieces `scripted` answers with.
+    script: Mutex<Vec<String>>,
 }
 
 /// The mock upstream. Runs on its own tokio runtime, so tests can block or use any runtime.
@@ -166,6 +173,7 @@ impl MockUpstream {
             aborts,
             ids: AtomicU64::new(1),
             down: AtomicBool::new(false),
+            script: Mutex::new(Vec::new()),
         });
         let accept_shared = shared.clone();
         runtime.spawn(async move {
@@ -210,6 +218,13 @@ impl MockUpstream {
     /// Takes the `flappy` model down (503) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.shared.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Sets what the `scripted` models answer: `pieces` joined (plain) or one chunk per piece (stream).
+    pub fn set_script(&self, pieces: &[&str]) {
+        if let Ok(mut script) = self.shared.script.lock() {
+            *script = pieces.iter().map(|p| (*p).to_owned()).collect();
+        }
     }
 
     /// The most recent request; panics if none arrived.
@@ -574,6 +589,11 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         "stream-multiline" => answer(sock, shared, &request, &model, id, stream, StreamMode::Multiline).await,
         "stream-firehose" => answer(sock, shared, &request, &model, id, stream, StreamMode::Firehose).await,
         "stream-ends-early" => answer(sock, shared, &request, &model, id, stream, StreamMode::EndsEarly).await,
+        "scripted" | "scripted-no-finish" => {
+            let pieces = shared.script.lock().map(|s| s.clone()).unwrap_or_default();
+            let finish = model == "scripted";
+            answer_script(sock, shared, &request, &model, id, stream, &pieces, finish).await
+        }
         m => {
             if let Some(ms) = m.strip_prefix("delay-").and_then(|ms| ms.parse::<u64>().ok()) {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -623,6 +643,97 @@ async fn answer(
         let body = serde_json::to_vec(&completion(request, model, id)).unwrap_or_default();
         write_json(sock, 200, &ratelimit_headers(), &body).await
     }
+}
+
+/// The `scripted` answer: `pieces` as the content, each piece its own stream chunk and write.
+#[allow(clippy::too_many_arguments)]
+async fn answer_script(
+    sock: &mut TcpStream,
+    shared: &Shared,
+    request: &Value,
+    model: &str,
+    id: u64,
+    stream: bool,
+    pieces: &[String],
+    finish: bool,
+) -> bool {
+    let mut normal = completion(request, model, id);
+    let usage_value = usage(request, pieces.len() as u64);
+    if !stream {
+        let choices: Vec<Value> = (0..n_choices(request))
+            .map(|i| {
+                json!({
+                    "index": i,
+                    "message": {"role": "assistant", "content": pieces.concat(), "refusal": null, "annotations": []},
+                    "logprobs": null,
+                    "finish_reason": "stop",
+                })
+            })
+            .collect();
+        normal["choices"] = json!(choices);
+        normal["usage"] = usage_value;
+        let body = serde_json::to_vec(&normal).unwrap_or_default();
+        return write_json(sock, 200, &ratelimit_headers(), &body).await;
+    }
+    if !write_stream_head(sock).await {
+        return false;
+    }
+    let include_usage = request
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let chunk = |choices: Value| {
+        let mut c = json!({
+            "id": format!("chatcmpl-mock{id}"),
+            "object": "chat.completion.chunk",
+            "created": created(),
+            "model": format!("{model}{MODEL_SUFFIX}"),
+            "system_fingerprint": "fp_e2e_mock",
+            "choices": choices,
+        });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    };
+    let event = |c: &Value| format!("data: {c}\n\n");
+    let n = n_choices(request);
+    // One event per choice, all in the same write.
+    let per_choice = |delta: Value, finish_reason: Value| -> String {
+        (0..n)
+            .map(|i| {
+                event(&chunk(json!([{
+                    "index": i, "delta": delta, "logprobs": null, "finish_reason": finish_reason,
+                }])))
+            })
+            .collect()
+    };
+    let mut writes = vec![per_choice(json!({"role": "assistant", "content": ""}), Value::Null)];
+    for piece in pieces {
+        writes.push(per_choice(json!({"content": piece}), Value::Null));
+    }
+    // The end goes out in one write: finish chunks (unless left out), usage chunk, [DONE].
+    let mut end = String::new();
+    if finish {
+        end.push_str(&per_choice(json!({}), json!("stop")));
+    }
+    if include_usage {
+        let mut last = chunk(json!([]));
+        last["usage"] = usage_value;
+        end.push_str(&event(&last));
+    }
+    end.push_str("data: [DONE]\n\n");
+    writes.push(end);
+    for (i, w) in writes.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(SCRIPT_GAP).await;
+        }
+        if !write_chunk(sock, w.as_bytes()).await {
+            shared.aborts.send_modify(|n| *n += 1);
+            return false;
+        }
+    }
+    write_chunk_end(sock).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -952,7 +1063,8 @@ pub fn sse_bytes(chunks: &[Value], done: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
-async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u64, mode: StreamMode) -> bool {
+/// The status line and headers of a 200 SSE answer (chunked body).
+async fn write_stream_head(sock: &mut TcpStream) -> bool {
     let mut head = String::from("HTTP/1.1 200 OK\r\n");
     head.push_str("content-type: text/event-stream; charset=utf-8\r\n");
     head.push_str("transfer-encoding: chunked\r\n");
@@ -961,7 +1073,11 @@ async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u6
         let _ = write!(head, "{k}: {v}\r\n");
     }
     head.push_str("\r\n");
-    if sock.write_all(head.as_bytes()).await.is_err() {
+    sock.write_all(head.as_bytes()).await.is_ok()
+}
+
+async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u64, mode: StreamMode) -> bool {
+    if !write_stream_head(sock).await {
         return false;
     }
     let chunks = stream_chunks(request, model, id);
