@@ -14,6 +14,9 @@ pub struct StreamHooks {
     end_called: bool,
     /// The current run of chunks; reused across reads.
     batch: Vec<Payload>,
+    /// A usage-only chunk (empty `choices`), kept until the end so that text a hook releases
+    /// at `end_of_stream` still comes before it: the usage chunk is a stream's last.
+    usage_chunk: Option<Payload>,
 }
 
 impl StreamHooks {
@@ -23,6 +26,7 @@ impl StreamHooks {
             chain,
             end_called: false,
             batch: Vec::new(),
+            usage_chunk: None,
         }
     }
 
@@ -65,7 +69,13 @@ impl StreamHooks {
             return None;
         }
         let result = self.chain.on_chunks(&mut self.batch);
-        items.extend(self.batch.drain(..).map(Item::Chunk));
+        for chunk in self.batch.drain(..) {
+            if chunk.has_empty_choices() && !self.end_called && self.usage_chunk.is_none() {
+                self.usage_chunk = Some(chunk);
+            } else {
+                items.push(Item::Chunk(chunk));
+            }
+        }
         result.err()
     }
 
@@ -76,6 +86,7 @@ impl StreamHooks {
         let mut released = Vec::new();
         let result = self.chain.end_of_stream(&mut released);
         items.extend(released.into_iter().map(Item::Chunk));
+        items.extend(self.usage_chunk.take().map(Item::Chunk));
         result.err()
     }
 

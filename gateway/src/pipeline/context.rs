@@ -38,14 +38,18 @@ impl StreamContext {
     /// them, and the prompt as its bytes over [`BYTES_PER_TOKEN`]; the ledger counts the
     /// record as estimated.
     pub fn record_estimated_usage(&self, chunks: u64) {
+        self.record_usage(&self.estimated_usage(chunks), true);
+    }
+
+    /// The estimate [`Self::record_estimated_usage`] records.
+    pub fn estimated_usage(&self, chunks: u64) -> Usage {
         let prompt_tokens = (self.prompt_bytes / BYTES_PER_TOKEN) as u64;
-        let usage = Usage {
+        Usage {
             prompt_tokens,
             completion_tokens: chunks,
             total_tokens: prompt_tokens.saturating_add(chunks),
             ..Usage::default()
-        };
-        self.record_usage(&usage, true);
+        }
     }
 
     pub fn call_info(&self) -> CallInfo<'_> {

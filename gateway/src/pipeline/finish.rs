@@ -43,7 +43,7 @@ pub fn answer(ex: &mut Exchange, served: Served) -> Answer {
             headers,
         } => {
             if let Some(chain) = ex.hooks.as_mut() {
-                chain.outcome = finish.outcome(answer.usage);
+                chain.outcome = finish.outcome(200, answer.usage);
             }
             Answer::Complete {
                 body: finish.complete(&answer),
@@ -76,13 +76,17 @@ impl Finisher {
         }
     }
 
-    /// What served the answer, for `on_done`.
-    pub fn outcome(&self, usage: Option<Usage>) -> Outcome {
+    /// What served the answer, for `on_done`: `status` is 200 for an answer that went out
+    /// whole, else the status of what ended it. Usage is the upstream's, or for a stream
+    /// that never reported it, the estimate settlement records.
+    pub fn outcome(&self, status: u16, usage: Option<Usage>) -> Outcome {
         Outcome {
             provider: Some(Arc::clone(&self.ctx.provider)),
             model: Some(Arc::clone(&self.ctx.model_deployment)),
-            status: 200,
-            usage: usage.or(self.reported_usage),
+            status,
+            usage: usage
+                .or(self.reported_usage)
+                .or_else(|| (self.chunks > 0).then(|| self.ctx.estimated_usage(self.chunks))),
         }
     }
 

@@ -53,14 +53,21 @@ pub struct Relay {
     hooks: Option<Box<StreamHooks>>,
     /// A hook ended the stream: delivered after the chunks already pending.
     hook_error: Option<GatewayError>,
+    /// The status of the error that ended the stream, if one did (for `on_done`).
+    failed_status: Option<u16>,
 }
+
+/// The status a stream's summary carries when its client left before the end.
+const CLIENT_GONE: u16 = 499;
 
 /// A stream's end, however it came (done, failed, or the client gone), frees its buffers;
 /// its Finisher settles its usage (an estimate if the upstream's never came).
 impl Drop for Relay {
     fn drop(&mut self) {
         if let Some(hooks) = self.hooks.take() {
-            hooks.settle(self.finish.outcome(None));
+            // A stream that never reached its end had its client leave: 499, as proxies log it.
+            let status = self.failed_status.unwrap_or(if self.ended { 200 } else { CLIENT_GONE });
+            hooks.settle(self.finish.outcome(status, None));
         }
         crate::memory::note_activity();
     }
@@ -110,6 +117,7 @@ impl Relay {
             idle_timeout,
             hooks: None,
             hook_error: None,
+            failed_status: None,
         }
     }
 
@@ -302,6 +310,7 @@ impl Relay {
 
     fn fail(&mut self, err: GatewayError, out: &mut Vec<u8>) {
         self.ended = true;
+        self.failed_status = Some(err.status().as_u16());
         match &err {
             GatewayError::HookRejected { hook, .. } | GatewayError::HookFailed { hook, .. } => {
                 tracing::info!(hook = %hook, request_id = %self.finish.ctx.request_id, error = %escaped(&err), "stream ended by a hook");
