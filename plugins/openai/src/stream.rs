@@ -17,6 +17,7 @@ pub(crate) fn open() -> ChatStream {
         scratch: Vec::new(),
         template: None,
         template_tries: 0,
+        opened: false,
         finished: false,
     })
 }
@@ -33,6 +34,8 @@ pub(crate) struct State {
     template: Option<TailTemplate>,
     /// Tails a template was learnt from so far.
     template_tries: u8,
+    /// A chunk has been read: the next one is not the stream's opening chunk.
+    opened: bool,
     /// A chunk carried a `finish_reason`: the answer is complete, `[DONE]` or not.
     finished: bool,
 }
@@ -67,6 +70,7 @@ impl SseHandler for State {
             scratch: &mut self.scratch,
             template: &mut self.template,
             tries: &mut self.template_tries,
+            first: !std::mem::replace(&mut self.opened, true),
         };
         let view = match self.head.as_ref().and_then(|h| h.read_tail(data, tail)) {
             Some(facts) => facts,
@@ -142,6 +146,8 @@ struct Tail<'a> {
     scratch: &'a mut Vec<u8>,
     template: &'a mut Option<TailTemplate>,
     tries: &'a mut u8,
+    /// The stream's first chunk.
+    first: bool,
 }
 
 /// What the decoder needs from one chunk.
@@ -166,6 +172,21 @@ impl<'a> From<CompletionView<'a>> for ChunkFacts<'a> {
 }
 
 const CHOICES_KEY: &[u8] = b",\"choices\":";
+
+/// Whether a plain chunk's tail is worth learning as a template: one the chunks after it are
+/// likely to repeat. Not a `finish_reason` chunk (its choice is over: later chunks of a stream
+/// never match it), nor the opening chunk when it carries the `role` (OpenAI's, whose delta no
+/// later chunk repeats; a server that sends the role in every chunk is learnt from its
+/// second). Learning one costs about as much as parsing a tail, so each skipped one is a
+/// saving on every stream. In valid JSON `"role":` can only be a key, never string content.
+fn teaches_template(rest: &[u8], choices: ChoicesSummary, first: bool) -> bool {
+    const ROLE_KEY: &[u8] = b"\"role\":";
+    if choices.finish_reason {
+        return false;
+    }
+    let opening_role = first && rest.windows(ROLE_KEY.len()).any(|w| w == ROLE_KEY);
+    !opening_role
+}
 
 impl SharedHead {
     /// The head of `chunk`, when its members before `"choices":` form an object of their own
@@ -215,7 +236,9 @@ impl SharedHead {
         // A plain content chunk (choices, nothing else of interest) teaches the template
         // the next ones are matched against.
         let plain = view.usage.is_none() && view.error.is_none() && !view.extra_fields.0;
-        if let (true, Some(choices)) = (plain && *tail.tries < TEMPLATE_TRIES, view.choices) {
+        if let (true, Some(choices)) = (plain && *tail.tries < TEMPLATE_TRIES, view.choices)
+            && teaches_template(rest, choices, tail.first)
+        {
             *tail.tries += 1;
             *tail.template = TailTemplate::learn(rest, choices);
         }
@@ -223,5 +246,63 @@ impl SharedHead {
             model: self.model.as_deref().map(Cow::Borrowed),
             ..ChunkFacts::from(view)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","#;
+
+    fn chunk(delta: &str, finish: &str) -> Vec<u8> {
+        format!(
+            r#"{HEAD}"choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}],"usage":null}}"#
+        )
+        .into_bytes()
+    }
+
+    /// Reads `chunks` as one stream's tails; the template learnt after each (whether one is
+    /// held, and how many were learnt so far).
+    fn templates_after(chunks: &[Vec<u8>]) -> Vec<(bool, u8)> {
+        let head = SharedHead::learn(&chunks[0]).expect("a head");
+        let (mut scratch, mut template, mut tries) = (Vec::new(), None, 0);
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let tail = Tail {
+                    scratch: &mut scratch,
+                    template: &mut template,
+                    tries: &mut tries,
+                    first: i == 0,
+                };
+                assert!(head.read_tail(c, tail).is_some(), "chunk {i} read");
+                (template.is_some(), tries)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn neither_the_opening_role_chunk_nor_a_finish_chunk_teaches_the_template() {
+        let role = chunk(r#"{"role":"assistant","content":""}"#, "null");
+        let content = chunk(r#"{"content":" hi"}"#, "null");
+        let finish = chunk("{}", r#""stop""#);
+        assert_eq!(
+            templates_after(&[role, content.clone(), content, finish]),
+            [(false, 0), (true, 1), (true, 1), (true, 1)],
+            "learnt once, from the first content chunk, and kept past the finish chunk"
+        );
+    }
+
+    #[test]
+    fn a_role_in_every_chunk_is_learnt_from_the_second() {
+        let role = chunk(r#"{"role":"assistant","content":" hi"}"#, "null");
+        assert_eq!(
+            templates_after(&[role.clone(), role.clone(), role]),
+            [(false, 0), (true, 1), (true, 1)]
+        );
+        let content = chunk(r#"{"content":" hi"}"#, "null");
+        assert_eq!(templates_after(&[content.clone(), content]), [(true, 1), (true, 1)]);
     }
 }
