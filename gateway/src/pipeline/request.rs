@@ -49,6 +49,9 @@ enum Name {
     Unescaped(String),
 }
 
+/// The `stream_options` the gateway sends upstream when the client gave none.
+const INCLUDE_USAGE: &[u8] = b"{\"include_usage\":true}";
+
 #[derive(Clone, Copy)]
 enum Kind {
     String,
@@ -246,8 +249,12 @@ impl ChatRequest {
         }
         // The gateway always asks for usage on streams; where the client sees it is decided later.
         let stream_options = stream.then(|| {
+            // Most clients send no options: no map to build and serialise then.
+            if options.is_empty() {
+                return INCLUDE_USAGE.to_vec();
+            }
             options.insert("include_usage".into(), serde_json::Value::Bool(true));
-            serde_json::to_vec(&options).unwrap_or_else(|_| b"{\"include_usage\":true}".to_vec())
+            serde_json::to_vec(&options).unwrap_or_else(|_| INCLUDE_USAGE.to_vec())
         });
 
         let fallbacks = match get("fallbacks").filter(|r| json_type(r) == "an array") {
