@@ -14,6 +14,7 @@ use crate::config::OnError;
 use crate::error::GatewayError;
 use crate::hooks::{ConfiguredHook, HookSet};
 use crate::observability::escaped;
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 use switchyard_plugin_api::abi::{ByteSlice, HeaderPair, hook_phase};
@@ -274,27 +275,48 @@ impl HookChain {
     /// The `on_done` summary (DESIGN §2): ids, alias, what served it, status, usage, latency.
     fn summary(&self) -> Vec<u8> {
         let o = &self.outcome;
-        let usage = o.usage.map(|u| {
-            serde_json::json!({
-                "prompt_tokens": u.prompt_tokens,
-                "completion_tokens": u.completion_tokens,
-                "total_tokens": u.total_tokens,
-            })
-        });
-        let summary = serde_json::json!({
-            "request_id": &*self.request_id,
-            "alias": &*self.alias,
-            "provider": o.provider.as_deref(),
-            "model": o.model.as_deref(),
-            "status": o.status,
-            "stream": self.stream,
-            "usage": usage,
-            "cost": null,
-            "cache_hit": false,
-            "latency_ms": self.started.elapsed().as_millis() as u64,
-        });
+        let summary = Summary {
+            request_id: &self.request_id,
+            alias: &self.alias,
+            provider: o.provider.as_deref(),
+            model: o.model.as_deref(),
+            status: o.status,
+            stream: self.stream,
+            usage: o.usage.map(|u| UsageSummary {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                total_tokens: u.total_tokens,
+            }),
+            cost: None,
+            cache_hit: false,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+        };
+        // A struct of strings and numbers always serialises.
         serde_json::to_vec(&summary).unwrap_or_default()
     }
+}
+
+/// What `on_done` receives, written in one pass (no value tree).
+#[derive(Serialize)]
+struct Summary<'a> {
+    request_id: &'a str,
+    alias: &'a str,
+    provider: Option<&'a str>,
+    model: Option<&'a str>,
+    status: u16,
+    stream: bool,
+    usage: Option<UsageSummary>,
+    /// Filled by the cost issue; `null` until then.
+    cost: Option<f64>,
+    cache_hit: bool,
+    latency_ms: u64,
+}
+
+#[derive(Serialize)]
+struct UsageSummary {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
 }
 
 /// Settling the request: `on_done` for the entered hooks (reverse order), then every state is
