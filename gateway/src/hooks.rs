@@ -67,18 +67,22 @@ impl ConfiguredHook {
 #[derive(Default)]
 pub struct HookSet {
     pub hooks: Vec<Arc<ConfiguredHook>>,
-    /// Every client header some hook asked for (lower case): read once per request.
-    pub wanted_headers: Vec<String>,
+    /// Every client header some hook asked for: read once per request (names parsed here,
+    /// not per request).
+    pub wanted_headers: Vec<actix_web::http::header::HeaderName>,
     /// Some hook has an `on_done` phase (else no summary is built).
     pub any_on_done: bool,
 }
 
 impl HookSet {
     pub fn new(hooks: Vec<Arc<ConfiguredHook>>) -> HookSet {
-        let mut wanted_headers: Vec<String> = Vec::new();
+        let mut wanted_headers = Vec::new();
         for h in &hooks {
             for name in h.instance.wanted_headers() {
-                let name = name.to_ascii_lowercase();
+                // A name that is not a valid header name can match no header.
+                let Ok(name) = actix_web::http::header::HeaderName::from_bytes(name.as_bytes()) else {
+                    continue;
+                };
                 if !wanted_headers.contains(&name) {
                     wanted_headers.push(name);
                 }

@@ -167,15 +167,15 @@ pub async fn health(req: HttpRequest) -> HttpResponse {
 }
 
 /// The client headers some hook asked for (none read when no hook did).
-fn hook_headers(req: &HttpRequest, wanted: &[String]) -> Vec<(String, String)> {
+fn hook_headers(req: &HttpRequest, wanted: &[header::HeaderName]) -> Vec<(String, String)> {
     if wanted.is_empty() {
         return Vec::new();
     }
     wanted
         .iter()
         .filter_map(|name| {
-            let value = req.headers().get(name.as_str())?.to_str().ok()?;
-            Some((name.clone(), value.to_string()))
+            let value = req.headers().get(name)?.to_str().ok()?;
+            Some((name.as_str().to_string(), value.to_string()))
         })
         .collect()
 }

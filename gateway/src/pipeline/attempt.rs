@@ -190,7 +190,7 @@ async fn run_with_key(
         .codec
         .decode_response(&info, status, &bytes)
         .map_err(|e| plugin_error(name, e, redactor))?;
-    let mut finish = Finisher::new(ctx);
+    let mut finish = Box::new(Finisher::new(ctx));
     if let Some(request) = raw_request {
         finish.send_back_raw(request, bytes.to_vec());
     }
@@ -211,7 +211,7 @@ async fn local_response(
         match item {
             Item::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Item::Response(p) => {
-                let mut finish = Finisher::new(ctx);
+                let mut finish = Box::new(Finisher::new(ctx));
                 if let Some(request) = raw_request {
                     // A local provider's "upstream answer" is its own.
                     finish.send_back_raw(request, p.json.clone());

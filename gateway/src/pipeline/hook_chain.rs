@@ -14,7 +14,6 @@ use crate::config::OnError;
 use crate::error::GatewayError;
 use crate::hooks::{ConfiguredHook, HookSet};
 use crate::observability::escaped;
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 use switchyard_plugin_api::abi::{ByteSlice, HeaderPair, hook_phase};
@@ -40,21 +39,38 @@ pub struct Outcome {
 pub struct HookChain {
     /// The hooks the pre phase reached, in config order.
     entered: Vec<Entered>,
+    /// What every hook call of the request shares.
+    call: CallBase,
+    started: Instant,
+    any_on_done: bool,
+    pub outcome: Outcome,
+}
+
+/// The request's side of every hook call, read once per request.
+struct CallBase {
     request_id: Arc<str>,
     /// The client's `model`, as sent.
     alias: Arc<str>,
     stream: bool,
-    started: Instant,
-    /// Client headers some hook asked for (lower-case names).
+    /// One time for the request's calls (a clock read per call was a measurable part of a
+    /// no-op hook's cost).
+    unix_time_ms: u64,
+    /// Client headers some hook asked for (lower-case names). Never changed once built: the
+    /// entries' header pairs point into these strings.
     headers: Vec<(String, String)>,
-    any_on_done: bool,
-    pub outcome: Outcome,
 }
 
 struct Entered {
     hook: Arc<ConfiguredHook>,
     request: HookRequest,
+    /// The client headers this hook asked for, as the ABI passes them (pointing into
+    /// [`CallBase::headers`], which outlives every call); empty for most hooks.
+    pairs: Vec<HeaderPair>,
 }
+
+// SAFETY: `pairs` only points into the chain's own `CallBase::headers`, moved with it and
+// never changed; everything else is Send.
+unsafe impl Send for Entered {}
 
 impl HookChain {
     /// The chain for one request, or `None` when no configured hook applies to it.
@@ -72,11 +88,14 @@ impl HookChain {
         }
         Some(HookChain {
             entered: Vec::with_capacity(set.hooks.len()),
-            request_id: Arc::clone(request_id),
-            alias: Arc::from(alias),
-            stream,
+            call: CallBase {
+                request_id: Arc::clone(request_id),
+                alias: Arc::from(alias),
+                stream,
+                unix_time_ms: unix_time_ms(),
+                headers,
+            },
             started,
-            headers,
             any_on_done: set.any_on_done,
             outcome: Outcome::default(),
         })
@@ -90,16 +109,19 @@ impl HookChain {
         set: &HookSet,
         request: &mut ChatRequest,
     ) -> Result<Option<ShortCircuit>, GatewayError> {
-        for hook in set.hooks.iter().filter(|h| h.applies_to(&self.alias)) {
+        for hook in set.hooks.iter().filter(|h| h.applies_to(&self.call.alias)) {
             let mut entry = Entered {
                 hook: Arc::clone(hook),
                 request: hook.instance.start(),
+                pairs: self.call.pairs_for(hook),
             };
             if !hook.has_phase(hook_phase::PRE_REQUEST) {
                 self.entered.push(entry);
                 continue;
             }
-            let result = with_call(self, hook, "", |call| entry.request.pre_request(call, request.body()));
+            let result = entry
+                .request
+                .pre_request(&self.call.of(&entry.pairs, ""), request.body());
             let action = match result {
                 Ok(action) => action,
                 Err(e) => {
@@ -122,14 +144,14 @@ impl HookChain {
                         rejection: Box::new(rejection),
                     });
                 }
-                PreAction::Respond(answer) if !self.stream => {
+                PreAction::Respond(answer) if !self.call.stream => {
                     return Ok(Some(ShortCircuit::Plain { hook: name(), answer }));
                 }
-                PreAction::RespondChunks(chunks) if self.stream => {
+                PreAction::RespondChunks(chunks) if self.call.stream => {
                     return Ok(Some(ShortCircuit::Chunks { hook: name(), chunks }));
                 }
                 PreAction::Respond(_) | PreAction::RespondChunks(_) => {
-                    let expected = if self.stream { "chunks" } else { "a plain answer" };
+                    let expected = if self.call.stream { "chunks" } else { "a plain answer" };
                     fault(
                         hook,
                         "pre_request",
@@ -148,17 +170,11 @@ impl HookChain {
             if !hook.has_phase(hook_phase::POST_RESPONSE) {
                 continue;
             }
-            let model = answer.model.clone();
+            let model = Arc::clone(&answer.model);
             let entry = &mut self.entered[i];
-            let result = with_call_parts(
-                &self.request_id,
-                &self.alias,
-                self.stream,
-                &self.headers,
-                &hook,
-                &model,
-                |call| entry.request.post_response(call, &answer.json),
-            );
+            let result = entry
+                .request
+                .post_response(&self.call.of(&entry.pairs, &model), &answer.json);
             match result {
                 Ok(PostAction::Keep) => {}
                 Ok(PostAction::Replace(mut replacement)) => {
@@ -208,16 +224,10 @@ impl HookChain {
             }
             let mut released = Vec::new();
             let entry = &mut self.entered[i];
-            let model = chunks.last().map(|c| c.model.clone()).unwrap_or_default();
-            let result = with_call_parts(
-                &self.request_id,
-                &self.alias,
-                self.stream,
-                &self.headers,
-                &hook,
-                &model,
-                |call| entry.request.end_of_stream(call, &mut released),
-            );
+            let model = chunks.last().map(|c| Arc::clone(&c.model)).unwrap_or_default();
+            let result = entry
+                .request
+                .end_of_stream(&self.call.of(&entry.pairs, &model), &mut released);
             let verdict = match result {
                 Ok(v) => v,
                 Err(e) => {
@@ -248,16 +258,8 @@ impl HookChain {
                 continue;
             }
             let entry = &mut self.entered[i];
-            let model = chunks[0].model.clone();
-            let result = with_call_parts(
-                &self.request_id,
-                &self.alias,
-                self.stream,
-                &self.headers,
-                &hook,
-                &model,
-                |call| entry.request.on_chunks(call, chunks),
-            );
+            let model = Arc::clone(&chunks[0].model);
+            let result = entry.request.on_chunks(&self.call.of(&entry.pairs, &model), chunks);
             match result {
                 Ok(ChunkVerdict::Continue) => {}
                 Ok(ChunkVerdict::End(rejection)) => {
@@ -273,50 +275,65 @@ impl HookChain {
     }
 
     /// The `on_done` summary (DESIGN §2): ids, alias, what served it, status, usage, latency.
+    /// Written by hand: serde's string escaping was most of a no-op hook's cost per request.
     fn summary(&self) -> Vec<u8> {
         let o = &self.outcome;
-        let summary = Summary {
-            request_id: &self.request_id,
-            alias: &self.alias,
-            provider: o.provider.as_deref(),
-            model: o.model.as_deref(),
-            status: o.status,
-            stream: self.stream,
-            usage: o.usage.map(|u| UsageSummary {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-                total_tokens: u.total_tokens,
-            }),
-            cost: None,
-            cache_hit: false,
-            latency_ms: self.started.elapsed().as_millis() as u64,
-        };
-        // A struct of strings and numbers always serialises.
-        serde_json::to_vec(&summary).unwrap_or_default()
+        let mut n = itoa::Buffer::new();
+        let mut out = Vec::with_capacity(320);
+        out.extend_from_slice(b"{\"request_id\":");
+        json_str(&mut out, &self.call.request_id);
+        out.extend_from_slice(b",\"alias\":");
+        json_str(&mut out, &self.call.alias);
+        out.extend_from_slice(b",\"provider\":");
+        json_opt_str(&mut out, o.provider.as_deref());
+        out.extend_from_slice(b",\"model\":");
+        json_opt_str(&mut out, o.model.as_deref());
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(n.format(o.status).as_bytes());
+        out.extend_from_slice(if self.call.stream {
+            b",\"stream\":true"
+        } else {
+            b",\"stream\":false"
+        });
+        out.extend_from_slice(b",\"usage\":");
+        match o.usage {
+            Some(u) => {
+                out.extend_from_slice(b"{\"prompt_tokens\":");
+                out.extend_from_slice(n.format(u.prompt_tokens).as_bytes());
+                out.extend_from_slice(b",\"completion_tokens\":");
+                out.extend_from_slice(n.format(u.completion_tokens).as_bytes());
+                out.extend_from_slice(b",\"total_tokens\":");
+                out.extend_from_slice(n.format(u.total_tokens).as_bytes());
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        // Cost is filled by the cost issue; no cache exists yet.
+        out.extend_from_slice(b",\"cost\":null,\"cache_hit\":false,\"latency_ms\":");
+        out.extend_from_slice(n.format(self.started.elapsed().as_millis() as u64).as_bytes());
+        out.push(b'}');
+        out
     }
 }
 
-/// What `on_done` receives, written in one pass (no value tree).
-#[derive(Serialize)]
-struct Summary<'a> {
-    request_id: &'a str,
-    alias: &'a str,
-    provider: Option<&'a str>,
-    model: Option<&'a str>,
-    status: u16,
-    stream: bool,
-    usage: Option<UsageSummary>,
-    /// Filled by the cost issue; `null` until then.
-    cost: Option<f64>,
-    cache_hit: bool,
-    latency_ms: u64,
+/// `s` as a JSON string: copied as is when nothing in it needs escaping (ids and model names
+/// nearly always), else through serde_json.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
-#[derive(Serialize)]
-struct UsageSummary {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
+fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// Settling the request: `on_done` for the entered hooks (reverse order), then every state is
@@ -334,19 +351,11 @@ impl Drop for HookChain {
                 continue;
             }
             let entry = &mut self.entered[i];
-            let result = with_call_parts(
-                &self.request_id,
-                &self.alias,
-                self.stream,
-                &self.headers,
-                &hook,
-                &model,
-                |call| entry.request.on_done(call, &summary),
-            );
+            let result = entry.request.on_done(&self.call.of(&entry.pairs, &model), &summary);
             if let Err(e) = result {
                 // Nothing is left to fail: the answer is out. Counted and logged only.
                 hook.note_fault();
-                tracing::warn!(hook = %hook.name, request_id = %self.request_id, error = %escaped(&e), "hook on_done failed");
+                tracing::warn!(hook = %hook.name, request_id = %self.call.request_id, error = %escaped(&e), "hook on_done failed");
             }
         }
     }
@@ -366,34 +375,14 @@ fn fault(hook: &ConfiguredHook, phase: &'static str, e: &dyn std::fmt::Display) 
     }
 }
 
-fn with_call<R>(chain: &HookChain, hook: &ConfiguredHook, model: &str, f: impl FnOnce(&HookCall<'_>) -> R) -> R {
-    with_call_parts(
-        &chain.request_id,
-        &chain.alias,
-        chain.stream,
-        &chain.headers,
-        hook,
-        model,
-        f,
-    )
-}
-
-/// Builds a hook's call context (with the client headers it asked for) for one call.
-fn with_call_parts<R>(
-    request_id: &str,
-    alias: &str,
-    stream: bool,
-    headers: &[(String, String)],
-    hook: &ConfiguredHook,
-    model: &str,
-    f: impl FnOnce(&HookCall<'_>) -> R,
-) -> R {
-    let wanted = hook.instance.wanted_headers();
-    // Allocated only for a hook that asked for headers.
-    let pairs: Vec<HeaderPair> = if wanted.is_empty() {
-        Vec::new()
-    } else {
-        headers
+impl CallBase {
+    /// The client headers `hook` asked for, as the ABI passes them (none asked: no allocation).
+    fn pairs_for(&self, hook: &ConfiguredHook) -> Vec<HeaderPair> {
+        let wanted = hook.instance.wanted_headers();
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        self.headers
             .iter()
             .filter(|(name, _)| wanted.iter().any(|w| w.eq_ignore_ascii_case(name)))
             .map(|(name, value)| HeaderPair {
@@ -401,16 +390,19 @@ fn with_call_parts<R>(
                 value: ByteSlice::from_str(value),
             })
             .collect()
-    };
-    let call = HookCall {
-        stream,
-        unix_time_ms: unix_time_ms(),
-        request_id,
-        operation: super::context::CHAT_OPERATION,
-        alias,
-        virtual_key_id: "",
-        model,
-        headers: &pairs,
-    };
-    f(&call)
+    }
+
+    /// One call's context: the request's, the hook's headers, and the model once known.
+    fn of<'a>(&'a self, pairs: &'a [HeaderPair], model: &'a str) -> HookCall<'a> {
+        HookCall {
+            stream: self.stream,
+            unix_time_ms: self.unix_time_ms,
+            request_id: &self.request_id,
+            operation: super::context::CHAT_OPERATION,
+            alias: &self.alias,
+            virtual_key_id: "",
+            model,
+            headers: pairs,
+        }
+    }
 }

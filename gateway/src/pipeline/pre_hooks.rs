@@ -40,7 +40,7 @@ fn short_circuit(short: ShortCircuit, table: &RouteTable, ex: &Exchange) -> Serv
     };
     match short {
         ShortCircuit::Plain { hook, answer } => Served::Plain {
-            finish: Finisher::new(context(&hook, &answer.model)),
+            finish: Box::new(Finisher::new(context(&hook, &answer.model))),
             answer,
             headers: Vec::new(),
         },

@@ -299,7 +299,7 @@ impl ChatRequest {
         let mut wrote_options = false;
         for field in &self.fields {
             let key = self.name(field);
-            if key == "fallbacks" {
+            if key == b"fallbacks" {
                 continue;
             }
             if !first {
@@ -320,10 +320,10 @@ impl ChatRequest {
             }
             out.push(b':');
             match (key, &self.stream_options) {
-                ("model", _) => {
+                (b"model", _) => {
                     let _ = serde_json::to_writer(&mut out, upstream_model);
                 }
-                ("stream_options", Some(opts)) => {
+                (b"stream_options", Some(opts)) => {
                     out.extend_from_slice(opts);
                     wrote_options = true;
                 }
@@ -343,11 +343,11 @@ impl ChatRequest {
 }
 
 impl ChatRequest {
-    fn name<'s>(&'s self, field: &'s Field) -> &'s str {
+    /// A member's name, compared as bytes (no UTF-8 check per field and request).
+    fn name<'s>(&'s self, field: &'s Field) -> &'s [u8] {
         match &field.name {
-            // The parser read it as a str, so it is UTF-8.
-            Name::At(at) => std::str::from_utf8(&self.body[at.clone()]).unwrap_or(""),
-            Name::Unescaped(k) => k,
+            Name::At(at) => &self.body[at.clone()],
+            Name::Unescaped(k) => k.as_bytes(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The settle phase: the request's outcome reaches the hooks' `on_done` (usage already went
 //! to the ledger from the Finisher). A stream settles when its relay ends instead, since its
-//! outcome is not known before. `on_done` runs off the answer's path: the chain is dropped on
-//! a task of its own, after the response has been handed to the client.
+//! outcome is not known before. `on_done` is called inline, once the answer is built: a task
+//! per request to defer it cost more than a hook's `on_done` is allowed to (hooks that do
+//! real work there, like `request_log`, hand it to a thread of their own).
 
 use super::{Answer, Exchange, Failure};
 
@@ -13,7 +14,6 @@ pub fn run(mut ex: Exchange, result: &Result<Answer, Failure>) {
         chain.outcome.status = failure.error.status().as_u16();
         chain.outcome.provider = failure.provider.clone();
     }
-    if chain.has_on_done() {
-        actix_web::rt::spawn(async move { drop(chain) });
-    }
+    // Dropping the chain runs `on_done` and releases every hook's state.
+    drop(chain);
 }

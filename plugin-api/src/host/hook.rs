@@ -360,22 +360,22 @@ impl HookRequest {
         }
     }
 
-    /// Calls a phase with the request-or-response signature.
+    /// Calls a phase with the request-or-response signature; its outputs land in `sink`
+    /// (the caller's, so the large collector is never moved).
     fn call(
         &mut self,
         f: abi::EncodeRequestFn,
         info: &HookCall<'_>,
         input: &[u8],
         call: &'static str,
-    ) -> Result<Collector, CallError> {
+        sink: &mut Collector,
+    ) -> Result<(), CallError> {
         let ticket = admit(&self.hook.plugin, &self.hook.circuit)?;
         let ctx = info.to_abi(self.state);
-        let mut sink = Collector::default();
         let out = sink.output();
         // SAFETY: valid instance, context, input and sink for the duration of the call.
         let code = unsafe { f(self.hook.instance, &ctx, ByteSlice::from_slice(input), &out) };
-        self.hook.outcome(ticket, code, &mut sink, call)?;
-        Ok(sink)
+        self.hook.outcome(ticket, code, sink, call)
     }
 
     /// Runs `pre_request` (continue when the hook has no such phase).
@@ -435,7 +435,8 @@ impl HookRequest {
         else {
             return Ok(PostAction::Keep);
         };
-        let mut sink = self.call(f, info, response, "post_response")?;
+        let mut sink = Collector::default();
+        self.call(f, info, response, "post_response", &mut sink)?;
         if let Some(r) = sink.hook.reject.take() {
             return Ok(PostAction::Reject(r));
         }
@@ -474,7 +475,8 @@ impl HookRequest {
         };
         // A 1.0 hook: one call per chunk.
         for input in std::mem::take(chunks) {
-            let mut sink = self.call(f, info, &input.json, "on_chunk")?;
+            let mut sink = Collector::default();
+            self.call(f, info, &input.json, "on_chunk", &mut sink)?;
             let mut one = vec![input];
             rebuild(&mut one, &mut sink);
             chunks.append(&mut one);
@@ -519,7 +521,7 @@ impl HookRequest {
         else {
             return Ok(());
         };
-        self.call(f, info, summary, "on_done").map(drop)
+        self.call(f, info, summary, "on_done", &mut Collector::default())
     }
 }
 

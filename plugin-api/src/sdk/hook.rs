@@ -269,7 +269,7 @@ fn write_reply(out: &mut Out<'_>, r: &Reply) {
 pub mod glue {
     use super::*;
     use crate::abi::{CallContext, HookVTable, Output, read_field, status};
-    use crate::sdk::__private::{context, create_instance, destroy, writer};
+    use crate::sdk::__private::{context, create_instance, destroy, text, writer};
     use std::ffi::c_void;
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -285,7 +285,7 @@ pub mod glue {
         // SAFETY: every read is checked against the host's declared size.
         unsafe {
             let size = abi::declared_size(ctx);
-            let s = |b: Option<ByteSlice>| b.map_or("", |b| std::str::from_utf8(b.as_slice()).unwrap_or(""));
+            let s = |b: Option<ByteSlice>| b.map_or("", |b| text(b));
             let headers_ptr = read_field!(ctx, size, CallContext, client_headers).unwrap_or(std::ptr::null());
             let count = read_field!(ctx, size, CallContext, client_header_count).unwrap_or(0);
             let headers = if headers_ptr.is_null() || count == 0 {

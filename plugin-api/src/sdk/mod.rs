@@ -406,13 +406,26 @@ pub mod __private {
     ///
     /// # Safety
     /// `ctx` must be a valid CallContext (of its declared size) whose slices live for the call.
+    /// A host string (UTF-8 by contract; anything else reads as empty). Empty ones, the
+    /// most common in hook calls, skip the check.
+    ///
+    /// # Safety
+    /// `b` points to `b.len` readable bytes that live for `'a`.
+    pub(crate) unsafe fn text<'a>(b: ByteSlice) -> &'a str {
+        if b.len == 0 {
+            return "";
+        }
+        // SAFETY: guaranteed by the caller.
+        std::str::from_utf8(unsafe { b.as_slice() }).unwrap_or("")
+    }
+
     pub(crate) unsafe fn context<'a>(ctx: *const CallContext) -> Context<'a> {
         use crate::abi::read_field;
         // SAFETY: the host passes a valid pointer for the call; every read below is checked
         // against the size the host declared.
         let size = unsafe { abi::declared_size(ctx) };
         // SAFETY: the host's slices live for the call.
-        let s = |b: Option<ByteSlice>| b.map_or("", |b| std::str::from_utf8(unsafe { b.as_slice() }).unwrap_or(""));
+        let s = |b: Option<ByteSlice>| b.map_or("", |b| unsafe { text(b) });
         // SAFETY: as above.
         unsafe {
             Context {
