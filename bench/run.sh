@@ -246,10 +246,16 @@ PY
 fi
 
 "${pin_server[@]}" "$bin" --config "$work/gateway.yaml" --log-level warn >"$work/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
-"${pin_server[@]}" "$bin" --config "$work/gateway-hook.yaml" --log-level warn >"$work/gateway-hook.log" 2>&1 & hook_pid=$!; pids+=($hook_pid)
+# A base build from before hooks ran (BENCH_BIN) cannot load the hook config: no hook rows then.
+hooks_run=0
+if "$bin" --config "$work/gateway-hook.yaml" check >/dev/null 2>&1; then
+    hooks_run=1
+    "${pin_server[@]}" "$bin" --config "$work/gateway-hook.yaml" --log-level warn >"$work/gateway-hook.log" 2>&1 & hook_pid=$!; pids+=($hook_pid)
+fi
 
 wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; cat "$work"/*.log >&2; exit 1; }
-wait_port "$mock_port"; wait_port "$proxy_port"; wait_port "$gw_port"; wait_port "$hook_port"
+wait_port "$mock_port"; wait_port "$proxy_port"; wait_port "$gw_port"
+[ $hooks_run = 0 ] || wait_port "$hook_port"
 sleep 0.2
 worker_of() { pgrep -P "$(cat "$1")" | head -1; }
 mock_worker=$(worker_of "$work/mock.pid")
@@ -297,15 +303,22 @@ measure direct "$mock_worker" "http://127.0.0.1:$mock_port/v1/chat/completions" 
 measure nginx "$proxy_worker" "http://127.0.0.1:$proxy_port/v1/chat/completions" "$plain"
 measure switchyard "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request.json bench)"
 measure switchyard_mock "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request.json bench-mock)"
-measure switchyard_hook "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request.json bench-hook)"
+if [ $hooks_run = 1 ]; then
+    measure switchyard_hook "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request.json bench-hook)"
+else
+    R[switchyard_hook.sat]="0 0 0 0 0"; R[switchyard_hook.c1]="0 0 0 0 0"; R[switchyard_hook.rate]="0 0 0 0 0"
+fi
 
 log "  streaming…"
 S_direct=$(run "$mock_worker" "http://127.0.0.1:$mock_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
 S_nginx=$(run "$proxy_worker" "http://127.0.0.1:$proxy_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
 S_gw=$(run "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request-stream.json bench-stream)" --connections 32)
 S_gw_long=$(run "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request-stream.json bench-stream-long)" --connections 32)
-S_hook=$(run "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request-stream.json bench-hook-stream)" --connections 32)
-S_hook_long=$(run "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request-stream.json bench-hook-stream-long)" --connections 32)
+S_hook="0 0 0 0 0"; S_hook_long="0 0 0 0 0"
+if [ $hooks_run = 1 ]; then
+    S_hook=$(run "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request-stream.json bench-hook-stream)" --connections 32)
+    S_hook_long=$(run "$hook_pid" "http://127.0.0.1:$hook_port/v1/chat/completions" "$(body_for request-stream.json bench-hook-stream-long)" --connections 32)
+fi
 peak_rss=$(hwm_kib "$gw_pid")
 
 log "  $streams open streams…"
@@ -348,7 +361,10 @@ def added(n, row, i):  # added latency over direct, µs
 print(f"### Switchyard overhead — {datetime.date.today()}, {os.cpu_count()} cores, `bench/run.sh` ({dur}s per step)\n")
 print("| target | req/s (32 conns) | CPU µs/req | × nginx CPU | p50 µs (c=1) | p99 µs (c=1) | p50 µs @ %s/s | p99 µs @ %s/s |" % (rate, rate))
 print("|---|---|---|---|---|---|---|---|")
+hooked = sat["switchyard + one no-op hook"][0] > 0
 for n in names:
+    if not sat[n][0]:
+        continue
     x = "" if n == "direct" else f"{sat[n][3] / sat[ng][3]:.2f}×"
     print(f"| {n} | {sat[n][0]:.0f} | {sat[n][3]:.1f} | {x} | {c1[n][1]:.0f} | {c1[n][2]:.0f} | {rt[n][1]:.0f} | {rt[n][2]:.0f} |")
 print()
@@ -356,7 +372,7 @@ print(f"- Throughput vs nginx: {sat[gw][0] / sat[ng][0]:.2f}× (target ≥ 0.75�
 print(f"- Added latency over direct at c=1: nginx p50 +{added(ng, c1, 1):.0f} µs, p99 +{added(ng, c1, 2):.0f} µs; switchyard p50 +{added(gw, c1, 1):.0f} µs, p99 +{added(gw, c1, 2):.0f} µs (targets: nginx + 30 / + 60 µs).")
 print(f"- Streaming ({chunks} chunks per response, 32 conns): direct {s_direct[0]:.0f} streams/s; nginx {s_nginx[0]:.0f} streams/s at {s_nginx[3]:.1f} µs CPU each; switchyard {s_gw[0]:.0f} streams/s at {s_gw[3]:.1f} µs CPU each ({s_gw[3] / s_nginx[3]:.2f}× nginx; {s_gw[3] / float(chunks):.2f} µs per chunk, all-in), {s_gw[4]:.0f} events per response. With {chunks_long} chunks: {s_gw_long[3]:.1f} µs per stream, so one more chunk costs {per_chunk:.2f} µs (target ≤ 1 µs).")
 hook_chunk = (s_hook_long[3] - s_hook[3]) / (float(chunks_long) - float(chunks)) - per_chunk
-print(f"- One no-op hook on every phase (its own gateway process, same routes): +{sat['switchyard + one no-op hook'][3] - sat[gw][3]:.2f} µs CPU per request (target ≤ 1 µs), +{s_hook[3] - s_gw[3]:.2f} µs per {chunks}-chunk stream, {hook_chunk:+.3f} µs per extra chunk (target ≤ 0.1 µs); timed figures are ±0.5 µs, `--callgrind` gives exact instruction counts.")
+if hooked: print(f"- One no-op hook on every phase (its own gateway process, same routes): +{sat['switchyard + one no-op hook'][3] - sat[gw][3]:.2f} µs CPU per request (target ≤ 1 µs), +{s_hook[3] - s_gw[3]:.2f} µs per {chunks}-chunk stream, {hook_chunk:+.3f} µs per extra chunk (target ≤ 0.1 µs); timed figures are ±0.5 µs, `--callgrind` gives exact instruction counts.")
 print(f"- Memory: idle RSS {int(idle) / 1024:.1f} MiB; peak after the loads {int(peak) / 1024:.1f} MiB; {opened} of {streams} streams open at once: {int(during) / 1024:.1f} MiB (from {int(before) / 1024:.1f} MiB); {int(after) / 1024:.1f} MiB after they closed.")
 print("\nServers pinned to the last core and the load generator to the first with taskset; CPU = utime+stime from /proc over the run ÷ requests.")
 EOF
