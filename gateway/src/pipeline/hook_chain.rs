@@ -68,10 +68,6 @@ struct Entered {
     pairs: Vec<HeaderPair>,
 }
 
-// SAFETY: `pairs` only points into the chain's own `CallBase::headers`, moved with it and
-// never changed; everything else is Send.
-unsafe impl Send for Entered {}
-
 impl HookChain {
     /// The chain for one request, or `None` when no configured hook applies to it.
     pub fn new(

@@ -7,7 +7,7 @@
 //! 4. [`route`]        — the plan (primary, fallbacks) and its [`attempt`]s: encode → upstream → decode
 //! 5. [`post_hooks`]   — hooks' `post_response` on a plain answer; a stream gets its chunk hooks
 //! 6. [`finish`]       — the one [`finish::Finisher`]: `extra_fields`, usage, framing
-//! 7. [`settle`]       — usage and the hooks' `on_done` summary, off the answer's path
+//! 7. [`settle`]       — the hooks' `on_done` summary (usage already reached the ledger)
 //!
 //! A phase that ends the request early (a short-circuit, a rejection, later a cache hit)
 //! hands its answer to the same post-hook, finish and settle phases as an upstream's. The
