@@ -272,6 +272,10 @@ pub mod slot {
     pub const CHUNK_KEEP: u32 = 55;
     /// Number: `on_chunks` drops input chunk number `value` (only marks the batch as answered).
     pub const CHUNK_DROP: u32 = 56;
+    /// Number: the next `CHUNK` replaces input chunk number `value` at this place, keeping
+    /// that chunk's model, usage and flags (its own model name and numbers are ignored), so a
+    /// hook that only rewrites the text need not re-derive them.
+    pub const CHUNK_REPLACE: u32 = 57;
 }
 
 /// Flags on a CHUNK item.

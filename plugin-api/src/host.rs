@@ -740,6 +740,8 @@ struct Pending {
     usage: Usage,
     has_usage: bool,
     flags: u64,
+    /// CHUNK_REPLACE: the input chunk the next chunk replaces.
+    replaces: Option<u64>,
     error_status: u16,
     error_kind: u64,
     retryable: bool,
@@ -794,6 +796,9 @@ impl Collector {
             slot::BODY => self.request.body.extend_from_slice(a),
             slot::RESPONSE | slot::CHUNK => {
                 let p = std::mem::take(&mut self.pending);
+                if let (slot::CHUNK, Some(input)) = (slot_id, p.replaces) {
+                    self.hook.replace(input, self.items.len());
+                }
                 let payload = Payload {
                     json: a.to_vec(),
                     model: self.model(b),
@@ -877,6 +882,7 @@ impl Collector {
                 self.hook.keep(v, position);
             }
             slot::CHUNK_DROP => self.hook.answered = true,
+            slot::CHUNK_REPLACE => p.replaces = Some(v),
             _ => {}
         }
     }

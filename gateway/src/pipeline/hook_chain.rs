@@ -174,9 +174,13 @@ impl HookChain {
             match result {
                 Ok(PostAction::Keep) => {}
                 Ok(PostAction::Replace(mut replacement)) => {
-                    // A hook that rewrote the text without restating usage keeps the upstream's.
+                    // A hook that rewrote the text without restating the model or usage keeps
+                    // the upstream's.
                     if replacement.usage.is_none() {
                         replacement.usage = answer.usage;
+                    }
+                    if replacement.model.is_empty() {
+                        replacement.model = Arc::clone(&answer.model);
                     }
                     *answer = replacement;
                 }

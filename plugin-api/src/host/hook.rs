@@ -103,6 +103,8 @@ pub(super) struct HookSink {
     pub(super) want_headers: Vec<String>,
     /// CHUNK_KEEP: (input chunk, number of items put before it).
     plan: Vec<(u64, usize)>,
+    /// CHUNK_REPLACE: (input chunk, the item that replaces it).
+    replacements: Vec<(u64, usize)>,
     /// A CHUNK_KEEP or CHUNK_DROP was put: the batch is what the hook put, not the input.
     pub(super) answered: bool,
 }
@@ -121,6 +123,11 @@ impl HookSink {
     pub(super) fn keep(&mut self, input: u64, position: usize) {
         self.answered = true;
         self.plan.push((input, position));
+    }
+
+    pub(super) fn replace(&mut self, input: u64, item: usize) {
+        self.answered = true;
+        self.replacements.push((input, item));
     }
 }
 
@@ -538,6 +545,16 @@ fn rebuild(batch: &mut Vec<Payload>, sink: &mut Collector) {
     let has_new = sink.items.iter().any(|i| matches!(i, Item::Chunk(_)));
     if !sink.hook.answered && !has_new {
         return;
+    }
+    // A replacement takes its input's model, usage and flags (read before any input is
+    // moved out by a keep).
+    for &(input, item) in &sink.hook.replacements {
+        let source = usize::try_from(input).ok().and_then(|i| batch.get(i));
+        if let (Some(source), Some(Item::Chunk(p))) = (source, sink.items.get_mut(item)) {
+            p.model = Arc::clone(&source.model);
+            p.usage = source.usage;
+            p.flags = source.flags;
+        }
     }
     let mut inputs: Vec<Option<Payload>> = std::mem::take(batch).into_iter().map(Some).collect();
     let mut keep = |input: u64, batch: &mut Vec<Payload>| {

@@ -57,7 +57,10 @@ impl<'a> HookContext<'a> {
 pub struct Reply {
     /// Unified (OpenAI chat completion) JSON object.
     pub json: Vec<u8>,
+    /// The model that answered. Left empty in a `post_response` replacement, the gateway
+    /// keeps the answer's.
     pub model: String,
+    /// Left `None` in a `post_response` replacement, the gateway keeps the answer's.
     pub usage: Option<Usage>,
 }
 
@@ -174,7 +177,15 @@ impl ChunkOut<'_, '_> {
         self.out.number(slot::CHUNK_DROP, i as u64);
     }
 
-    /// Forwards a new chunk at this place: a replacement, or held-back text released.
+    /// Forwards input chunk `i` rewritten as `json` at this place; the gateway keeps the
+    /// input's model, usage and flags (for a hook that only changes the text).
+    pub fn replace(&mut self, i: usize, json: &[u8]) {
+        self.out.number(slot::CHUNK_REPLACE, i as u64);
+        self.out.chunk(json, "", &ChunkInfo::default());
+    }
+
+    /// Forwards a new chunk at this place: held-back text released, or a chunk of the hook's
+    /// own (use [`ChunkOut::replace`] to rewrite an input chunk).
     pub fn emit(&mut self, json: &[u8], model: &str, info: &ChunkInfo) {
         self.out.chunk(json, model, info);
     }

@@ -176,6 +176,7 @@ impl Hook for Fixture {
             match inner {
                 "drop" => out.drop_chunk(i),
                 "replace" => out.emit(&chunk_json("REPLACED"), "m", &ChunkInfo::default()),
+                "rewrite" => out.replace(i, &chunk_json("REWRITTEN")),
                 "end" => out.end_with(&Rejection::new(500, "server_error", None, "cut")),
                 "boom" => panic!("chunk bug"),
                 held if held.starts_with("hold:") => {
@@ -371,6 +372,25 @@ fn every_chunk_action_and_held_back_text() {
         texts(&batch),
         [r#"{"c":"one"}"#, r#"{"c":"REPLACED"}"#, r#"{"c":"two"}"#]
     );
+
+    // A rewrite keeps its input's model, usage and flags; a new chunk has its own.
+    let mut flagged = chunk("rewrite");
+    flagged.model = Arc::from("upstream-model");
+    flagged.flags = crate::abi::chunk_flag::FINISH_REASON | crate::abi::chunk_flag::HAS_USAGE;
+    flagged.usage = Some(crate::host::Usage {
+        total_tokens: 9,
+        ..Default::default()
+    });
+    let mut batch = vec![chunk("one"), flagged, chunk("replace")];
+    req.on_chunks(&call(), &mut batch).expect("ok");
+    assert_eq!(
+        texts(&batch),
+        [r#"{"c":"one"}"#, r#"{"c":"REWRITTEN"}"#, r#"{"c":"REPLACED"}"#]
+    );
+    assert_eq!(&*batch[1].model, "upstream-model");
+    assert!(batch[1].has_finish_reason());
+    assert_eq!(batch[1].usage.map(|u| u.total_tokens), Some(9));
+    assert_eq!((&*batch[2].model, batch[2].flags, batch[2].usage), ("m", 0, None));
 
     // Text held across batches comes out at the end of the stream.
     let mut batch = vec![chunk("hold:cret")];

@@ -69,24 +69,23 @@ impl Hook for GuardrailHook {
 
     fn post_response(
         &self,
-        ctx: &HookContext<'_>,
+        _ctx: &HookContext<'_>,
         _state: Option<&mut StreamRedactor>,
         response: &[u8],
     ) -> Result<PostAction, HookError> {
         let Some(json) = self.guard.redact_response(response).map_err(fault)? else {
             return Ok(PostAction::Keep);
         };
-        let meta = Meta::read(response).map_err(fault)?;
+        // Only the text changed: the gateway keeps the answer's model and usage.
         Ok(PostAction::Replace(Reply {
-            model: meta.model_or(ctx.base.model).to_string(),
-            usage: meta.usage,
             json,
+            ..Reply::default()
         }))
     }
 
     fn on_chunks(
         &self,
-        ctx: &HookContext<'_>,
+        _ctx: &HookContext<'_>,
         state: Option<&mut StreamRedactor>,
         chunks: ChunkBatch<'_>,
         out: &mut ChunkOut<'_, '_>,
@@ -108,8 +107,8 @@ impl Hook for GuardrailHook {
             for k in written..i {
                 out.keep(k);
             }
-            let meta = Meta::read(chunk).map_err(fault)?;
-            out.emit(&json, meta.model_or(ctx.base.model), &meta.info);
+            // Only the text changed: the gateway keeps the chunk's model, usage and flags.
+            out.replace(i, &json);
             written = i + 1;
         }
         Ok(())

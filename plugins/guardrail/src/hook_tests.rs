@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use switchyard_plugin_api::abi::{PluginDecl, hook_phase};
+use switchyard_plugin_api::abi::{PluginDecl, chunk_flag, hook_phase};
 use switchyard_plugin_api::host::{
     self, ChunkVerdict, HookCall, HookInstance, PanicPolicy, Payload, PostAction, PreAction,
 };
@@ -47,6 +47,8 @@ fn chunk(content: &str, finish: Option<&str>) -> Payload {
     Payload {
         json: json.to_string().into_bytes(),
         model: Arc::from("up-model"),
+        // As the codec flags it.
+        flags: if finish.is_some() { chunk_flag::FINISH_REASON } else { 0 },
         ..Payload::default()
     }
 }
@@ -137,7 +139,7 @@ fn an_unreadable_request_fails_the_hook() {
 }
 
 #[test]
-fn an_answer_is_redacted_with_its_model_and_usage_kept() {
+fn an_answer_is_redacted_leaving_its_model_and_usage_to_the_gateway() {
     let h = hook(json!({"redact": ["email"]}));
     let mut req = h.start();
     req.pre_request(&call(false), &request("hi")).unwrap();
@@ -151,8 +153,9 @@ fn an_answer_is_redacted_with_its_model_and_usage_kept() {
     };
     let v: Value = serde_json::from_slice(&p.json).unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "write to [REDACTED:email]");
-    assert_eq!(&*p.model, "up-model");
-    assert_eq!(p.usage.map(|u| u.total_tokens), Some(7));
+    // Only the text changed: an empty model and no usage tell the gateway to keep the answer's.
+    assert_eq!(&*p.model, "");
+    assert_eq!(p.usage, None);
     // Nothing to redact: the answer is kept as it is.
     let clean = json!({"choices": [{"index": 0, "message": {"content": "fine"}}]});
     let action = req.post_response(&call(false), clean.to_string().as_bytes()).unwrap();

@@ -1,7 +1,8 @@
-//! What the host keeps beside a body it gets back from the hook: the model, the usage and the chunk
-//! flags. The SDK's replacement calls take them apart from the JSON, so a rewritten answer or chunk
-//! must carry the original's, or the gateway would lose the stream's usage or its finish chunk.
-//! Read only for bodies the guardrail actually rewrote.
+//! What the host keeps beside a chunk the hook writes anew: the model, the usage and the chunk
+//! flags. A rewritten input chunk or answer keeps its own (`ChunkOut::replace`, an empty
+//! `Reply::model`); only the chunks released at the end of a stream, which replace no input,
+//! need theirs read back from their JSON, or the gateway would lose the stream's usage or its
+//! finish chunk.
 
 use std::borrow::Cow;
 
@@ -14,7 +15,6 @@ use crate::Malformed;
 /// The members of an answer or chunk that the host's metadata comes from.
 pub(crate) struct Meta<'a> {
     pub(crate) model: Option<Cow<'a, str>>,
-    pub(crate) usage: Option<Usage>,
     pub(crate) info: ChunkInfo,
 }
 
@@ -25,7 +25,6 @@ impl<'a> Meta<'a> {
         let choices = raw.choices.unwrap_or_default();
         Ok(Meta {
             model: raw.model,
-            usage,
             info: ChunkInfo {
                 finish_reason: choices.iter().any(|c| c.finish_reason.is_some()),
                 empty_choices: choices.is_empty(),
