@@ -304,6 +304,26 @@ async fn replace_request_is_what_the_provider_sees() {
     assert_eq!(sse.content(), "replaced by fixture", "{}", sse.dump());
 }
 
+/// A replacement the gateway cannot use is the hook's fault, handled by its `on_error`: one
+/// that is not a chat request, or one that changes `stream` (how the client reads the answer
+/// is the client's choice).
+#[tokio::test]
+async fn an_unusable_replacement_is_a_hook_fault() {
+    let up = MockUpstream::start();
+    let gw = gateway_with_fixture(&up, json!({}));
+    for action in ["replace-invalid", "replace-stream"] {
+        let reply = chat_as(&gw, &chat_body("echo", "the original"), action).await;
+        let v = reply.assert_error(500, "hook_failed");
+        assert!(
+            v["message"].as_str().unwrap_or("").contains("hook `fx`"),
+            "{action}: names the hook: {v:#}"
+        );
+        let sse = stream_as(&gw, &stream_body("echo", "the original"), action).await;
+        assert_eq!(sse.status, 500, "{action}: {}", sse.dump());
+    }
+    assert!(up.requests().is_empty(), "nothing went upstream");
+}
+
 // ------------------------------------------------------------------------- post_response
 
 #[tokio::test]

@@ -131,6 +131,12 @@ impl HookChain {
             match action {
                 PreAction::Continue => {}
                 PreAction::Replace(json) => match ChatRequest::parse(json.into()) {
+                    // The client chose how it reads the answer; a hook may not change that.
+                    Ok(replaced) if replaced.stream != request.stream => fault(
+                        hook,
+                        "pre_request",
+                        &"its replacement request changes `stream`, which is the client's choice",
+                    )?,
                     Ok(replaced) => *request = replaced,
                     Err(e) => fault(hook, "pre_request", &format!("its replacement request is invalid: {e}"))?,
                 },

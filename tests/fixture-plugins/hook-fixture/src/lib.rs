@@ -10,6 +10,8 @@
 //! | `short-circuit` | pre_request | a plain answer "short-circuited by fixture" (model `fixture`, usage 1/3/4); a streaming client gets chunks: role, "short-circuited", " by", " fixture", finish `stop` |
 //! | `reject` | pre_request | 429 `rate_limit_error` / `fixture_reject`, header `retry-after: 7` |
 //! | `replace-request` | pre_request | the last message's content becomes "replaced by fixture" |
+//! | `replace-stream` | pre_request | a replacement with `stream` flipped (the gateway must refuse it) |
+//! | `replace-invalid` | pre_request | a replacement that is not a chat request (the gateway must refuse it) |
 //! | `error-pre` | pre_request | the hook fails (a `HookError`) |
 //! | `panic-pre` | pre_request | panics |
 //! | `post-replace` | post_response | the answer's content becomes "replaced answer by fixture" |
@@ -62,6 +64,8 @@ enum Action {
     ShortCircuit,
     Reject,
     ReplaceRequest,
+    ReplaceStream,
+    ReplaceInvalid,
     ErrorPre,
     PanicPre,
     PostReplace,
@@ -80,6 +84,8 @@ impl Action {
             "short-circuit" => Action::ShortCircuit,
             "reject" => Action::Reject,
             "replace-request" => Action::ReplaceRequest,
+            "replace-stream" => Action::ReplaceStream,
+            "replace-invalid" => Action::ReplaceInvalid,
             "error-pre" => Action::ErrorPre,
             "panic-pre" => Action::PanicPre,
             "post-replace" => Action::PostReplace,
@@ -188,6 +194,8 @@ impl Hook for Fixture {
                     .with_header("retry-after", "7"),
             ),
             Action::ReplaceRequest => PreAction::Replace(replace_last_message(request)?),
+            Action::ReplaceStream => PreAction::Replace(flip_stream(request, ctx.base.stream)?),
+            Action::ReplaceInvalid => PreAction::Replace(br#"{"model":"x"}"#.to_vec()),
             Action::ErrorPre => return Err(HookError::from("hook_fixture: error-pre asked for")),
             Action::PanicPre => panic!("hook_fixture: panic-pre asked for"),
             _ => PreAction::Continue,
@@ -372,6 +380,14 @@ fn replace_last_message(request: &[u8]) -> Result<Vec<u8>, HookError> {
         .and_then(|m| m.last_mut())
         .ok_or("hook_fixture: the request has no messages")?;
     last["content"] = Value::from("replaced by fixture");
+    serde_json::to_vec(&request).map_err(|e| HookError(format!("hook_fixture: {e}")))
+}
+
+/// The request with `stream` set to the opposite of what the client asked.
+fn flip_stream(request: &[u8], stream: bool) -> Result<Vec<u8>, HookError> {
+    let mut request: Value =
+        serde_json::from_slice(request).map_err(|e| format!("hook_fixture: the request is not JSON: {e}"))?;
+    request["stream"] = Value::from(!stream);
     serde_json::to_vec(&request).map_err(|e| HookError(format!("hook_fixture: {e}")))
 }
 
