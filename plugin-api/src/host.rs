@@ -625,6 +625,11 @@ pub struct StreamDecoder {
 // SAFETY: the plugin contract lets a stream state move between threads (used by one at a time).
 unsafe impl Send for StreamDecoder {}
 
+/// Bytes per event assumed when sizing the item buffer for one read: a chat chunk event with
+/// its id, model and choice takes well over this, so the estimate seldom reserves more than a
+/// read produces; a read of smaller events still grows the buffer as needed.
+const MIN_EVENT_BYTES: usize = 128;
+
 impl StreamDecoder {
     /// Feeds a fragment; decoded items are appended to `items`.
     pub fn feed(&mut self, info: &CallInfo<'_>, bytes: &[u8], items: &mut Vec<Item>) -> Result<(), CallError> {
@@ -633,6 +638,10 @@ impl StreamDecoder {
         };
         let ticket = self.codec.admit()?;
         let ctx = info.to_abi();
+        // Room for the events these bytes likely hold, so a read of many events fills one
+        // allocation instead of doubling its way there, copying every item at each step; the
+        // capacity stays for the stream's later reads.
+        self.sink.items.reserve(bytes.len() / MIN_EVENT_BYTES);
         let out = self.sink.output();
         // SAFETY: valid instance, state, context and sink for the call.
         let code = unsafe {
