@@ -322,6 +322,7 @@ async fn an_unusable_replacement_is_a_hook_fault() {
         assert_eq!(sse.status, 500, "{action}: {}", sse.dump());
     }
     assert!(up.requests().is_empty(), "nothing went upstream");
+    gw.assert_serving().await;
 }
 
 // ------------------------------------------------------------------------- post_response

@@ -32,7 +32,8 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
         };
         tracing::Span::current().record("model", tracing::field::display(escaped(&chat.model)));
         let request_type = if chat.stream { CHAT_STREAM } else { CHAT };
-        let model = chat.model.clone();
+        // What the client asked for, shared by the pipeline, its hooks and the error details.
+        let model: Arc<str> = Arc::from(chat.model.as_str());
         let request_id_shared: Arc<str> = Arc::from(request_id.as_str());
         let table = state.router.current();
         let hooks = HookChain::new(
@@ -53,7 +54,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true")),
         };
         let exchange = Exchange {
-            alias: Arc::from(model.as_str()),
+            alias: Arc::clone(&model),
             request: chat,
             ctx,
             hooks,

@@ -73,7 +73,7 @@ impl HookChain {
     pub fn new(
         set: &HookSet,
         request_id: &Arc<str>,
-        alias: &str,
+        alias: &Arc<str>,
         stream: bool,
         started: Instant,
         headers: Vec<(String, String)>,
@@ -86,7 +86,7 @@ impl HookChain {
             entered: Vec::with_capacity(set.hooks.len()),
             call: CallBase {
                 request_id: Arc::clone(request_id),
-                alias: Arc::from(alias),
+                alias: Arc::clone(alias),
                 stream,
                 unix_time_ms: unix_time_ms(),
                 headers,

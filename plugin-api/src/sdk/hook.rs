@@ -280,13 +280,9 @@ fn write_reply(out: &mut Out<'_>, r: &Reply) {
 pub mod glue {
     use super::*;
     use crate::abi::{CallContext, HookVTable, Output, read_field, status};
-    use crate::sdk::__private::{context, create_instance, destroy, text, writer};
+    use crate::sdk::__private::{context, create_instance, destroy, guard, text, writer};
     use std::ffi::c_void;
     use std::panic::{AssertUnwindSafe, catch_unwind};
-
-    fn guard(f: impl FnOnce() -> i32) -> i32 {
-        catch_unwind(AssertUnwindSafe(f)).unwrap_or(status::PANIC)
-    }
 
     /// The hook fields of the host's context (empty past a 1.0 host's size) and the state.
     ///

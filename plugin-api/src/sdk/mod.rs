@@ -397,7 +397,9 @@ pub mod __private {
 
     pub use crate::abi;
 
-    fn guard(f: impl FnOnce() -> i32) -> i32 {
+    /// Every exported call runs inside this: a panic becomes `status::PANIC`, never an
+    /// unwind across the C boundary (providers and hooks alike).
+    pub(crate) fn guard(f: impl FnOnce() -> i32) -> i32 {
         catch_unwind(AssertUnwindSafe(f)).unwrap_or(status::PANIC)
     }
 
