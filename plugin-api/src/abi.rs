@@ -23,6 +23,10 @@ pub const ABI_MINOR: u16 = 1;
 /// and small enough that a sum of a few stays below 2^53, JSON's exact-integer limit). The
 /// SDK reads larger counts from an upstream as 0; the host caps what a plugin reports.
 pub const MAX_TOKEN_COUNT: u64 = 1 << 50;
+/// The longest error message either side passes on, in bytes: an upstream's words cut at
+/// 4 KiB plus the codec's own prefix. The SDK cuts what a plugin reports; the host cuts what
+/// any plugin hands it, so a client never gets an unbounded echo of an upstream's body.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096 + 256;
 
 /// The one symbol every plugin exports (an [`EntryFn`]).
 pub const ENTRY_SYMBOL: &str = "switchyard_plugin_entry_v1";

@@ -93,6 +93,19 @@ pub struct PluginError {
     pub param: Option<String>,
 }
 
+/// An error message cut to [`abi::MAX_ERROR_MESSAGE_BYTES`] on a character boundary: a plugin
+/// not built with the SDK may hand over any length, and the message reaches a client.
+fn bounded_message(mut message: String) -> String {
+    if message.len() > abi::MAX_ERROR_MESSAGE_BYTES {
+        let mut end = abi::MAX_ERROR_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
+    message
+}
+
 /// Token counts as reported by a codec.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
@@ -838,7 +851,7 @@ impl Collector {
                     status: if p.error_status == 0 { 502 } else { p.error_status },
                     kind: p.error_kind,
                     retryable: p.retryable,
-                    message: text(a),
+                    message: bounded_message(text(a)),
                     error_type: field("type"),
                     code: field("code"),
                     param: field("param"),
@@ -923,4 +936,18 @@ pub fn library_file_name(name: &str) -> String {
         name,
         std::env::consts::DLL_SUFFIX
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugins_error_message_is_bounded_on_a_character_boundary() {
+        assert_eq!(bounded_message("short".to_string()), "short");
+        let long = "€".repeat(2000); // 6000 bytes, 3 per character
+        let cut = bounded_message(long.clone());
+        assert!(cut.len() <= abi::MAX_ERROR_MESSAGE_BYTES && cut.len() > abi::MAX_ERROR_MESSAGE_BYTES - 3);
+        assert!(long.starts_with(&cut));
+    }
 }

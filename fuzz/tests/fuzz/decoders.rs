@@ -97,7 +97,7 @@ const KEY: &str = "sk-fuzz-not-a-real-key";
 
 /// The longest message an error may carry: the plugins cut upstream text at 4 KiB and add a
 /// short prefix.
-const MAX_ERROR_MESSAGE: usize = 4096 + 256;
+const MAX_ERROR_MESSAGE: usize = switchyard_plugin_api::abi::MAX_ERROR_MESSAGE_BYTES;
 
 impl Provider {
     fn library(&self) -> &PluginLibrary {

@@ -329,7 +329,10 @@ impl<'a> Out<'a> {
             "param": err.param,
         });
         let details = serde_json::to_vec(&details).unwrap_or_default();
-        self.bytes(abi::slot::ERROR, err.message.as_bytes(), &details);
+        // A parser's reason can quote the upstream's whole body (found by the fuzzer: serde's
+        // "invalid type: string \"…\"" for a 4 KB string): every message is cut here.
+        let message = errors::truncate(&err.message, abi::MAX_ERROR_MESSAGE_BYTES);
+        self.bytes(abi::slot::ERROR, message.as_bytes(), &details);
     }
 
     /// Local providers: the host waits this long before delivering the next item.
@@ -862,6 +865,20 @@ mod tests {
         assert_eq!(read(&abi::MAX_TOKEN_COUNT.to_string()), Some(abi::MAX_TOKEN_COUNT));
         assert_eq!(read("\"12\""), None);
         assert_eq!(read("null"), None);
+    }
+
+    #[test]
+    fn an_error_message_is_cut_to_the_abi_limit_on_a_character_boundary() {
+        // A parser's reason quoting a 5 KB upstream string, ending in multi-byte characters.
+        let reason = format!("invalid type: string \"{}\"", "é".repeat(2600));
+        let lines = recorder::record(|out| out.error(&ProviderError::malformed(reason.as_str())));
+        let message = lines[0].strip_prefix("ERROR 502 ").expect("one error line");
+        assert!(message.len() <= abi::MAX_ERROR_MESSAGE_BYTES, "{} bytes", message.len());
+        assert!(message.len() > abi::MAX_ERROR_MESSAGE_BYTES - 2);
+        assert!(reason.starts_with(message));
+        // A short message goes through whole.
+        let lines = recorder::record(|out| out.error(&ProviderError::malformed("cut short")));
+        assert_eq!(lines, ["ERROR 502 cut short"]);
     }
 
     #[test]
