@@ -307,8 +307,7 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource, overrides: Overrides) -> 
         tracing::info!(config = %source.label(), plugins = %built.plugin_dir.display(), providers = built.table.provider_count(), aliases = built.table.alias_count(), "config loaded");
         crate::body_budget::IN_FLIGHT.set_limit(cfg.server.body_budget());
         let router = RouterHandle::start(&actors.handle(), built.table);
-        let (watcher, _file_watch) =
-            ConfigWatcher::start(&actors.handle(), &source, overrides, cfg.clone(), router.clone());
+        let watcher = ConfigWatcher::start(&actors.handle(), &source, overrides, cfg.clone(), router.clone());
         // Installed before the daemon listens: a signal sent once it does is never the default
         // action (which for SIGHUP is to exit).
         let signals = Signals::install();

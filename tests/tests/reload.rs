@@ -205,6 +205,47 @@ async fn every_usual_way_of_editing_the_file_reloads_once() {
         .assert_status(200);
 }
 
+/// The watch wakes the daemon for edits only: files read, opened and appended to in the same
+/// folder (a served file, a log) make no events; an edit still reloads.
+#[tokio::test]
+async fn a_busy_config_folder_does_not_wake_the_watcher() {
+    use std::io::{Read, Write};
+    let up = MockUpstream::start();
+    let mut cfg = standard_config(&up);
+    let gw = Gateway::start_cfg(&cfg);
+    let path = gw.config_path().to_path_buf();
+    let dir = path.parent().expect("folder").to_path_buf();
+    let file_events = || async { gw.get("/admin/status").await.json()["reloads"]["file_events"].as_u64() };
+    // The sibling files exist before the gateway's watch matters: creating them is an event.
+    let served = dir.join("served.sse");
+    std::fs::write(&served, "data: {}\n\n".repeat(100)).expect("write the served file");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("requests.log"))
+        .expect("open the log");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = file_events().await.expect("reloads.file_events");
+
+    for i in 0..300 {
+        let mut text = String::new();
+        std::fs::File::open(&served)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .expect("read the served file");
+        writeln!(log, "line {i}").expect("append to the log");
+        let _ = std::fs::read_to_string(&path).expect("read the config");
+    }
+    log.flush().expect("flush");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(file_events().await, Some(before), "reads and appends woke the watcher");
+
+    cfg["models"]["after-the-noise"] = json!({"targets": [{"provider": "local", "model": "echo"}]});
+    write(&path, &cfg);
+    reloads_when(&gw, |(ok, _)| ok >= 1).await;
+    assert!(file_events().await > Some(before));
+    gw.chat(&chat_body("after-the-noise", "hi")).await.assert_status(200);
+}
+
 #[tokio::test]
 async fn sighup_and_post_admin_reload_reload_and_a_bad_file_is_a_422() {
     let up = MockUpstream::start();

@@ -175,6 +175,7 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             "reloads": {
                 "ok": crate::reload::RELOADS_OK.load(Ordering::Relaxed),
                 "failed": crate::reload::RELOADS_FAILED.load(Ordering::Relaxed),
+                "file_events": crate::reload::FILE_EVENTS.load(Ordering::Relaxed),
                 "last_error": crate::reload::LAST_ERROR.lock().ok().and_then(|e| e.clone()),
             },
         }),
