@@ -75,6 +75,7 @@ fn route_selection(b: divan::Bencher) {
         ));
         let provider = Arc::new(ProviderRuntime {
             name: Arc::from("up"),
+            plugin_name: Arc::from("openai"),
             codec: codec(),
             keys: vec![ApiKey {
                 index: 0,
@@ -108,6 +109,9 @@ fn route_selection(b: divan::Bencher) {
             provider: Arc::clone(&provider),
             model: Arc::from("gpt-4o-mini"),
             weight: w,
+            price: switchyard::cost::PriceTable::bundled()
+                .get("openai/gpt-4o-mini")
+                .cloned(),
         };
         let mut aliases = indexmap::IndexMap::new();
         aliases.insert(
@@ -123,6 +127,7 @@ fn route_selection(b: divan::Bencher) {
             providers,
             aliases,
             redactor: Arc::new(Redactor::default()),
+            prices: switchyard::cost::PriceTable::bundled(),
             hooks: Default::default(),
         }
     });

@@ -4,6 +4,7 @@ use crate::actors::provider_health::ProviderHealthHandle;
 use crate::actors::router::RouterHandle;
 use crate::actors::usage_ledger::UsageLedgerHandle;
 use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, Overrides, ProviderConfig, yaml_line_of};
+use crate::cost::PriceTable;
 use crate::hooks::{ConfiguredHook, HookSet};
 use crate::http::{self, AppState};
 use crate::plugins::PluginLoader;
@@ -127,7 +128,20 @@ pub fn build_with(
         }
         providers.insert(name.clone(), runtime);
     }
-    let aliases = routing::build_aliases(cfg, &providers);
+    let prices = build_prices(cfg, source)?;
+    let aliases = routing::build_aliases(cfg, &providers, &prices);
+    for (name, alias) in &aliases {
+        for t in alias
+            .targets
+            .iter()
+            .filter(|t| t.price.is_none() && !t.provider.codec.is_local())
+        {
+            warnings.push(format!(
+                "models.{name}: no price for {}/{}; its answers carry no usage.cost (add it under pricing.overrides)",
+                t.provider.name, t.model
+            ));
+        }
+    }
     let hooks = build_hooks(cfg, source, loader, previous.as_ref().map(|p| &p.table.hooks))?;
     if cfg.cache.enabled {
         warnings.push("cache: the cache is accepted in config but not active in this version".into());
@@ -137,6 +151,7 @@ pub fn build_with(
         aliases,
         redactor: Arc::new(Redactor::new(secrets)),
         hooks,
+        prices,
     };
     let admin = http::AdminAccess::from_config(&cfg.admin, &mut warnings);
     Ok(Built {
@@ -145,6 +160,39 @@ pub fn build_with(
         warnings,
         plugin_dir: loader.dir().to_path_buf(),
     })
+}
+
+/// The pricing table: `pricing.file` or the bundled one, with `pricing.overrides` merged in.
+fn build_prices(cfg: &GatewayConfig, source: &ConfigSource) -> Result<Arc<PriceTable>, ConfigError> {
+    let base = match &cfg.pricing.file {
+        Some(path) => Arc::new(PriceTable::from_file(path).map_err(|e| {
+            let message = if e.key.is_empty() {
+                e.message
+            } else {
+                format!("{}: {}", e.key, e.message)
+            };
+            field_error(
+                source,
+                &["pricing", "file"],
+                message,
+                Some("give a table in the format of the bundled config/pricing.json, or leave pricing.file out".into()),
+            )
+        })?),
+        None => PriceTable::bundled(),
+    };
+    if cfg.pricing.overrides.is_empty() {
+        return Ok(base);
+    }
+    PriceTable::with_overrides(&base, &cfg.pricing.overrides)
+        .map(Arc::new)
+        .map_err(|e| {
+            field_error(
+                source,
+                &["pricing", "overrides", &e.key],
+                e.message,
+                Some("rates are USD per token: input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, cache_creation_input_token_cost, cache_creation_input_token_cost_above_1hr, output_cost_per_reasoning_token, tiers".into()),
+            )
+        })
 }
 
 /// Loads every `hooks:` entry's plugin (checked like a provider's, so `switchyard check`
@@ -267,6 +315,7 @@ fn build_provider(
         .with_forward_allowlist(ForwardAllowlist::new(p.forward_headers.as_deref()));
     Ok(ProviderRuntime {
         name: Arc::from(name),
+        plugin_name: Arc::from(lib.name.as_str()),
         codec: Arc::new(codec),
         keys,
         keys_configured: !p.keys.is_empty(),

@@ -9,6 +9,7 @@ pub mod app;
 pub mod body_budget;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod error;
 pub mod hooks;
 pub mod http;

@@ -3,6 +3,7 @@
 
 use crate::actors::provider_health::ProviderHealthHandle;
 use crate::config::{GatewayConfig, ProviderConfig};
+use crate::cost::{ModelPrice, PriceTable};
 use crate::error::GatewayError;
 use crate::redact::Redactor;
 use crate::resilience::breaker::now_ms;
@@ -41,6 +42,9 @@ pub struct Timeouts {
 /// One configured provider, ready to serve.
 pub struct ProviderRuntime {
     pub name: Arc<str>,
+    /// The plugin's declared name (`openai`, `anthropic`, …): with `name`, how a target
+    /// finds its price.
+    pub plugin_name: Arc<str>,
     pub codec: Arc<ProviderCodec>,
     /// Usable keys (env resolved). Empty with `keys_configured` = nothing usable.
     pub keys: Vec<ApiKey>,
@@ -183,6 +187,8 @@ pub struct Target {
     pub provider: Arc<ProviderRuntime>,
     pub model: Arc<str>,
     pub weight: f64,
+    /// The model's price, resolved when the target was built; `None`: answers carry no cost.
+    pub price: Option<Arc<ModelPrice>>,
 }
 
 pub struct Alias {
@@ -211,6 +217,9 @@ pub struct RouteTable {
     pub redactor: Arc<Redactor>,
     /// The configured hooks, in config order (empty: the hook phases cost nothing).
     pub hooks: crate::hooks::HookSet,
+    /// Prices for targets named at request time (`provider/model`); aliases' targets
+    /// resolved theirs when built.
+    pub prices: Arc<PriceTable>,
 }
 
 impl RouteTable {
@@ -233,6 +242,9 @@ impl RouteTable {
         }
         let provider = self.providers.get(provider)?;
         Some(Target {
+            price: self
+                .prices
+                .resolve(&provider.name, &provider.plugin_name, upstream_model),
             provider: Arc::clone(provider),
             model: Arc::from(upstream_model),
             weight: 1.0,
@@ -350,6 +362,7 @@ pub fn build_keys(name: &str, p: &ProviderConfig, warnings: &mut BuildWarnings) 
 pub fn build_aliases(
     cfg: &GatewayConfig,
     providers: &IndexMap<String, Arc<ProviderRuntime>>,
+    prices: &PriceTable,
 ) -> IndexMap<String, Alias> {
     cfg.models
         .iter()
@@ -362,6 +375,7 @@ pub fn build_aliases(
                         provider: Arc::clone(p),
                         model: Arc::from(t.model.as_str()),
                         weight: t.weight,
+                        price: prices.resolve(&p.name, &p.plugin_name, &t.model),
                     })
                 })
                 .collect();

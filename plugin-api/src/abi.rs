@@ -248,6 +248,9 @@ pub mod slot {
     pub const REASONING_TOKENS: u32 = 25;
     /// Bit set of [`super::chunk_flag`].
     pub const CHUNK_FLAGS: u32 = 26;
+    /// 1.1: the part of CACHE_WRITE_TOKENS written to a 1-hour cache (Anthropic prices it
+    /// apart from 5-minute writes). A host before 1.1 ignores it.
+    pub const CACHE_WRITE_1H_TOKENS: u32 = 27;
     /// HTTP status of the next ERROR item.
     pub const ERROR_STATUS: u32 = 30;
     /// [`super::error_kind`] of the next ERROR item.

@@ -114,6 +114,8 @@ pub struct Usage {
     pub total_tokens: u64,
     pub cached_tokens: u64,
     pub cache_write_tokens: u64,
+    /// The part of `cache_write_tokens` written to a 1-hour cache.
+    pub cache_write_1h_tokens: u64,
     pub reasoning_tokens: u64,
 }
 
@@ -892,6 +894,7 @@ impl Collector {
             slot::TOTAL_TOKENS => (p.usage.total_tokens, p.has_usage) = (tokens, true),
             slot::CACHED_TOKENS => p.usage.cached_tokens = tokens,
             slot::CACHE_WRITE_TOKENS => p.usage.cache_write_tokens = tokens,
+            slot::CACHE_WRITE_1H_TOKENS => p.usage.cache_write_1h_tokens = tokens,
             slot::REASONING_TOKENS => p.usage.reasoning_tokens = tokens,
             slot::CHUNK_FLAGS => p.flags = v,
             slot::ERROR_STATUS => p.error_status = u16::try_from(v).unwrap_or(502),

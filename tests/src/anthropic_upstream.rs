@@ -57,6 +57,8 @@ pub const MODEL_SUFFIX: &str = "-20250929";
 pub const CACHE_READ: u64 = 8;
 /// `cache_creation_input_tokens` on every answer.
 pub const CACHE_WRITE: u64 = 2;
+/// Of the cache writes, those to a 1-hour cache (`usage.cache_creation.ephemeral_1h_input_tokens`).
+pub const CACHE_WRITE_1H: u64 = 1;
 /// The signature on mock thinking blocks.
 pub const THINKING_SIGNATURE: &str = "EqQBCkgIBRABGAIqQMockSignature==";
 
@@ -583,6 +585,10 @@ impl Answer {
             "input_tokens": self.input_tokens,
             "cache_creation_input_tokens": CACHE_WRITE,
             "cache_read_input_tokens": CACHE_READ,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": CACHE_WRITE - CACHE_WRITE_1H,
+                "ephemeral_1h_input_tokens": CACHE_WRITE_1H,
+            },
             "output_tokens": output_tokens,
             "service_tier": "standard",
         })

@@ -348,13 +348,15 @@ async fn a_body_that_does_not_fit_the_budget_gets_503_at_once_and_the_daemon_kee
 }
 
 /// A client that leaves mid-stream does not make the tokens the upstream produced vanish: the
-/// stream is recorded with an estimate, marked as such. A stream whose usage did arrive is
-/// recorded exactly, and not estimated.
+/// stream is recorded with an estimate, marked as such, and billed for it. A stream whose usage
+/// did arrive is recorded exactly, not estimated, at the cost its last chunk told the client.
 #[tokio::test]
 async fn an_abandoned_stream_is_recorded_with_an_estimate() {
     let up = MockUpstream::start();
     let mut cfg = standard_config(&up);
     cfg["models"]["drip"] = json!({"targets": [{"provider": "up", "model": "drip-stream-long"}]});
+    cfg["pricing"] =
+        json!({"overrides": {"up/drip-stream-long": {"input_cost_per_token": 1e-6, "output_cost_per_token": 4e-6}}});
     let gw = Gateway::start_cfg(&cfg);
 
     let mut resp = switchyard_e2e::client::http()
@@ -381,14 +383,29 @@ async fn an_abandoned_stream_is_recorded_with_an_estimate() {
         "the chunks that reached the client count: {v:#}"
     );
     assert!(line["prompt_tokens"].as_u64().is_some_and(|n| n > 0), "{v:#}");
+    // Billed for what was produced, at the model's price: never $0.
+    let tokens = |k: &str| line[k].as_u64().unwrap_or_default() as f64;
+    let billed = line["cost_usd"].as_f64().expect("cost_usd");
+    let expected = tokens("prompt_tokens") * 1e-6 + tokens("completion_tokens") * 4e-6;
+    assert!(
+        (billed - expected).abs() < 1e-12 && billed > 0.0,
+        "{billed} vs {expected}: {v:#}"
+    );
 
     // A complete stream reports its own usage: recorded exactly, not estimated.
     let sse = gw.stream(&switchyard_e2e::client::stream_body("gpt", "whole")).await;
     sse.assert_complete();
+    let told = sse.chunks().last().expect("chunks")["usage"]["cost"]["total_cost"]
+        .as_f64()
+        .expect("the last chunk's cost");
     let v = usage_when(&gw, |v| v["total"]["requests"] == 2).await;
+    let line = &v["providers"]["up"]["models"]["gpt-4o"];
+    assert_eq!(line["estimated_requests"], 0, "{v:#}");
     assert_eq!(
-        v["providers"]["up"]["models"]["gpt-4o"]["estimated_requests"], 0,
-        "{v:#}"
+        line["cost_usd"].as_f64(),
+        Some(told),
+        "the ledger bills what the client was told: {v:#}"
     );
     assert_eq!(v["total"]["estimated_requests"], 1, "{v:#}");
+    assert_eq!(v["total"]["unpriced_requests"], 0, "{v:#}");
 }

@@ -31,6 +31,8 @@ pub struct UsageRecord {
     /// The gateway estimated these figures because the upstream never reported them (a
     /// stream the client abandoned before its usage arrived).
     pub estimated: bool,
+    /// What the answer cost in USD; `None` when its model has no price.
+    pub cost_usd: Option<f64>,
 }
 
 #[derive(Message)]
@@ -38,7 +40,7 @@ pub struct UsageRecord {
 pub struct UsageBatch(pub Vec<UsageRecord>);
 
 /// Totals for one provider and model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LedgerLine {
     /// Answers with usage (estimated ones included).
     pub requests: u64,
@@ -50,6 +52,10 @@ pub struct LedgerLine {
     /// How many of `requests` carry usage the gateway estimated; their tokens are in the
     /// totals above.
     pub estimated_requests: u64,
+    /// USD, over the requests whose model has a price (estimated ones included).
+    pub cost_usd: f64,
+    /// Requests whose model has no price: their tokens are counted, their cost is not.
+    pub unpriced_requests: u64,
 }
 
 impl LedgerLine {
@@ -62,6 +68,10 @@ impl LedgerLine {
         self.cache_write_tokens = self.cache_write_tokens.saturating_add(r.cache_write_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(r.reasoning_tokens);
         self.estimated_requests = self.estimated_requests.saturating_add(u64::from(r.estimated));
+        match r.cost_usd {
+            Some(usd) => self.cost_usd += usd,
+            None => self.unpriced_requests = self.unpriced_requests.saturating_add(1),
+        }
     }
 
     fn merge(&mut self, other: &LedgerLine) {
@@ -72,6 +82,8 @@ impl LedgerLine {
         self.cache_write_tokens = self.cache_write_tokens.saturating_add(other.cache_write_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
         self.estimated_requests = self.estimated_requests.saturating_add(other.estimated_requests);
+        self.cost_usd += other.cost_usd;
+        self.unpriced_requests = self.unpriced_requests.saturating_add(other.unpriced_requests);
     }
 }
 
@@ -272,6 +284,7 @@ mod tests {
             cache_write_tokens: 7,
             reasoning_tokens: 2,
             estimated: false,
+            cost_usd: Some(0.25),
         }
     }
 
@@ -307,17 +320,22 @@ mod tests {
         estimated.estimated = true;
         estimated.completion_tokens = 40;
         ledger.add(&estimated, &known);
+        let mut unpriced = record("up", "gpt-4o");
+        unpriced.cost_usd = None;
+        ledger.add(&unpriced, &known);
         let line = ledger.lines().next().map(|(_, _, l)| *l);
         assert_eq!(
             line,
             Some(LedgerLine {
-                requests: 2,
-                prompt_tokens: 20,
-                completion_tokens: 45,
-                cached_tokens: 6,
-                cache_write_tokens: 14,
-                reasoning_tokens: 4,
+                requests: 3,
+                prompt_tokens: 30,
+                completion_tokens: 50,
+                cached_tokens: 9,
+                cache_write_tokens: 21,
+                reasoning_tokens: 6,
                 estimated_requests: 1,
+                cost_usd: 0.5,
+                unpriced_requests: 1,
             })
         );
     }

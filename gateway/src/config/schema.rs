@@ -237,7 +237,9 @@ pub struct SemanticCacheConfig {
     pub threshold: Option<f64>,
 }
 
-/// Accepted now; cost arrives later.
+/// Where prices come from (see `cost::prices`): `file` replaces the bundled table; each
+/// `overrides` entry (`provider/model` → rates in the table's field names) wins over it, field
+/// by field.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct PricingConfig {

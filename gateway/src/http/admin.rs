@@ -172,6 +172,11 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                 "refused": budget.refused(),
             },
             "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(Ordering::Relaxed),
+            "cost": {
+                "priced_models": table.prices.len(),
+                // Answers with usage whose model has no price: they carried no usage.cost.
+                "unpriced_answers": crate::cost::unpriced_answers(),
+            },
             "reloads": {
                 "ok": crate::reload::RELOADS_OK.load(Ordering::Relaxed),
                 "failed": crate::reload::RELOADS_FAILED.load(Ordering::Relaxed),

@@ -98,6 +98,7 @@ async fn run_with_key(
         redactor: Arc::clone(&table.redactor),
         ledger: Some(ledger.clone()),
         prompt_bytes: body.len(),
+        price: target.price.clone(),
     };
     let redactor = &table.redactor;
     let name = &*provider.name;

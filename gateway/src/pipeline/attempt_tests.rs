@@ -152,6 +152,7 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
             aliases: Default::default(),
             redactor: Arc::clone(&table.redactor),
             hooks: Default::default(),
+            prices: Default::default(),
         },
     );
     let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);

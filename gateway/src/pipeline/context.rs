@@ -3,6 +3,7 @@
 
 use crate::actors::outbox;
 use crate::actors::usage_ledger::{UsageLedgerHandle, UsageRecord};
+use crate::cost::{Cost, ModelPrice};
 use crate::error::{GatewayError, UpstreamError};
 use crate::redact::{Redactor, redact_masked_keys};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct StreamContext {
     /// Bytes of the request sent upstream: the prompt estimate of a stream whose usage never
     /// arrived.
     pub prompt_bytes: usize,
+    /// The answering model's price (`None`: the answer carries no cost).
+    pub price: Option<Arc<ModelPrice>>,
 }
 
 /// Rough bytes per token of English text and JSON, for estimates only (marked as such).
@@ -38,7 +41,7 @@ impl StreamContext {
     /// them, and the prompt as its bytes over [`BYTES_PER_TOKEN`]; the ledger counts the
     /// record as estimated.
     pub fn record_estimated_usage(&self, chunks: u64) {
-        self.record_usage(&self.estimated_usage(chunks), true);
+        let _ = self.record_usage(&self.estimated_usage(chunks), true);
     }
 
     /// The estimate [`Self::record_estimated_usage`] records.
@@ -71,10 +74,15 @@ impl StreamContext {
     /// Records an answer's usage under the provider and the model the request was sent to
     /// (the ledger keys it by configuration, not by what the upstream says it is).
     /// `estimated`: the gateway estimated `u` because the upstream never reported it.
-    pub fn record_usage(&self, u: &Usage, estimated: bool) {
-        let Some(ledger) = &self.ledger else {
-            return;
-        };
+    ///
+    /// Returns the answer's cost when its model has a price; an answer that a provider was paid
+    /// for without one is counted as unpriced.
+    pub fn record_usage(&self, u: &Usage, estimated: bool) -> Option<Cost> {
+        let ledger = self.ledger.as_ref()?;
+        let cost = self.price.as_deref().map(|price| Cost::of(u, price));
+        if cost.is_none() {
+            crate::cost::count_unpriced();
+        }
         outbox::record_usage(
             ledger,
             UsageRecord {
@@ -86,8 +94,10 @@ impl StreamContext {
                 cache_write_tokens: u.cache_write_tokens,
                 reasoning_tokens: u.reasoning_tokens,
                 estimated,
+                cost_usd: cost.map(|c| c.total_cost),
             },
         );
+        cost
     }
 }
 

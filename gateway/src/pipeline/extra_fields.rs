@@ -135,6 +135,89 @@ pub fn move_usage(finish_chunk: &[u8], usage_chunk: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// `json` with `"cost":` and `cost` (already JSON) added as the last member of its top-level
+/// `usage` object; `None` when it has no usage object (e.g. `"usage": null`). Found from the
+/// end: OpenAI-shaped answers put `usage` at or near the end, so only their tail is walked.
+pub fn add_cost_to_usage(json: &[u8], cost: &[u8]) -> Option<Vec<u8>> {
+    let usage = member_value(json, b"usage")?;
+    let value = &json[usage.clone()];
+    if value.first() != Some(&b'{') || value.last() != Some(&b'}') {
+        return None;
+    }
+    let close = usage.end - 1;
+    let empty = json[usage.start + 1..close].iter().all(u8::is_ascii_whitespace);
+    let mut out = Vec::with_capacity(json.len() + cost.len() + 9);
+    out.extend_from_slice(&json[..close]);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"cost\":");
+    out.extend_from_slice(cost);
+    out.extend_from_slice(&json[close..]);
+    Some(out)
+}
+
+/// The value range of `json`'s top-level member `name` (written without escapes), walking
+/// the members back from the closing brace. `json` is an object a codec produced, so every
+/// quote not escaped by an odd run of backslashes delimits a string.
+fn member_value(json: &[u8], name: &[u8]) -> Option<std::ops::Range<usize>> {
+    let escaped = |q: usize| json[..q].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1;
+    let last_non_space = |end: usize| json[..end].iter().rposition(|b| !b.is_ascii_whitespace());
+    let close = last_non_space(json.len())?;
+    if json[close] != b'}' {
+        return None;
+    }
+    let mut end = close;
+    loop {
+        // The member's value ends at the last non-space before `end`.
+        let value_end = last_non_space(end)? + 1;
+        if json[value_end - 1] == b'{' && value_end - 1 < close {
+            // The object's opening brace: no member left (or an empty object).
+            return None;
+        }
+        // Back to the `:` before the value, at depth 0 and outside strings.
+        let (mut i, mut depth, mut in_string) = (value_end, 0usize, false);
+        let colon = loop {
+            i = i.checked_sub(1)?;
+            let b = json[i];
+            if in_string {
+                if b == b'"' && !escaped(i) {
+                    in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'}' | b']' => depth += 1,
+                b'{' | b'[' => depth = depth.checked_sub(1)?,
+                b':' if depth == 0 => break i,
+                b',' if depth == 0 => return None,
+                _ => {}
+            }
+        };
+        let value_start = colon
+            + 1
+            + json[colon + 1..value_end]
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())?;
+        // The key: the string before the colon.
+        let key_close = last_non_space(colon)?;
+        if json[key_close] != b'"' {
+            return None;
+        }
+        let key_open = (0..key_close).rev().find(|&q| json[q] == b'"' && !escaped(q))?;
+        if &json[key_open + 1..key_close] == name {
+            return Some(value_start..value_end);
+        }
+        // Before the key: a comma (another member) or the opening brace (none left).
+        let before = last_non_space(key_open)?;
+        match json[before] {
+            b',' => end = before,
+            _ => return None,
+        }
+    }
+}
+
 /// The value range of `json`'s last member when that member is named `name` (written
 /// without escapes). `json` is an object the codec already parsed, so walking back from its
 /// closing brace, every quote not escaped by an odd run of backslashes delimits a string.
@@ -227,6 +310,39 @@ mod tests {
         let mut out = Vec::new();
         assert!(!stream.append_to(&mut out, b"[]", 1, 1));
         assert_eq!(out, b"[]");
+    }
+
+    #[test]
+    fn cost_goes_last_into_the_top_level_usage_object() {
+        let cost = br#"{"total_cost":1.5}"#;
+        let add = |json: &str| add_cost_to_usage(json.as_bytes(), cost).map(|o| String::from_utf8(o).expect("utf-8"));
+        // OpenAI's layout: usage then more members.
+        assert_eq!(
+            add(r#"{"id":"x","choices":[{"message":{"usage":{}}}],"usage":{"prompt_tokens":3},"service_tier":"default","system_fingerprint":"fp"}"#).as_deref(),
+            Some(r#"{"id":"x","choices":[{"message":{"usage":{}}}],"usage":{"prompt_tokens":3,"cost":{"total_cost":1.5}},"service_tier":"default","system_fingerprint":"fp"}"#)
+        );
+        // Usage last, with whitespace and nested objects; strings holding braces, quotes, colons.
+        assert_eq!(
+            add("{\"a\":\"}:\\\"{,\" , \"usage\" : { \"d\": {\"x\": [1,{}]} } }\n").as_deref(),
+            Some("{\"a\":\"}:\\\"{,\" , \"usage\" : { \"d\": {\"x\": [1,{}]} ,\"cost\":{\"total_cost\":1.5}} }\n")
+        );
+        // Usage first.
+        assert_eq!(
+            add(r#"{"usage":{},"b":[1,2]}"#).as_deref(),
+            Some(r#"{"usage":{"cost":{"total_cost":1.5}},"b":[1,2]}"#)
+        );
+        // No usage object: nothing to add to.
+        assert_eq!(add(r#"{"usage":null}"#), None);
+        assert_eq!(add(r#"{"choices":[{"usage":{}}]}"#), None);
+        assert_eq!(add(r#"{}"#), None);
+        assert_eq!(add(r#"[1]"#), None);
+        assert_eq!(add(r#"{"usage":"{}"}"#), None);
+        // Every result is still valid JSON with the cost inside usage.
+        let v: serde_json::Value =
+            serde_json::from_str(&add(r#"{"id":"x","usage":{"prompt_tokens":3},"z":"\"usage\":{}"}"#).expect("added"))
+                .expect("json");
+        assert_eq!(v["usage"]["cost"]["total_cost"], 1.5);
+        assert_eq!(v["z"], "\"usage\":{}");
     }
 
     #[test]

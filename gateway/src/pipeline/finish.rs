@@ -1,4 +1,10 @@
-//! The finish phase: the one place an answer gets its `extra_fields` and its usage settled.
+//! The finish phase: the one place an answer gets its `extra_fields`, its cost and its usage
+//! settled.
+//!
+//! Cost: when the upstream's usage arrives and the answering model has a price, `usage.cost`
+//! is written into the answer's `usage` object — a plain answer's, or in a stream the chunk
+//! that carries the usage (the last one the client gets with usage). A model without a price
+//! gets no `cost` (never a silent 0), counted.
 //!
 //! Plain answers (from an upstream or a local provider) and stream chunks go through the same
 //! [`Finisher`]; cached and short-circuited answers will too. Nothing else writes
@@ -11,6 +17,7 @@ use super::context::StreamContext;
 use super::extra_fields::{self, CHAT, ExtraFields, StreamExtraFields};
 use super::hook_chain::Outcome;
 use super::{Answer, Exchange, Served};
+use crate::cost::Cost;
 use std::sync::Arc;
 use std::time::Instant;
 use switchyard_plugin_api::host::{Payload, Usage};
@@ -31,6 +38,8 @@ pub struct Finisher {
     raw: Option<RawExchange>,
     /// The upstream's usage, once reported (for the settle phase's summary).
     pub reported_usage: Option<Usage>,
+    /// `usage.cost` for the answer, once its usage is known and priced, until written.
+    cost: Option<Cost>,
 }
 
 /// The finish phase's entry: a plain answer becomes its body (the settle phase learns what
@@ -73,6 +82,7 @@ impl Finisher {
             usage_recorded: false,
             raw: None,
             reported_usage: None,
+            cost: None,
         }
     }
 
@@ -163,16 +173,21 @@ impl Finisher {
             raw_request: raw.as_ref().map(|(q, _)| &**q),
             raw_response: raw.as_ref().map(|(_, a)| &**a),
         };
-        let mut out = Vec::with_capacity(p.json.len() + 200);
-        if !extra_fields::append_to(&mut out, &p.json, &extra) {
+        let priced = self
+            .cost
+            .take()
+            .and_then(|c| extra_fields::add_cost_to_usage(&p.json, &c.to_json()));
+        let json = priced.as_deref().unwrap_or(&p.json);
+        let mut out = Vec::with_capacity(json.len() + 200);
+        if !extra_fields::append_to(&mut out, json, &extra) {
             tracing::warn!(provider = %ctx.provider, "provider response is not a JSON object; extra_fields not added");
         }
         out
     }
 
-    /// The upstream's own usage for this answer.
+    /// The upstream's own usage for this answer, and so its cost.
     pub fn usage(&mut self, u: &Usage) {
-        self.ctx.record_usage(u, false);
+        self.cost = self.ctx.record_usage(u, false);
         self.usage_recorded = true;
         self.reported_usage = Some(*u);
     }
@@ -181,6 +196,15 @@ impl Finisher {
     /// `extra_fields` (`chunk_index`; `latency` since the previous chunk, or since the start
     /// on the `last`).
     pub fn chunk(&mut self, json: &[u8], last: bool, out: &mut Vec<u8>) {
+        // The chunk that carries the usage carries its cost (only looked for once it is known).
+        let priced = match &self.cost {
+            Some(cost) => extra_fields::add_cost_to_usage(json, &cost.to_json()),
+            None => None,
+        };
+        if priced.is_some() {
+            self.cost = None;
+        }
+        let json = priced.as_deref().unwrap_or(json);
         let tail = if self.raw.is_some() {
             self.raw_tail()
         } else {

@@ -37,6 +37,8 @@ fn short_circuit(short: ShortCircuit, table: &RouteTable, ex: &Exchange) -> Serv
         redactor: Arc::clone(&table.redactor),
         ledger: None,
         prompt_bytes: ex.request.body().len(),
+        // No provider was paid: a hook's answer carries no cost.
+        price: None,
     };
     match short {
         ShortCircuit::Plain { hook, answer } => Served::Plain {

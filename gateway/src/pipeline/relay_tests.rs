@@ -23,6 +23,7 @@ fn ctx(include_usage: bool, ledger: UsageLedgerHandle) -> StreamContext {
         redactor: Arc::new(Redactor::default()),
         ledger: Some(ledger),
         prompt_bytes: 400,
+        price: None,
     }
 }
 
@@ -56,16 +57,30 @@ fn usage_chunk() -> Item {
 /// Runs the relay over `items` and returns the client's events: JSON values, and `None` for
 /// `[DONE]`. Every event must be exactly one `data: <one line>` followed by a blank line.
 async fn relay(items: Vec<Item>, include_usage: bool) -> Vec<Option<Value>> {
+    relay_priced(items, include_usage, None).await
+}
+
+/// [`relay`] for a model with a price.
+async fn relay_priced(
+    items: Vec<Item>,
+    include_usage: bool,
+    price: Option<Arc<crate::cost::ModelPrice>>,
+) -> Vec<Option<Value>> {
     let arbiter = actix::Arbiter::new();
     let table = crate::routing::RouteTable {
         providers: Default::default(),
         aliases: Default::default(),
         redactor: Arc::new(Redactor::default()),
         hooks: Default::default(),
+        prices: Default::default(),
     };
     let router = crate::actors::router::RouterHandle::start(&arbiter.handle(), table);
     let ledger = UsageLedgerHandle::start(&arbiter.handle(), router);
-    let body = Box::new(Relay::local(items, ctx(include_usage, ledger))).into_body();
+    let ctx = StreamContext {
+        price,
+        ..ctx(include_usage, ledger)
+    };
+    let body = Box::new(Relay::local(items, ctx)).into_body();
     let frames: Vec<Bytes> = body.map(|f| f.expect("frame")).collect().await;
     arbiter.stop();
     let text = String::from_utf8(frames.concat()).expect("utf-8");
@@ -123,6 +138,35 @@ async fn usage_moves_onto_the_held_finish_chunk_when_the_client_did_not_ask_for_
     );
     assert_eq!(indexes(&events), [0, 1]);
     assert!(events.last().is_some_and(Option::is_none));
+}
+
+#[actix_rt::test]
+async fn the_cost_rides_with_the_usage_on_the_last_chunk_in_both_forms() {
+    let price = crate::cost::PriceTable::bundled().get("openai/gpt-4o").cloned();
+    assert!(price.is_some());
+    // 7 prompt tokens at $2.50/M and 3 completion tokens at $10/M.
+    let expected =
+        json!({"input_tokens_cost": 1.75e-5, "output_tokens_cost": 3e-5, "request_cost": 0.0, "total_cost": 4.75e-5});
+    for include_usage in [false, true] {
+        let items = vec![
+            chunk("a", None, 0),
+            chunk("", Some("stop"), 0),
+            usage_chunk(),
+            Item::Done,
+        ];
+        let events = relay_priced(items, include_usage, price.clone()).await;
+        let chunks: Vec<&Value> = events.iter().flatten().collect();
+        let (last, earlier) = chunks.split_last().expect("chunks");
+        assert_eq!(last["usage"]["cost"], expected, "include_usage {include_usage}: {last}");
+        assert_eq!(last["usage"]["total_tokens"], 10);
+        assert!(earlier.iter().all(|c| c["usage"].get("cost").is_none()), "{earlier:?}");
+    }
+    // Without a price: the usage, and no cost.
+    let items = vec![chunk("a", Some("stop"), 0), usage_chunk(), Item::Done];
+    let events = relay(items, false).await;
+    let last = events.iter().flatten().last().expect("a chunk");
+    assert_eq!(last["usage"]["total_tokens"], 10);
+    assert!(last["usage"].get("cost").is_none(), "{last}");
 }
 
 #[actix_rt::test]

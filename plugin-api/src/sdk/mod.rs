@@ -66,6 +66,8 @@ pub struct Usage {
     pub total_tokens: u64,
     pub cached_tokens: u64,
     pub cache_write_tokens: u64,
+    /// The part of `cache_write_tokens` written to a 1-hour cache.
+    pub cache_write_1h_tokens: u64,
     pub reasoning_tokens: u64,
 }
 
@@ -264,6 +266,9 @@ impl<'a> Out<'a> {
         self.number(slot::TOTAL_TOKENS, usage.total_tokens);
         self.number(slot::CACHED_TOKENS, usage.cached_tokens);
         self.number(slot::CACHE_WRITE_TOKENS, usage.cache_write_tokens);
+        if usage.cache_write_1h_tokens != 0 {
+            self.number(slot::CACHE_WRITE_1H_TOKENS, usage.cache_write_1h_tokens);
+        }
         self.number(slot::REASONING_TOKENS, usage.reasoning_tokens);
     }
 

@@ -782,6 +782,7 @@ mod tests {
         total_tokens: 15,
         cached_tokens: 4,
         cache_write_tokens: 3,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: 2,
     };
 

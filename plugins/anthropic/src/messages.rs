@@ -335,6 +335,15 @@ pub(crate) struct UsageView {
     pub cache_creation_input_tokens: Option<TokenCount>,
     #[serde(default)]
     pub cache_read_input_tokens: Option<TokenCount>,
+    /// The cache writes by lifetime (their sum is `cache_creation_input_tokens`).
+    #[serde(default)]
+    pub cache_creation: Option<CacheCreationView>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub(crate) struct CacheCreationView {
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: Option<TokenCount>,
 }
 
 #[cfg(test)]

@@ -251,6 +251,7 @@ pub(crate) const MESSAGE: &str = r#"{
   "stop_reason": "end_turn",
   "stop_sequence": null,
   "usage": {"input_tokens": 12, "cache_creation_input_tokens": 200, "cache_read_input_tokens": 1800,
+            "cache_creation": {"ephemeral_5m_input_tokens": 150, "ephemeral_1h_input_tokens": 50},
             "output_tokens": 9, "service_tier": "standard"}
 }"#;
 
@@ -268,6 +269,7 @@ fn decode_translates_and_reports_usage() {
             total_tokens: 2021,
             cached_tokens: 1800,
             cache_write_tokens: 200,
+            cache_write_1h_tokens: 50,
             reasoning_tokens: 0,
         })
     );
@@ -456,6 +458,7 @@ fn stream_items_are_flagged_and_end_with_usage_then_done() {
             total_tokens: 2609,
             cached_tokens: 2048,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: 0,
         })
     );

@@ -6,6 +6,8 @@
 //! `prompt_tokens` is the whole prompt, with `prompt_tokens_details.cached_tokens` a subset of
 //! it. So `prompt_tokens` is the sum of all three, `cached_tokens` the cache reads, and
 //! `cache_write_tokens` (the gateway's own detail, priced separately) the cache writes.
+//! `usage.cache_creation.ephemeral_1h_input_tokens`, the writes to a 1-hour cache (priced
+//! higher than 5-minute ones), becomes `cache_write_1h_tokens`, a part of the writes.
 //! Thinking is part of `output_tokens`, and Anthropic does not report it apart, so no
 //! `reasoning_tokens` are claimed.
 
@@ -27,6 +29,7 @@ pub(crate) struct TokenCounts {
     pub output: u64,
     pub cache_read: u64,
     pub cache_write: u64,
+    pub cache_write_1h: u64,
 }
 
 impl TokenCounts {
@@ -47,6 +50,10 @@ impl TokenCounts {
         set(&mut self.output, view.output_tokens);
         set(&mut self.cache_read, view.cache_read_input_tokens);
         set(&mut self.cache_write, view.cache_creation_input_tokens);
+        set(
+            &mut self.cache_write_1h,
+            view.cache_creation.as_ref().and_then(|c| c.ephemeral_1h_input_tokens),
+        );
     }
 
     pub(crate) fn prompt(&self) -> u64 {
@@ -63,6 +70,7 @@ impl TokenCounts {
             total_tokens: prompt_tokens.saturating_add(self.output),
             cached_tokens: self.cache_read,
             cache_write_tokens: self.cache_write,
+            cache_write_1h_tokens: self.cache_write_1h.min(self.cache_write),
             reasoning_tokens: 0,
         }
     }
@@ -98,6 +106,7 @@ mod tests {
             output_tokens: Some(TokenCount(7)),
             cache_creation_input_tokens: Some(TokenCount(100)),
             cache_read_input_tokens: Some(TokenCount(1000)),
+            cache_creation: None,
         };
         let counts = TokenCounts::from_view(&view);
         let usage = counts.to_usage();
@@ -111,6 +120,22 @@ mod tests {
             json,
             r#"{"prompt_tokens":1120,"completion_tokens":7,"total_tokens":1127,"prompt_tokens_details":{"cached_tokens":1000,"cache_write_tokens":100}}"#
         );
+    }
+
+    #[test]
+    fn one_hour_cache_writes_are_a_part_of_the_writes_never_more() {
+        let view = |write, one_hour| UsageView {
+            cache_creation_input_tokens: Some(TokenCount(write)),
+            cache_creation: Some(crate::messages::CacheCreationView {
+                ephemeral_1h_input_tokens: Some(TokenCount(one_hour)),
+            }),
+            ..UsageView::default()
+        };
+        let usage = TokenCounts::from_view(&view(100, 40)).to_usage();
+        assert_eq!((usage.cache_write_tokens, usage.cache_write_1h_tokens), (100, 40));
+        // An upstream claiming more 1-hour writes than writes: capped at the writes.
+        let usage = TokenCounts::from_view(&view(100, 400)).to_usage();
+        assert_eq!((usage.cache_write_tokens, usage.cache_write_1h_tokens), (100, 100));
     }
 
     #[test]

@@ -205,6 +205,7 @@ pub(crate) fn usage(m: &UsageMetadata) -> Usage {
         total_tokens: prompt_tokens.saturating_add(completion_tokens),
         cached_tokens: n(m.cached_content_token_count),
         cache_write_tokens: 0,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: n(m.thoughts_token_count),
     }
 }

@@ -93,6 +93,7 @@ impl UsageIn {
             total_tokens: self.total_tokens.0,
             cached_tokens: prompt.as_ref().map_or(0, |p| p.cached_tokens.0),
             cache_write_tokens: prompt.as_ref().map_or(0, |p| p.cache_write_tokens.0),
+            cache_write_1h_tokens: 0,
             reasoning_tokens: self.completion_tokens_details.map_or(0, |c| c.reasoning_tokens.0),
         }
     }

@@ -159,6 +159,7 @@ fn decode_reports_usage_and_passes_the_body_through() {
             total_tokens: 1510,
             cached_tokens: 1024,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: 256,
         })
     );

@@ -132,6 +132,7 @@ impl UsageView {
                 .map_or(prompt_tokens.saturating_add(completion_tokens), |c| c.0),
             cached_tokens: n(prompt.and_then(|p| p.cached_tokens)),
             cache_write_tokens: n(prompt.and_then(|p| p.cache_write_tokens)),
+            cache_write_1h_tokens: 0,
             reasoning_tokens: n(self.completion_tokens_details.as_ref().and_then(|c| c.reasoning_tokens)),
         }
     }

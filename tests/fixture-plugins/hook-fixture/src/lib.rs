@@ -56,6 +56,7 @@ const SHORT_CIRCUIT_USAGE: Usage = Usage {
     total_tokens: 4,
     cached_tokens: 0,
     cache_write_tokens: 0,
+    cache_write_1h_tokens: 0,
     reasoning_tokens: 0,
 };
 
