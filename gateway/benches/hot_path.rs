@@ -119,6 +119,7 @@ fn route_selection(b: divan::Bencher) {
             Alias {
                 targets: vec![target(3.0), target(1.0)],
                 fallbacks: vec![],
+                cache: false,
             },
         );
         let mut providers = indexmap::IndexMap::new();
@@ -128,6 +129,7 @@ fn route_selection(b: divan::Bencher) {
             aliases,
             redactor: Arc::new(Redactor::default()),
             prices: switchyard::cost::PriceTable::bundled(),
+            cache: None,
             hooks: Default::default(),
         }
     });

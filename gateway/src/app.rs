@@ -3,6 +3,7 @@
 use crate::actors::provider_health::ProviderHealthHandle;
 use crate::actors::router::RouterHandle;
 use crate::actors::usage_ledger::UsageLedgerHandle;
+use crate::cache::ResponseCache;
 use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, Overrides, ProviderConfig, yaml_line_of};
 use crate::cost::PriceTable;
 use crate::hooks::{ConfiguredHook, HookSet};
@@ -143,15 +144,18 @@ pub fn build_with(
         }
     }
     let hooks = build_hooks(cfg, source, loader, previous.as_ref().map(|p| &p.table.hooks))?;
-    if cfg.cache.enabled {
-        warnings.push("cache: the cache is accepted in config but not active in this version".into());
-    }
+    let cache = build_cache(
+        cfg,
+        previous.as_ref().and_then(|p| p.table.cache.as_ref()),
+        &mut warnings,
+    );
     let table = RouteTable {
         providers,
         aliases,
         redactor: Arc::new(Redactor::new(secrets)),
         hooks,
         prices,
+        cache,
     };
     let admin = http::AdminAccess::from_config(&cfg.admin, &mut warnings);
     Ok(Built {
@@ -160,6 +164,28 @@ pub fn build_with(
         warnings,
         plugin_dir: loader.dir().to_path_buf(),
     })
+}
+
+/// The response cache when `cache.enabled`: the running one if its settings did not change
+/// (a reload keeps the entries), else a new one.
+fn build_cache(
+    cfg: &GatewayConfig,
+    previous: Option<&Arc<ResponseCache>>,
+    warnings: &mut Vec<String>,
+) -> Option<Arc<ResponseCache>> {
+    if !cfg.cache.enabled {
+        return None;
+    }
+    if cfg.cache.backend.as_deref() == Some("redis") {
+        warnings.push("cache.backend: redis is not active in this version; the cache is in memory, per replica".into());
+    }
+    if cfg.cache.semantic.enabled {
+        warnings.push("cache.semantic: the semantic tier is not active in this version; exact matches only".into());
+    }
+    if let Some(kept) = previous.filter(|c| c.config == cfg.cache) {
+        return Some(Arc::clone(kept));
+    }
+    Some(Arc::new(ResponseCache::new(&cfg.cache)))
 }
 
 /// The pricing table: `pricing.file` or the bundled one, with `pricing.overrides` merged in.

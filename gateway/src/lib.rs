@@ -7,6 +7,7 @@
 pub mod actors;
 pub mod app;
 pub mod body_budget;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod cost;

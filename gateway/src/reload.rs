@@ -28,11 +28,12 @@ use crate::actors::router::RouterHandle;
 use crate::app::{self, Previous};
 use crate::config::{self, ConfigSource, GatewayConfig, Overrides};
 use crate::plugins::PluginLoader;
+use crate::routing::RouteTable;
 use actix::prelude::*;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Reloads applied since start.
@@ -70,6 +71,9 @@ pub struct ConfigWatcher {
     seen: u64,
     loader: PluginLoader,
     router: RouterHandle,
+    /// The table the last reload built (the running one): the base of the next, even while
+    /// the router is still swapping it in.
+    table: Arc<RouteTable>,
     /// Bumped by every folder event; a settled reload runs only if no event came after it.
     events: u64,
 }
@@ -112,15 +116,18 @@ impl ConfigWatcher {
                 running,
                 seen,
                 loader: PluginLoader::new(plugins_dir.as_deref()),
+                table: router.current(),
                 router,
                 events: 0,
             }
         })
     }
 
-    fn reload(&mut self, trigger: Trigger) -> Result<String, String> {
+    /// Re-reads the file; on success, the summary and the swap to await (the new table is
+    /// live once it completes).
+    fn reload(&mut self, trigger: Trigger) -> Result<(String, Option<Swap>), String> {
         let Some(path) = self.path.clone() else {
-            return Ok("the embedded default config has no file to reload".into());
+            return Ok(("the embedded default config has no file to reload".into(), None));
         };
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("cannot read the config file {}: {e}", path.display()));
@@ -130,7 +137,7 @@ impl ConfigWatcher {
         };
         let hash = text_hash(&text);
         if matches!(trigger, Trigger::FileChanged) && hash == self.seen {
-            return Ok("unchanged".into());
+            return Ok(("unchanged".into(), None));
         }
         self.seen = hash;
         let source = ConfigSource { path: Some(path), text };
@@ -138,10 +145,9 @@ impl ConfigWatcher {
             Ok(cfg) => cfg,
             Err(e) => return Err(self.refuse(trigger, e.to_string())),
         };
-        let previous_table = self.router.current();
         let previous = Previous {
             config: &self.running,
-            table: &previous_table,
+            table: &self.table,
         };
         let arbiter = Arbiter::current();
         let built = match app::build_with(&cfg, &source, &arbiter, &mut self.loader, Some(previous)) {
@@ -155,11 +161,12 @@ impl ConfigWatcher {
         for setting in restart_only_changes(&self.running, &cfg) {
             tracing::warn!("config reload: {setting} changed; it takes effect on restart");
         }
-        self.router.replace(built.table);
+        self.table = Arc::new(built.table);
+        let swap = Box::pin(self.router.replace(Arc::clone(&self.table)));
         self.running = cfg;
         RELOADS_OK.fetch_add(1, Ordering::Relaxed);
         tracing::info!(trigger = ?trigger, "config reloaded: {summary}");
-        Ok(summary)
+        Ok((summary, Some(swap)))
     }
 
     fn refuse(&self, trigger: Trigger, message: String) -> String {
@@ -172,10 +179,21 @@ impl ConfigWatcher {
     }
 }
 
+/// The router's swap of a new table, to await.
+type Swap = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 impl Handler<Reload> for ConfigWatcher {
-    type Result = Result<String, String>;
+    type Result = ResponseFuture<Result<String, String>>;
+    /// Answers once the new table is live: the next request after "reloaded" sees it.
     fn handle(&mut self, msg: Reload, _ctx: &mut Self::Context) -> Self::Result {
-        self.reload(msg.0)
+        let result = self.reload(msg.0);
+        Box::pin(async move {
+            let (summary, swap) = result?;
+            if let Some(swap) = swap {
+                swap.await;
+            }
+            Ok(summary)
+        })
     }
 }
 
@@ -187,8 +205,10 @@ impl ConfigWatcher {
         self.events += 1;
         let event = self.events;
         ctx.run_later(SETTLE, move |watcher, _| {
-            if watcher.events == event {
-                let _ = watcher.reload(Trigger::FileChanged);
+            if watcher.events == event
+                && let Ok((_, Some(swap))) = watcher.reload(Trigger::FileChanged)
+            {
+                actix::spawn(swap);
             }
         });
     }

@@ -2,6 +2,7 @@
 //! Built once from a validated config; read lock-free by every request.
 
 use crate::actors::provider_health::ProviderHealthHandle;
+use crate::cache::ResponseCache;
 use crate::config::{GatewayConfig, ProviderConfig};
 use crate::cost::{ModelPrice, PriceTable};
 use crate::error::GatewayError;
@@ -194,6 +195,8 @@ pub struct Target {
 pub struct Alias {
     pub targets: Vec<Target>,
     pub fallbacks: Vec<String>,
+    /// `cache: true`: answers are cached without the client asking (when the cache is on).
+    pub cache: bool,
 }
 
 impl Alias {
@@ -220,6 +223,8 @@ pub struct RouteTable {
     /// Prices for targets named at request time (`provider/model`); aliases' targets
     /// resolved theirs when built.
     pub prices: Arc<PriceTable>,
+    /// `None` when `cache.enabled` is off: the cache phase then costs nothing.
+    pub cache: Option<Arc<ResponseCache>>,
 }
 
 impl RouteTable {
@@ -384,6 +389,7 @@ pub fn build_aliases(
                 Alias {
                     targets,
                     fallbacks: m.fallbacks.clone(),
+                    cache: m.cache,
                 },
             )
         })

@@ -56,9 +56,14 @@ impl RouterHandle {
         self.table.load_full()
     }
 
-    pub fn replace(&self, table: RouteTable) {
-        if self.addr.try_send(ReplaceRoutes(Arc::new(table))).is_err() {
-            tracing::error!("router mailbox is full or closed; routing table not replaced");
+    /// Hands the router a new table; the returned future completes once it is live, so a
+    /// reload can answer "reloaded" only when the next request sees the new config.
+    pub fn replace(&self, table: Arc<RouteTable>) -> impl std::future::Future<Output = ()> + 'static {
+        let sent = self.addr.send(ReplaceRoutes(table));
+        async move {
+            if sent.await.is_err() {
+                tracing::error!("the router is gone; routing table not replaced");
+            }
         }
     }
 }

@@ -203,7 +203,7 @@ pub struct ModelConfig {
     /// Ordered: `provider/model` or another alias.
     #[serde(default)]
     pub fallbacks: Vec<String>,
-    /// Accepted now; the cache arrives later.
+    /// Cache this alias's answers even without an `x-bf-cache-key` header (needs `cache.enabled`).
     #[serde(default)]
     pub cache: bool,
 }
@@ -217,8 +217,10 @@ pub struct TargetConfig {
     pub weight: f64,
 }
 
-/// Accepted now; the cache arrives later.
-#[derive(Debug, Clone, Deserialize, Default)]
+/// The response cache (see `cache`): the exact tier in memory. `backend: redis` and the
+/// semantic tier are accepted and validated; until they are built they warn and the memory
+/// exact tier serves.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     pub enabled: bool,
@@ -229,7 +231,7 @@ pub struct CacheConfig {
     pub semantic: SemanticCacheConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SemanticCacheConfig {
     pub enabled: bool,

@@ -108,10 +108,28 @@ fn missing_cache_and_reasoning_rates_fall_back_to_the_rate_they_refine() {
 }
 
 #[test]
-fn the_json_is_the_four_fields_without_float_noise() {
+fn the_json_is_the_four_fields_in_plain_decimals() {
     let cost = Cost::of(&usage(1, 0, 0, 0, 1, 0), &price("openai/gpt-4o"));
     assert_eq!(
         String::from_utf8(cost.to_json()).expect("utf-8"),
-        r#"{"input_tokens_cost":2.5e-6,"output_tokens_cost":0.00001,"request_cost":0.0,"total_cost":0.0000125}"#
+        r#"{"input_tokens_cost":0.0000025,"output_tokens_cost":0.00001,"request_cost":0.0,"total_cost":0.0000125}"#
     );
+    let json = |usd: f64| {
+        let c = Cost {
+            input_tokens_cost: usd,
+            output_tokens_cost: 0.0,
+            request_cost: 0.0,
+            total_cost: usd,
+        };
+        let text = String::from_utf8(c.to_json()).expect("utf-8");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        (text, v["total_cost"].as_f64())
+    };
+    assert_eq!(json(0.0).1, Some(0.0));
+    assert!(json(0.0).0.contains(r#""total_cost":0.0}"#));
+    assert!(json(12.5).0.contains(r#""total_cost":12.5}"#));
+    assert!(json(1e-12).0.contains(r#""total_cost":0.000000000001}"#));
+    assert_eq!(json(0.5275).1, Some(0.5275));
+    // Far beyond any bill: still a number.
+    assert!(json(1e30).1.is_some());
 }

@@ -172,6 +172,12 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                 "refused": budget.refused(),
             },
             "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(Ordering::Relaxed),
+            "cache": table.cache.as_ref().map(|c| serde_json::json!({
+                "entries": c.entry_count(),
+                "hits": c.stats.hits.load(Ordering::Relaxed),
+                "misses": c.stats.misses.load(Ordering::Relaxed),
+                "stores": c.stats.stores.load(Ordering::Relaxed),
+            })),
             "cost": {
                 "priced_models": table.prices.len(),
                 // Answers with usage whose model has no price: they carried no usage.cost.
@@ -185,6 +191,62 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             },
         }),
     )
+}
+
+/// `DELETE /admin/cache/{cache_id}`: removes one cached answer (both its plain and streamed
+/// form). 200 `{"deleted": true}`, or 404 when there is no such entry.
+pub async fn delete_cache_entry(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = state.admin.check(&req) {
+        return refused(&req, &e);
+    }
+    let table = state.router.current();
+    let Some(cache) = &table.cache else {
+        return error_response(
+            &HttpError::CacheDisabled,
+            &respond::request_id(&req),
+            &ErrorDetails::none(),
+        );
+    };
+    let id = path.into_inner();
+    let Some(parsed) = crate::cache::CacheId::from_hex(&id) else {
+        let e = HttpError::BadRequest(format!(
+            "`{}` is not a cache id (32 hex digits, as in extra_fields.cache_debug.cache_id)",
+            crate::observability::escaped(&id)
+        ));
+        return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
+    };
+    if !cache.remove(parsed) {
+        return error_response(
+            &HttpError::NotFound(format!("no cached answer with id {id}")),
+            &respond::request_id(&req),
+            &ErrorDetails::none(),
+        );
+    }
+    respond::ok_json(&req, serde_json::json!({"deleted": true, "cache_id": id}))
+}
+
+/// `DELETE /admin/cache?cache_key=NS`: removes every cached answer of the namespace `NS` (the
+/// `x-bf-cache-key` they were stored under; an empty value is the namespace of aliases with
+/// `cache: true`).
+pub async fn clear_cache(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = state.admin.check(&req) {
+        return refused(&req, &e);
+    }
+    let table = state.router.current();
+    let Some(cache) = &table.cache else {
+        return error_response(
+            &HttpError::CacheDisabled,
+            &respond::request_id(&req),
+            &ErrorDetails::none(),
+        );
+    };
+    let query = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string());
+    let Some(namespace) = query.ok().and_then(|q| q.get("cache_key").cloned()) else {
+        let e = HttpError::BadRequest("give the namespace to clear: DELETE /admin/cache?cache_key=NS".into());
+        return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
+    };
+    cache.clear_namespace(&namespace);
+    respond::ok_json(&req, serde_json::json!({"cleared": true, "cache_key": namespace}))
 }
 
 /// `POST /admin/reload`: re-reads the config file now. 200 with what changed, or 422 with the

@@ -44,6 +44,14 @@ pub enum HttpError {
     /// A reload refused the config file: the message `switchyard check` prints.
     #[error("the config file was refused; the running config stays: {0}")]
     InvalidConfig(String),
+    #[error("the cache is off (cache.enabled: false): there is nothing to delete")]
+    CacheDisabled,
+    /// An admin request that names nothing there is.
+    #[error("{0}")]
+    NotFound(String),
+    /// An admin request that is malformed.
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 impl ClientError for HttpError {
@@ -54,6 +62,8 @@ impl ClientError for HttpError {
             HttpError::AdminKeyRequired => StatusCode::UNAUTHORIZED,
             HttpError::AdminLoopbackOnly => StatusCode::FORBIDDEN,
             HttpError::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            HttpError::CacheDisabled | HttpError::NotFound(_) => StatusCode::NOT_FOUND,
+            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -65,6 +75,9 @@ impl ClientError for HttpError {
             HttpError::AdminKeyRequired => ("authentication_error", "invalid_admin_key"),
             HttpError::AdminLoopbackOnly => ("permission_error", "admin_loopback_only"),
             HttpError::InvalidConfig(_) => ("invalid_request_error", "invalid_config"),
+            HttpError::CacheDisabled => ("invalid_request_error", "cache_disabled"),
+            HttpError::NotFound(_) => ("invalid_request_error", "not_found"),
+            HttpError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
         };
         serde_json::json!({
             "message": self.to_string(),
@@ -78,7 +91,12 @@ impl ClientError for HttpError {
         match self {
             HttpError::Request(e) => e.retry_after(),
             HttpError::ServerBusy | HttpError::Unavailable(_) => Some(1),
-            HttpError::AdminKeyRequired | HttpError::AdminLoopbackOnly | HttpError::InvalidConfig(_) => None,
+            HttpError::AdminKeyRequired
+            | HttpError::AdminLoopbackOnly
+            | HttpError::InvalidConfig(_)
+            | HttpError::CacheDisabled
+            | HttpError::NotFound(_)
+            | HttpError::BadRequest(_) => None,
         }
     }
 }

@@ -2,6 +2,7 @@ use super::AppState;
 use super::body;
 use super::respond::{self, ErrorDetails, error_response, with_request_id};
 use super::write_stall::StallGuarded;
+use crate::cache::CacheHeaders;
 use crate::error::GatewayError;
 use crate::observability::escaped;
 use crate::pipeline::extra_fields::{CHAT, CHAT_STREAM};
@@ -44,6 +45,17 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
             started,
             hook_headers(&req, &table.hooks.wanted_headers),
         );
+        // Read only when there is a cache to ask: otherwise the headers mean nothing here.
+        let cache = match &table.cache {
+            Some(_) => match CacheHeaders::parse(|name| req.headers().get(name).map(|v| v.as_bytes())) {
+                Ok(h) => h,
+                Err(message) => {
+                    let e = GatewayError::bad_request(message, "invalid_cache_header", None);
+                    return error_response(&e, &request_id, &ErrorDetails::none());
+                }
+            },
+            None => CacheHeaders::default(),
+        };
         let ctx = RequestContext {
             request_id: request_id_shared,
             started,
@@ -52,6 +64,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
                 .headers()
                 .get("x-bf-send-back-raw-response")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true")),
+            cache,
         };
         let exchange = Exchange {
             alias: Arc::clone(&model),
@@ -59,6 +72,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
             ctx,
             hooks,
             _body_lease: Some(lease),
+            cache: None,
         };
         match pipeline::chat(table, &state.ledger, exchange).await {
             Ok(Answer::Complete { body, headers }) => {

@@ -70,6 +70,16 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 .default_service(web::to(handlers::method_not_allowed)),
         );
         cfg.service(
+            web::resource("/admin/cache")
+                .route(web::delete().to(admin::clear_cache))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
+            web::resource("/admin/cache/{cache_id}")
+                .route(web::delete().to(admin::delete_cache_entry))
+                .default_service(web::to(handlers::method_not_allowed)),
+        );
+        cfg.service(
             web::resource("/v1/usage")
                 .route(web::get().to(admin::usage))
                 .default_service(web::to(handlers::method_not_allowed)),

@@ -153,6 +153,7 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
             redactor: Arc::clone(&table.redactor),
             hooks: Default::default(),
             prices: Default::default(),
+            cache: None,
         },
     );
     let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
@@ -162,6 +163,7 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
         started: Instant::now(),
         forwarded_headers: Vec::new(),
         send_back_raw: false,
+        cache: Default::default(),
     };
     let ledger = UsageLedgerHandle::start(&arbiter, router);
     let exchange = super::Exchange {
@@ -170,6 +172,7 @@ async fn ask(table: Arc<RouteTable>, model: &str) -> Result<Answer, super::Failu
         ctx,
         hooks: None,
         _body_lease: None,
+        cache: None,
     };
     chat(table, &ledger, exchange).await
 }

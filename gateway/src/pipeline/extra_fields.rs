@@ -20,6 +20,9 @@ pub struct ExtraFields<'a> {
     /// What the upstream answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_response: Option<&'a serde_json::value::RawValue>,
+    /// For a request that asked the cache: hit or miss, and the entry's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_debug: Option<&'a serde_json::value::RawValue>,
 }
 
 pub const CHAT: &str = "chat_completion";
@@ -52,6 +55,7 @@ impl StreamExtraFields {
             chunk_index: 0,
             raw_request: None,
             raw_response: None,
+            cache_debug: None,
         };
         let mut head = serde_json::to_vec(&full).unwrap_or_default();
         // Cut at the first varying member; the serialiser writes members in declaration order.
@@ -139,7 +143,7 @@ pub fn move_usage(finish_chunk: &[u8], usage_chunk: &[u8]) -> Option<Vec<u8>> {
 /// `usage` object; `None` when it has no usage object (e.g. `"usage": null`). Found from the
 /// end: OpenAI-shaped answers put `usage` at or near the end, so only their tail is walked.
 pub fn add_cost_to_usage(json: &[u8], cost: &[u8]) -> Option<Vec<u8>> {
-    let usage = member_value(json, b"usage")?;
+    let usage = compact_usage_value(json).or_else(|| member_value(json, b"usage"))?;
     let value = &json[usage.clone()];
     if value.first() != Some(&b'{') || value.last() != Some(&b'}') {
         return None;
@@ -155,6 +159,68 @@ pub fn add_cost_to_usage(json: &[u8], cost: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(cost);
     out.extend_from_slice(&json[close..]);
     Some(out)
+}
+
+/// The range of the top-level `"usage":{…}` object in compact JSON (what the codecs write):
+/// found from the end with a SIMD search, then confirmed top-level by scanning only what
+/// follows it — a `usage` nested deeper would have its parent closed before the final brace.
+/// `None` sends the caller to the general walk ([`member_value`]).
+fn compact_usage_value(json: &[u8]) -> Option<std::ops::Range<usize>> {
+    const KEY: &[u8] = b"\"usage\":{";
+    // Inside a JSON string every quote is escaped, so this byte sequence only ever starts a
+    // member (the key's closing quote cannot be a string's `\"`).
+    let key = memchr::memmem::rfind(json, KEY)?;
+    let start = key + KEY.len() - 1;
+    let end = scan_value_end(json, start)?;
+    // What follows: members at depth 0 up to the object's closing brace, and only space after.
+    let mut i = end;
+    let mut depth = 0usize;
+    while i < json.len() {
+        match json[i] {
+            b'"' => i = string_end(json, i)?,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth > 0 => depth -= 1,
+            b'}' => return json[i + 1..].iter().all(u8::is_ascii_whitespace).then_some(start..end),
+            b']' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index just past the object or array that starts at `start`.
+fn scan_value_end(json: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < json.len() {
+        match json[i] {
+            b'"' => i = string_end(json, i)?,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index of the quote that closes the string opened at `open`.
+fn string_end(json: &[u8], open: usize) -> Option<usize> {
+    let mut from = open + 1;
+    loop {
+        let q = from + memchr::memchr(b'"', &json[from..])?;
+        let backslashes = json[..q].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(q);
+        }
+        from = q + 1;
+    }
 }
 
 /// The value range of `json`'s top-level member `name` (written without escapes), walking
@@ -268,6 +334,7 @@ mod tests {
             chunk_index: 0,
             raw_request: None,
             raw_response: None,
+            cache_debug: None,
         }
     }
 
@@ -301,6 +368,7 @@ mod tests {
                 chunk_index: index,
                 raw_request: None,
                 raw_response: None,
+                cache_debug: None,
             };
             let (mut a, mut b) = (Vec::new(), Vec::new());
             assert!(append_to(&mut a, br#"{"id":"x"}"#, &general));
@@ -331,6 +399,13 @@ mod tests {
             add(r#"{"usage":{},"b":[1,2]}"#).as_deref(),
             Some(r#"{"usage":{"cost":{"total_cost":1.5}},"b":[1,2]}"#)
         );
+        // A compact `usage` nested deeper than the top level is not the answer's.
+        assert_eq!(
+            add(r#"{"x":{"usage":{"a":1}},"usage":{"b":2}}"#).as_deref(),
+            Some(r#"{"x":{"usage":{"a":1}},"usage":{"b":2,"cost":{"total_cost":1.5}}}"#)
+        );
+        assert_eq!(add(r#"{"usage":null,"x":{"usage":{"a":1}}}"#), None);
+        assert_eq!(add(r#"{"usage":null,"x":[{"usage":{"a":"}]"}}]}"#), None);
         // No usage object: nothing to add to.
         assert_eq!(add(r#"{"usage":null}"#), None);
         assert_eq!(add(r#"{"choices":[{"usage":{}}]}"#), None);

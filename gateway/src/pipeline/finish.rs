@@ -40,6 +40,10 @@ pub struct Finisher {
     pub reported_usage: Option<Usage>,
     /// `usage.cost` for the answer, once its usage is known and priced, until written.
     cost: Option<Cost>,
+    /// A cache hit: nothing was paid for, so its usage costs 0.
+    free: bool,
+    /// `extra_fields.cache_debug`, for a request that asked the cache.
+    cache_debug: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// The finish phase's entry: a plain answer becomes its body (the settle phase learns what
@@ -83,7 +87,21 @@ impl Finisher {
             raw: None,
             reported_usage: None,
             cost: None,
+            free: false,
+            cache_debug: None,
         }
+    }
+
+    /// The answer comes from the cache: its cost is 0 and `cache_debug` says so.
+    pub fn cache_hit(&mut self, debug: Vec<u8>) {
+        self.free = true;
+        self.cache_debug = raw_value(debug);
+    }
+
+    /// The request asked the cache and missed: `cache_debug` says under which id the answer
+    /// is stored.
+    pub fn cache_miss(&mut self, debug: Vec<u8>) {
+        self.cache_debug = raw_value(debug);
     }
 
     /// What served the answer, for `on_done`: `status` is 200 for an answer that went out
@@ -172,6 +190,7 @@ impl Finisher {
             chunk_index: 0,
             raw_request: raw.as_ref().map(|(q, _)| &**q),
             raw_response: raw.as_ref().map(|(_, a)| &**a),
+            cache_debug: self.cache_debug.as_deref(),
         };
         let priced = self
             .cost
@@ -187,7 +206,7 @@ impl Finisher {
 
     /// The upstream's own usage for this answer, and so its cost.
     pub fn usage(&mut self, u: &Usage) {
-        self.cost = self.ctx.record_usage(u, false);
+        self.cost = self.ctx.record_usage(u, false).or(self.free.then_some(Cost::FREE));
         self.usage_recorded = true;
         self.reported_usage = Some(*u);
     }
@@ -205,11 +224,15 @@ impl Finisher {
             self.cost = None;
         }
         let json = priced.as_deref().unwrap_or(json);
-        let tail = if self.raw.is_some() {
+        let mut tail = if self.raw.is_some() {
             self.raw_tail()
         } else {
             Vec::new()
         };
+        if let Some(debug) = &self.cache_debug {
+            tail.extend_from_slice(b",\"cache_debug\":");
+            tail.extend_from_slice(debug.get().as_bytes());
+        }
         let ctx = &self.ctx;
         let extra = self
             .stream
@@ -231,6 +254,13 @@ impl Finisher {
         self.chunks += 1;
         out.extend_from_slice(b"\n\n");
     }
+}
+
+/// The gateway's own JSON (always valid) as an embeddable value.
+fn raw_value(json: Vec<u8>) -> Option<Box<serde_json::value::RawValue>> {
+    String::from_utf8(json)
+        .ok()
+        .and_then(|s| serde_json::value::RawValue::from_string(s).ok())
 }
 
 /// `bytes` as embeddable JSON: itself when it is JSON, else a JSON string; secrets redacted.

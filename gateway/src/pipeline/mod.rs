@@ -3,7 +3,7 @@
 //!
 //! 1. [`admit`]        — who may ask and how much (virtual keys, limits, budgets: next issues)
 //! 2. [`pre_hooks`]    — hooks' `pre_request`: continue, replace, short-circuit or reject
-//! 3. [`cache_lookup`] — an exact or semantic cache hit answers here (next issue)
+//! 3. [`cache_lookup`] — an exact cache hit answers here; a miss is stored once answered
 //! 4. [`route`]        — the plan (primary, fallbacks) and its [`attempt`]s: encode → upstream → decode
 //! 5. [`post_hooks`]   — hooks' `post_response` on a plain answer; a stream gets its chunk hooks
 //! 6. [`finish`]       — the one [`finish::Finisher`]: `extra_fields`, usage, framing
@@ -39,6 +39,7 @@ pub use request::ChatRequest;
 
 use crate::actors::usage_ledger::UsageLedgerHandle;
 use crate::body_budget::Lease;
+use crate::cache::{CacheHeaders, CacheTicket};
 use crate::error::GatewayError;
 use crate::routing::RouteTable;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -57,6 +58,8 @@ pub struct RequestContext {
     pub forwarded_headers: Vec<(http::header::HeaderName, http::header::HeaderValue)>,
     /// `x-bf-send-back-raw-response: true`: the answer carries `raw_request` / `raw_response`.
     pub send_back_raw: bool,
+    /// The `x-bf-cache-*` headers (read only when the cache is on).
+    pub cache: CacheHeaders,
 }
 
 /// One request, owned, from admission to settlement: what the client asked (possibly
@@ -70,6 +73,8 @@ pub struct Exchange {
     pub _body_lease: Option<Lease<'static>>,
     /// The client's `model` as sent (a hook may replace the request's).
     pub alias: Arc<str>,
+    /// Set by the cache phase on a miss the answer may be stored for.
+    pub cache: Option<CacheTicket>,
 }
 
 /// An answer before it is finished: a plain unified response with its Finisher, or a stream
@@ -140,7 +145,7 @@ async fn phases(table: &Arc<RouteTable>, ledger: &UsageLedgerHandle, ex: &mut Ex
         Some(short_circuit) => short_circuit,
         None => match cache_lookup::run(table, ex) {
             Some(hit) => hit,
-            None => route::run(table, ledger, ex).await?,
+            None => cache_lookup::store_when_answered(ex, route::run(table, ledger, ex).await?),
         },
     };
     let served = post_hooks::run(ex, served)?;

@@ -8,6 +8,7 @@ use super::context::{StreamContext, plugin_error};
 use super::extra_fields;
 use super::finish::{FRAME_EXTRA, Finisher};
 use super::hook_chain::HookChain;
+use crate::cache::{CacheTicket, CachedBody};
 use crate::error::GatewayError;
 use crate::observability::escaped;
 use bytes::Bytes;
@@ -55,6 +56,14 @@ pub struct Relay {
     hook_error: Option<GatewayError>,
     /// The status of the error that ended the stream, if one did (for `on_done`).
     failed_status: Option<u16>,
+    /// The chunks kept for the cache, as decoded (before hooks); stored only if the stream
+    /// ends with `[DONE]` and no error.
+    recorder: Option<Box<StreamRecorder>>,
+}
+
+struct StreamRecorder {
+    ticket: CacheTicket,
+    chunks: Vec<Payload>,
 }
 
 /// The status a stream's summary carries when its client left before the end.
@@ -89,25 +98,30 @@ impl Relay {
                 _permit: permit,
                 eof: false,
             },
-            ctx,
+            Finisher::new(ctx),
             first_token_timeout,
             idle_timeout,
         )
     }
 
     pub fn local(items: Vec<Item>, ctx: StreamContext) -> Relay {
-        Relay::new(Source::Local { items: items.into() }, ctx, None, None)
+        Relay::local_finished_by(items, Finisher::new(ctx))
+    }
+
+    /// A local stream whose Finisher is already set up (a cache hit's).
+    pub fn local_finished_by(items: Vec<Item>, finish: Finisher) -> Relay {
+        Relay::new(Source::Local { items: items.into() }, finish, None, None)
     }
 
     fn new(
         source: Source,
-        ctx: StreamContext,
+        finish: Finisher,
         first_token_timeout: Option<Duration>,
         idle_timeout: Option<Duration>,
     ) -> Relay {
         Relay {
             source,
-            finish: Finisher::new(ctx),
+            finish,
             pending: VecDeque::new(),
             decoded: Vec::new(),
             held: None,
@@ -118,6 +132,34 @@ impl Relay {
             hooks: None,
             hook_error: None,
             failed_status: None,
+            recorder: None,
+        }
+    }
+
+    /// Keeps the stream's chunks for the cache: what is decoded already (the primed first
+    /// chunk; a local provider's whole answer) now, the rest as it comes. Stored when the
+    /// stream ends whole; `cache_debug` on every chunk names the entry.
+    pub fn store_in_cache(&mut self, ticket: CacheTicket) {
+        self.finish.cache_miss(ticket.miss_debug());
+        if !ticket.store {
+            return;
+        }
+        let mut chunks: Vec<Payload> = self.pending.iter().filter_map(chunk_of).collect();
+        if let Source::Local { items } = &self.source {
+            chunks.extend(items.iter().filter_map(chunk_of));
+        }
+        self.recorder = Some(Box::new(StreamRecorder { ticket, chunks }));
+    }
+
+    /// A stream that ended with `[DONE]` and no error goes into the cache.
+    fn commit_to_cache(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            let StreamRecorder { ticket, chunks } = *recorder;
+            ticket.store(
+                CachedBody::Stream(chunks),
+                &self.finish.ctx.provider,
+                &self.finish.ctx.model_deployment,
+            );
         }
     }
 
@@ -239,6 +281,14 @@ impl Relay {
                 }
             }
             .map_err(|e| plugin_error(&self.finish.ctx.provider, e, &self.finish.ctx.redactor))?;
+            if let Some(recorder) = self.recorder.as_mut() {
+                if items.iter().any(|i| matches!(i, Item::Error(_))) {
+                    // A stream with an error event is never stored.
+                    self.recorder = None;
+                } else {
+                    recorder.chunks.extend(items.iter().filter_map(chunk_of));
+                }
+            }
             for warning in decoder.take_warnings() {
                 tracing::warn!(provider = %self.finish.ctx.provider, request_id = %self.finish.ctx.request_id, warning = %escaped(&warning), "the provider plugin skipped part of the stream");
             }
@@ -278,8 +328,17 @@ impl Relay {
                 }
                 Ok(Some(Item::Delay(ms))) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Ok(Some(Item::Response(_))) => {}
-                Ok(Some(Item::Done) | None) => {
+                Ok(Some(Item::Done)) => {
                     self.ended = true;
+                    self.flush_held(true, &mut out);
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                    self.commit_to_cache();
+                }
+                // The source ended without `[DONE]`: finalised for the client, but not
+                // trusted as whole enough to cache.
+                Ok(None) => {
+                    self.ended = true;
+                    self.recorder = None;
                     self.flush_held(true, &mut out);
                     out.extend_from_slice(b"data: [DONE]\n\n");
                 }
@@ -310,6 +369,7 @@ impl Relay {
 
     fn fail(&mut self, err: GatewayError, out: &mut Vec<u8>) {
         self.ended = true;
+        self.recorder = None;
         self.failed_status = Some(err.status().as_u16());
         match &err {
             GatewayError::HookRejected { hook, .. } | GatewayError::HookFailed { hook, .. } => {
@@ -371,6 +431,14 @@ impl Relay {
 
     fn emit(&mut self, json: &[u8], last: bool, out: &mut Vec<u8>) {
         self.finish.chunk(json, last, out);
+    }
+}
+
+/// A copy of `item`'s payload when it is a chunk (for the cache).
+fn chunk_of(item: &Item) -> Option<Payload> {
+    match item {
+        Item::Chunk(p) => Some(p.clone()),
+        _ => None,
     }
 }
 

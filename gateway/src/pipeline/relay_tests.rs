@@ -73,6 +73,7 @@ async fn relay_priced(
         redactor: Arc::new(Redactor::default()),
         hooks: Default::default(),
         prices: Default::default(),
+        cache: None,
     };
     let router = crate::actors::router::RouterHandle::start(&arbiter.handle(), table);
     let ledger = UsageLedgerHandle::start(&arbiter.handle(), router);
