@@ -179,6 +179,10 @@ models:
   bench-hook: {targets: [{provider: up, model: gpt-4o-mini}]}
   bench-hook-stream: {targets: [{provider: upstream_stream, model: gpt-4o-mini}]}
   bench-hook-stream-long: {targets: [{provider: upstream_stream_long, model: gpt-4o-mini}]}
+  # The same upstream answer for a model without a price: no usage.cost (the "cost off" row).
+  bench-nocost: {targets: [{provider: up, model: unpriced-bench-model}]}
+  # Cached without a header, in the gateway with the cache on (the "exact cache hit" row).
+  bench-cached: {targets: [{provider: up, model: gpt-4o-mini}], cache: true}
 EOF
 # A second gateway (its own process, so its CPU is counted apart) with the hook configured;
 # the bare config stays loadable by a base build from before hooks (BENCH_BIN).
@@ -186,6 +190,12 @@ hook_port=$(free_port)
 { sed "s/port: $gw_port/port: $hook_port/" "$work/gateway.yaml"
   printf 'hooks:\n  - {plugin: hook_fixture, name: noop, models: [bench-hook, bench-hook-stream, bench-hook-stream-long]}\n'
 } > "$work/gateway-hook.yaml"
+# A third gateway with the response cache on: the cache rows.
+cache_port=$(free_port)
+{ sed "s/port: $gw_port/port: $cache_port/" "$work/gateway.yaml"
+  printf 'cache: {enabled: true, ttl: 1h, max_entries: 1000}\n'
+} > "$work/gateway-cache.yaml"
+miss_headers=(--header "x-bf-cache-key: bench" --header "x-bf-cache-no-store: true")
 
 "${pin_server[@]}" "$nginx_bin" -c "$work/mock.conf" & pids+=($!)
 "${pin_server[@]}" "$nginx_bin" -c "$work/proxy.conf" & pids+=($!)
@@ -202,10 +212,10 @@ if [ $callgrind = 1 ]; then
             "$bin" --config "$config" --log-level warn >"$work/cg.log" 2>&1 & local vg=$!
         wait_port "$port"
         "$loadgen" --url "http://127.0.0.1:$port/v1/chat/completions" --body "$work/cg-body.json" \
-            --connections 4 --duration 600 --max-requests $((n / 4)) >/dev/null
+            --connections 4 --duration 600 --max-requests $((n / 4)) "${ir_args[@]}" >/dev/null
         callgrind_control -i on "$vg" >/dev/null
         "$loadgen" --url "http://127.0.0.1:$port/v1/chat/completions" --body "$work/cg-body.json" \
-            --connections 4 --duration 600 --max-requests "$n" >"$work/cg-load.json"
+            --connections 4 --duration 600 --max-requests "$n" "${ir_args[@]}" >"$work/cg-load.json"
         callgrind_control -i off "$vg" >/dev/null
         kill "$vg"; wait "$vg" 2>/dev/null || true
         python3 - "$work/cg-load.json" "$out".* <<'PY'
@@ -220,6 +230,7 @@ print(round(total / max(load["requests"] - load["errors"], 1)))
 PY
         [ -n "${BENCH_KEEP:-}" ] || rm -f "$out".*
     }
+    ir_args=()
     plain=$(ir bench request.json 2000)
     stream=$(ir bench-stream request-stream.json 1000)
     stream_long=$(ir bench-stream-long request-stream.json 300)
@@ -231,9 +242,18 @@ PY
         hook_stream=$(ir bench-hook-stream request-stream.json 1000 "$work/gateway-hook.yaml" "$hook_port")
         hook_long=$(ir bench-hook-stream-long request-stream.json 300 "$work/gateway-hook.yaml" "$hook_port")
     fi
-    python3 - "$plain" "$stream" "$stream_long" "$mock" "$chunks" "$chunks_long" "$hook_plain" "$hook_stream" "$hook_long" <<'PY'
+    # Cost off, and the cache rows; a base build from before cost or the cache has none.
+    nocost=0; cache_miss=0; cache_hit=0
+    if "$bin" --config "$work/gateway-cache.yaml" check 2>&1 | grep -q "unpriced-bench-model"; then
+        nocost=$(ir bench-nocost request.json 2000)
+        ir_args=("${miss_headers[@]}")
+        cache_miss=$(ir bench request.json 2000 "$work/gateway-cache.yaml" "$cache_port")
+        ir_args=()
+        cache_hit=$(ir bench-cached request.json 2000 "$work/gateway-cache.yaml" "$cache_port")
+    fi
+    python3 - "$plain" "$stream" "$stream_long" "$mock" "$chunks" "$chunks_long" "$hook_plain" "$hook_stream" "$hook_long" "$nocost" "$cache_miss" "$cache_hit" <<'PY'
 import sys
-plain, stream, long_, mock, c, cl, hp, hs, hl = map(float, sys.argv[1:])
+plain, stream, long_, mock, c, cl, hp, hs, hl, nocost, miss, hit = map(float, sys.argv[1:])
 print(f"instructions per request (openai plugin): {plain:,.0f}")
 print(f"instructions per request (mock provider): {mock:,.0f}")
 print(f"instructions per {c:.0f}-chunk stream: {stream:,.0f}; per {cl:.0f}-chunk stream: {long_:,.0f}")
@@ -241,6 +261,9 @@ print(f"instructions per extra chunk: {(long_ - stream) / (cl - c):,.0f}")
 if hp:
     print(f"one no-op hook on every phase: +{hp - plain:,.0f} per request; +{hs - stream:,.0f} per {c:.0f}-chunk stream; "
           f"+{((hl - hs) - (long_ - stream)) / (cl - c):,.0f} per extra chunk")
+if nocost:
+    print(f"cost on: +{plain - nocost:,.0f} per request ({(plain - nocost) / nocost * 100:+.1f}%; the same answer for an unpriced model: {nocost:,.0f})")
+    print(f"cache miss (looked up, not stored): {miss:,.0f} per request ({(miss - plain) / plain * 100:+.1f}% over bare); exact hit: {hit:,.0f} per request")
 PY
     exit 0
 fi
@@ -252,10 +275,17 @@ if "$bin" --config "$work/gateway-hook.yaml" check >/dev/null 2>&1; then
     hooks_run=1
     "${pin_server[@]}" "$bin" --config "$work/gateway-hook.yaml" --log-level warn >"$work/gateway-hook.log" 2>&1 & hook_pid=$!; pids+=($hook_pid)
 fi
+# Likewise, a build from before cost and the cache has no rows for them.
+features_run=0
+if "$bin" --config "$work/gateway-cache.yaml" check 2>&1 | grep -q "unpriced-bench-model"; then
+    features_run=1
+    "${pin_server[@]}" "$bin" --config "$work/gateway-cache.yaml" --log-level warn >"$work/gateway-cache.log" 2>&1 & cache_pid=$!; pids+=($cache_pid)
+fi
 
 wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; cat "$work"/*.log >&2; exit 1; }
 wait_port "$mock_port"; wait_port "$proxy_port"; wait_port "$gw_port"
 [ $hooks_run = 0 ] || wait_port "$hook_port"
+[ $features_run = 0 ] || wait_port "$cache_port"
 sleep 0.2
 worker_of() { pgrep -P "$(cat "$1")" | head -1; }
 mock_worker=$(worker_of "$work/mock.pid")
@@ -309,6 +339,14 @@ else
     R[switchyard_hook.sat]="0 0 0 0 0"; R[switchyard_hook.c1]="0 0 0 0 0"; R[switchyard_hook.rate]="0 0 0 0 0"
 fi
 
+F_nocost="0 0 0 0 0"; F_miss="0 0 0 0 0"; F_hit="0 0 0 0 0"
+if [ $features_run = 1 ]; then
+    log "  cost off, cache miss, cache hit…"
+    F_nocost=$(run "$gw_pid" "http://127.0.0.1:$gw_port/v1/chat/completions" "$(body_for request.json bench-nocost)" --connections 32)
+    F_miss=$(run "$cache_pid" "http://127.0.0.1:$cache_port/v1/chat/completions" "$(body_for request.json bench)" --connections 32 "${miss_headers[@]}")
+    F_hit=$(run "$cache_pid" "http://127.0.0.1:$cache_port/v1/chat/completions" "$(body_for request.json bench-cached)" --connections 32)
+fi
+
 log "  streaming…"
 S_direct=$(run "$mock_worker" "http://127.0.0.1:$mock_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
 S_nginx=$(run "$proxy_worker" "http://127.0.0.1:$proxy_port/stream/v1/chat/completions" "$root/bench/request-stream.json" --connections 32)
@@ -344,7 +382,7 @@ python3 - "$dur" "$chunks" "$chunks_long" "$idle_rss" "$peak_rss" "$before_strea
     "${R[switchyard.sat]}" "${R[switchyard.c1]}" "${R[switchyard.rate]}" \
     "${R[switchyard_mock.sat]}" "${R[switchyard_mock.c1]}" "${R[switchyard_mock.rate]}" \
     "${R[switchyard_hook.sat]}" "${R[switchyard_hook.c1]}" "${R[switchyard_hook.rate]}" \
-    "$S_direct" "$S_nginx" "$S_gw" "$S_gw_long" "$S_hook" "$S_hook_long" <<'EOF'
+    "$S_direct" "$S_nginx" "$S_gw" "$S_gw_long" "$S_hook" "$S_hook_long" "$F_nocost" "$F_miss" "$F_hit" <<'EOF'
 import sys, datetime, os
 a = sys.argv[1:]
 dur, chunks, chunks_long, idle, peak, before, during, after, opened, streams, rate = a[:11]
@@ -354,6 +392,7 @@ sat, c1, rt = {}, {}, {}
 for i, n in enumerate(names):
     sat[n], c1[n], rt[n] = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
 s_direct, s_nginx, s_gw, s_gw_long, s_hook, s_hook_long = rows[15:21]
+f_nocost, f_miss, f_hit = rows[21:24]
 per_chunk = (s_gw_long[3] - s_gw[3]) / (float(chunks_long) - float(chunks))
 ng, gw = "nginx", "switchyard (openai plugin)"
 def added(n, row, i):  # added latency over direct, µs
@@ -373,6 +412,9 @@ print(f"- Added latency over direct at c=1: nginx p50 +{added(ng, c1, 1):.0f} µ
 print(f"- Streaming ({chunks} chunks per response, 32 conns): direct {s_direct[0]:.0f} streams/s; nginx {s_nginx[0]:.0f} streams/s at {s_nginx[3]:.1f} µs CPU each; switchyard {s_gw[0]:.0f} streams/s at {s_gw[3]:.1f} µs CPU each ({s_gw[3] / s_nginx[3]:.2f}× nginx; {s_gw[3] / float(chunks):.2f} µs per chunk, all-in), {s_gw[4]:.0f} events per response. With {chunks_long} chunks: {s_gw_long[3]:.1f} µs per stream, so one more chunk costs {per_chunk:.2f} µs (target ≤ 1 µs).")
 hook_chunk = (s_hook_long[3] - s_hook[3]) / (float(chunks_long) - float(chunks)) - per_chunk
 if hooked: print(f"- One no-op hook on every phase (its own gateway process, same routes): +{sat['switchyard + one no-op hook'][3] - sat[gw][3]:.2f} µs CPU per request (target ≤ 1 µs), +{s_hook[3] - s_gw[3]:.2f} µs per {chunks}-chunk stream, {hook_chunk:+.3f} µs per extra chunk (target ≤ 0.1 µs); timed figures are ±0.5 µs, `--callgrind` gives exact instruction counts.")
+if f_nocost[0]:
+    print(f"- Cost: {sat[gw][3]:.1f} µs CPU per request with `usage.cost` against {f_nocost[3]:.1f} for the same answer from an unpriced model ({(sat[gw][3] - f_nocost[3]) / f_nocost[3] * 100:+.1f}%; target ≤ 2%).")
+    print(f"- Cache (a third gateway process with the cache on): a miss (looked up, not stored) {f_miss[3]:.1f} µs per request ({(f_miss[3] - sat[gw][3]) / sat[gw][3] * 100:+.1f}% over bare); an exact hit {f_hit[3]:.1f} µs, {f_hit[3] / sat[ng][3]:.2f}× nginx proxying the request (target < 1×), {f_hit[0]:.0f} req/s.")
 print(f"- Memory: idle RSS {int(idle) / 1024:.1f} MiB; peak after the loads {int(peak) / 1024:.1f} MiB; {opened} of {streams} streams open at once: {int(during) / 1024:.1f} MiB (from {int(before) / 1024:.1f} MiB); {int(after) / 1024:.1f} MiB after they closed.")
 print("\nServers pinned to the last core and the load generator to the first with taskset; CPU = utime+stime from /proc over the run ÷ requests.")
 EOF

@@ -109,9 +109,7 @@ fn route_selection(b: divan::Bencher) {
             provider: Arc::clone(&provider),
             model: Arc::from("gpt-4o-mini"),
             weight: w,
-            price: switchyard::cost::PriceTable::bundled()
-                .get("openai/gpt-4o-mini")
-                .cloned(),
+            price: switchyard::cost::PriceTable::bundled().get("openai/gpt-4o-mini"),
         };
         let mut aliases = indexmap::IndexMap::new();
         aliases.insert(

@@ -376,6 +376,7 @@ pub fn serve(cfg: GatewayConfig, source: ConfigSource, overrides: Overrides) -> 
     actix_web::rt::System::new().block_on(async move {
         let actors = Arbiter::new();
         let built = build(&cfg, &source, &actors.handle())?;
+        crate::memory::release_now();
         for w in &built.warnings {
             tracing::warn!("{w}");
         }

@@ -162,6 +162,7 @@ impl ConfigWatcher {
             tracing::warn!("config reload: {setting} changed; it takes effect on restart");
         }
         self.table = Arc::new(built.table);
+        crate::memory::release_now();
         let swap = Box::pin(self.router.replace(Arc::clone(&self.table)));
         self.running = cfg;
         RELOADS_OK.fetch_add(1, Ordering::Relaxed);

@@ -46,12 +46,16 @@ struct Args {
     /// Hard cap on requests, whatever the duration.
     #[arg(long, default_value_t = 5_000_000)]
     max_requests: u64,
+    /// An extra request header, `name: value` (repeatable), e.g. `x-bf-cache-key: bench`.
+    #[arg(long = "header")]
+    headers: Vec<String>,
 }
 
 struct Target {
     addr: SocketAddr,
     host: String,
     path: String,
+    headers: Vec<(String, String)>,
 }
 
 fn parse_target(url: &str) -> Result<Target, String> {
@@ -72,6 +76,7 @@ fn parse_target(url: &str) -> Result<Target, String> {
         addr,
         host: authority.to_string(),
         path,
+        headers: Vec::new(),
     })
 }
 
@@ -109,6 +114,13 @@ impl Tally {
 
 type Sender = http1::SendRequest<Full<Bytes>>;
 
+fn with_headers(mut req: hyper::http::request::Builder, t: &Target) -> hyper::http::request::Builder {
+    for (name, value) in &t.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    req
+}
+
 async fn connect(t: &Target) -> Result<Sender, String> {
     let stream = TcpStream::connect(t.addr).await.map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
@@ -123,7 +135,7 @@ async fn connect(t: &Target) -> Result<Sender, String> {
 
 /// One request; returns the number of SSE events in the answer (0 for plain JSON).
 async fn one(sender: &mut Sender, t: &Target, body: &Bytes) -> Result<u64, String> {
-    let req = Request::post(&t.path)
+    let req = with_headers(Request::post(&t.path), t)
         .header("host", &t.host)
         .header("content-type", "application/json")
         .body(Full::new(body.clone()))
@@ -211,7 +223,7 @@ async fn fixed_rate(
 async fn held_stream(t: &Target, body: Bytes, first: tokio::sync::mpsc::Sender<bool>, end: Instant) {
     let result = async {
         let mut sender = connect(t).await?;
-        let req = Request::post(&t.path)
+        let req = with_headers(Request::post(&t.path), t)
             .header("host", &t.host)
             .body(Full::new(body))
             .map_err(|e| e.to_string())?;
@@ -247,13 +259,20 @@ fn rss_kib_of_self() -> u64 {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let target = match parse_target(&args.url) {
+    let mut target = match parse_target(&args.url) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("loadgen: {e}");
             return ExitCode::from(2);
         }
     };
+    for h in &args.headers {
+        let Some((name, value)) = h.split_once(':') else {
+            eprintln!("loadgen: --header `{h}` is not `name: value`");
+            return ExitCode::from(2);
+        };
+        target.headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
     let body = match std::fs::read(&args.body) {
         Ok(b) => Bytes::from(b),
         Err(e) => {

@@ -7,50 +7,51 @@
 //! model would see the same input. The tenant (the `x-bf-cache-key` namespace; the virtual key
 //! once governance lands) is hashed in first, so no two tenants ever share an entry.
 
-use ring::digest::{Context, SHA256};
-use serde_json::Value;
-
 /// Top-level members that do not change the answer's content.
-const DELIVERY_MEMBERS: [&str; 3] = ["stream", "stream_options", "fallbacks"];
+const DELIVERY_MEMBERS: [&[u8]; 3] = [b"\"stream\"", b"\"stream_options\"", b"\"fallbacks\""];
 
-/// An entry's id: the first 128 bits of the SHA-256 of tenant and canonical request (far
-/// beyond any chance collision), shown to clients as 32 hex digits.
+/// An entry's id: the first 128 bits of the BLAKE3 hash of tenant and canonical request (no
+/// chance or crafted collision), shown to clients as 32 hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheId(pub [u8; 16]);
 
 impl CacheId {
-    /// The id of `request` (a JSON object) for `namespace`; `None` if it is not an object.
+    /// The id of `request` (a JSON object, already validated) for `namespace`; `None` if it
+    /// is not an object.
     pub fn of(namespace: &str, request: &[u8]) -> Option<CacheId> {
-        let value: Value = serde_json::from_slice(request).ok()?;
-        let object = value.as_object()?;
-        let mut hash = Context::new(&SHA256);
+        let mut canonical = Vec::with_capacity(request.len());
+        let mut scan = Canonical {
+            json: request,
+            at: 0,
+            members: Vec::new(),
+        };
+        scan.space();
+        if scan.peek() != Some(b'{') {
+            return None;
+        }
+        scan.object(&mut canonical, true)?;
+        let mut hash = blake3::Hasher::new();
         hash.update(&(namespace.len() as u64).to_le_bytes());
         hash.update(namespace.as_bytes());
-        let mut members: Vec<(&String, &Value)> = object
-            .iter()
-            .filter(|(k, _)| !DELIVERY_MEMBERS.contains(&k.as_str()))
-            .collect();
-        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut out = Vec::with_capacity(request.len());
-        out.push(b'{');
-        for (i, (k, v)) in members.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_string(&mut out, k);
-            out.push(b':');
-            write_canonical(&mut out, v);
-        }
-        out.push(b'}');
-        hash.update(&out);
-        let digest = hash.finish();
+        hash.update(&canonical);
         let mut id = [0u8; 16];
-        id.copy_from_slice(&digest.as_ref()[..16]);
+        id.copy_from_slice(&hash.finalize().as_bytes()[..16]);
         Some(CacheId(id))
     }
 
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        let mut out = String::with_capacity(32);
+        self.write_hex(&mut out);
+        out
+    }
+
+    /// The 32 hex digits, appended (no formatting machinery: this runs on every lookup).
+    pub fn write_hex(&self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in self.0 {
+            out.push(DIGITS[usize::from(b >> 4)] as char);
+            out.push(DIGITS[usize::from(b & 15)] as char);
+        }
     }
 
     pub fn from_hex(text: &str) -> Option<CacheId> {
@@ -65,42 +66,163 @@ impl CacheId {
     }
 }
 
-fn write_string(out: &mut Vec<u8>, s: &str) {
-    // A string always serialises.
-    let _ = serde_json::to_writer(&mut *out, s);
+/// Writes valid JSON in canonical form in one pass over its bytes: whitespace between tokens
+/// dropped, each object's members sorted by their key's bytes. Strings and numbers are kept
+/// exactly as written (a string spelt with different escapes is a different key: a miss,
+/// never a wrong hit). No parse into a tree: on the request path that parse and its
+/// re-serialisation cost more than the rest of a cache lookup (measured).
+struct Canonical<'a> {
+    json: &'a [u8],
+    at: usize,
+    /// (start, key end, end) of the members written, as offsets in the output, for every
+    /// object being written (each uses the part above where it started): one allocation
+    /// for the whole request instead of one per object.
+    members: Vec<(usize, usize, usize)>,
 }
 
-/// `v` with every object's keys sorted, no whitespace.
-fn write_canonical(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(out, k);
-                out.push(b':');
-                write_canonical(out, v);
-            }
-            out.push(b'}');
+impl Canonical<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.json.get(self.at).copied()
+    }
+
+    fn space(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_whitespace()) {
+            self.at += 1;
         }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(out, item);
+    }
+
+    fn value(&mut self, out: &mut Vec<u8>) -> Option<()> {
+        self.space();
+        match self.peek()? {
+            b'{' => self.object(out, false),
+            b'[' => self.array(out),
+            b'"' => {
+                let start = self.at;
+                self.at = string_end(self.json, start)? + 1;
+                out.extend_from_slice(&self.json[start..self.at]);
+                Some(())
             }
+            _ => {
+                let start = self.at;
+                while self
+                    .peek()
+                    .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+                {
+                    self.at += 1;
+                }
+                (self.at > start).then(|| out.extend_from_slice(&self.json[start..self.at]))
+            }
+        }
+    }
+
+    fn array(&mut self, out: &mut Vec<u8>) -> Option<()> {
+        self.at += 1;
+        out.push(b'[');
+        self.space();
+        if self.peek()? == b']' {
+            self.at += 1;
             out.push(b']');
+            return Some(());
         }
-        // Scalars as serde_json writes them (numbers as they were read).
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
+        loop {
+            self.value(out)?;
+            self.space();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    out.push(b',');
+                }
+                b']' => {
+                    self.at += 1;
+                    out.push(b']');
+                    return Some(());
+                }
+                _ => return None,
+            }
         }
+    }
+
+    /// Members are written in the order they come, then put in key order if they were not
+    /// in it already (the copy only for an object that needs it).
+    fn object(&mut self, out: &mut Vec<u8>, top: bool) -> Option<()> {
+        self.at += 1;
+        out.push(b'{');
+        let region = out.len();
+        let base = self.members.len();
+        let mut sorted = true;
+        self.space();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            out.push(b'}');
+            return Some(());
+        }
+        loop {
+            self.space();
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key_start = self.at;
+            let key_end = string_end(self.json, key_start)? + 1;
+            let key = &self.json[key_start..key_end];
+            self.at = key_end;
+            self.space();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.at += 1;
+            let before = out.len();
+            if self.members.len() > base {
+                out.push(b',');
+            }
+            let start = out.len();
+            out.extend_from_slice(key);
+            out.push(b':');
+            self.value(out)?;
+            if top && DELIVERY_MEMBERS.contains(&key) {
+                out.truncate(before);
+            } else {
+                if let Some(&(prev_start, prev_key_end, _)) = self.members.get(base..).and_then(<[_]>::last) {
+                    sorted &= out[prev_start..prev_key_end] <= out[start..start + key.len()];
+                }
+                self.members.push((start, start + key.len(), out.len()));
+            }
+            self.space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        if !sorted {
+            let written = out.split_off(region);
+            let members = &mut self.members[base..];
+            members.sort_by(|a, b| written[a.0 - region..a.1 - region].cmp(&written[b.0 - region..b.1 - region]));
+            for (i, &(s, _, e)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&written[s - region..e - region]);
+            }
+        }
+        self.members.truncate(base);
+        out.push(b'}');
+        Some(())
+    }
+}
+
+/// The index of the quote that closes the string opened at `open`.
+fn string_end(json: &[u8], open: usize) -> Option<usize> {
+    let mut from = open + 1;
+    loop {
+        let q = from + memchr::memchr(b'"', json.get(from..)?)?;
+        let backslashes = json[from..q].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(q);
+        }
+        from = q + 1;
     }
 }
 
@@ -151,6 +273,32 @@ mod tests {
         }
         // A namespace cannot be forged by moving bytes between it and the request.
         assert_ne!(id("a", r#"{"b":1}"#), id("", r#"{"b":1}"#));
+    }
+
+    #[test]
+    fn the_canonical_form_sorts_every_object_and_drops_only_space_between_tokens() {
+        let canonical = |json: &str| {
+            let mut out = Vec::new();
+            let mut scan = Canonical {
+                json: json.as_bytes(),
+                at: 0,
+                members: Vec::new(),
+            };
+            scan.object(&mut out, true).expect("an object");
+            String::from_utf8(out).expect("utf-8")
+        };
+        assert_eq!(
+            canonical(r#"{ "b" : [ 1 , {"z": true, "a": null} ], "a": " x , y ", "stream": true, "c": {} }"#),
+            r#"{"a":" x , y ","b":[1,{"a":null,"z":true}],"c":{}}"#
+        );
+        // Escaped quotes and backslashes stay inside their strings.
+        assert_eq!(
+            canonical(r#"{"k": "a\"}b\\", "j": [ "\\" ] }"#),
+            r#"{"j":["\\"],"k":"a\"}b\\"}"#
+        );
+        assert_eq!(canonical(r#"{"fallbacks": ["a"], "stream_options": {"x": 1}}"#), "{}");
+        // Delivery members are only dropped at the top level.
+        assert_eq!(canonical(r#"{"m": {"stream": 1}}"#), r#"{"m":{"stream":1}}"#);
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub struct CacheTicket {
 
 impl CacheTicket {
     /// `extra_fields.cache_debug` for a miss (the id the answer is stored under).
-    pub fn miss_debug(&self) -> Vec<u8> {
+    pub fn miss_debug(&self) -> String {
         debug_json(false, self.id)
     }
 
@@ -179,20 +179,20 @@ impl CacheTicket {
 }
 
 /// `{"cache_hit":…,"cache_id":"…"}` plus `"hit_type":"direct"` on a hit.
-pub fn debug_json(hit: bool, id: CacheId) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96);
-    out.extend_from_slice(if hit {
-        b"{\"cache_hit\":true"
+pub fn debug_json(hit: bool, id: CacheId) -> String {
+    let mut out = String::with_capacity(96);
+    out.push_str(if hit {
+        "{\"cache_hit\":true"
     } else {
-        b"{\"cache_hit\":false"
+        "{\"cache_hit\":false"
     });
-    out.extend_from_slice(b",\"cache_id\":\"");
-    out.extend_from_slice(id.hex().as_bytes());
-    out.push(b'"');
+    out.push_str(",\"cache_id\":\"");
+    id.write_hex(&mut out);
+    out.push('"');
     if hit {
-        out.extend_from_slice(b",\"hit_type\":\"direct\"");
+        out.push_str(",\"hit_type\":\"direct\"");
     }
-    out.push(b'}');
+    out.push('}');
     out
 }
 

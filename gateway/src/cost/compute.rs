@@ -77,49 +77,65 @@ impl Cost {
         total_cost: 0.0,
     };
 
-    /// The JSON object, as it goes into `usage.cost`: plain decimals to the pico-dollar
-    /// (`0.0000175`), written by hand — on every answer, serde's float formatting was most of
-    /// the cost feature's CPU (measured).
+    /// The JSON object, as it goes into `usage.cost`.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(112);
-        let fields = [
-            (&b"{\"input_tokens_cost\":"[..], self.input_tokens_cost),
-            (b",\"output_tokens_cost\":", self.output_tokens_cost),
-            (b",\"request_cost\":", self.request_cost),
-            (b",\"total_cost\":", self.total_cost),
-        ];
-        for (name, usd) in fields {
-            out.extend_from_slice(name);
-            write_usd(&mut out, usd);
-        }
-        out.push(b'}');
+        self.write_json(&mut out);
         out
+    }
+
+    /// Appends the JSON object: plain decimals to the pico-dollar (`0.0000175`), written by
+    /// hand — on every answer, general float formatting was most of the cost feature's CPU
+    /// (measured).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"input_tokens_cost\":");
+        write_usd(out, self.input_tokens_cost);
+        out.extend_from_slice(b",\"output_tokens_cost\":");
+        write_usd(out, self.output_tokens_cost);
+        // 0 today; written the same way so a fee shows when one comes.
+        out.extend_from_slice(b",\"request_cost\":");
+        write_usd(out, self.request_cost);
+        out.extend_from_slice(b",\"total_cost\":");
+        write_usd(out, self.total_cost);
+        out.push(b'}');
     }
 }
 
-/// `usd` as a JSON number with up to 12 decimals and no exponent.
-fn write_usd(out: &mut Vec<u8>, usd: f64) {
-    const PICO: u64 = 1_000_000_000_000;
-    // Non-negative and finite by construction (checked rates, capped counts); the cast
-    // saturates anyway.
-    let pico = (usd.max(0.0) * 1e12).round() as u64;
-    let mut n = itoa::Buffer::new();
-    out.extend_from_slice(n.format(pico / PICO).as_bytes());
-    out.push(b'.');
-    let frac = pico % PICO;
-    if frac == 0 {
-        out.push(b'0');
-        return;
-    }
-    let digits = n.format(frac);
-    out.extend(std::iter::repeat_n(b'0', 12 - digits.len()));
-    out.extend_from_slice(digits.trim_end_matches('0').as_bytes());
+const PICO_PER_USD: f64 = 1e12;
+
+/// `usd` in whole pico-dollars, rounded half up (non-negative and finite by construction:
+/// checked rates, capped counts; the cast saturates anyway). No libm call.
+fn picos(usd: f64) -> u64 {
+    (usd.max(0.0) * PICO_PER_USD + 0.5) as u64
 }
 
 /// Rounded to a millionth of a cent: below any price's precision, and it keeps binary float
 /// noise (`1.5600000000000001e-5`) out of the answers.
 fn usd(x: f64) -> f64 {
-    (x * 1e12).round() / 1e12
+    picos(x) as f64 / PICO_PER_USD
+}
+
+/// `usd` as a JSON number with up to 12 decimals and no exponent.
+fn write_usd(out: &mut Vec<u8>, usd: f64) {
+    const PICO: u64 = 1_000_000_000_000;
+    let pico = picos(usd);
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(n.format(pico / PICO).as_bytes());
+    out.push(b'.');
+    let mut frac = pico % PICO;
+    if frac == 0 {
+        out.push(b'0');
+        return;
+    }
+    // Trailing zeros dropped first, so the digits left are few (prices have few).
+    let mut decimals = 12;
+    while frac.is_multiple_of(10) {
+        frac /= 10;
+        decimals -= 1;
+    }
+    let digits = n.format(frac);
+    out.extend_from_slice(&b"000000000000"[..decimals - digits.len()]);
+    out.extend_from_slice(digits.as_bytes());
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use switchyard_plugin_api::host::Usage;
 fn price(key: &str) -> std::sync::Arc<ModelPrice> {
     PriceTable::bundled()
         .get(key)
-        .cloned()
         .unwrap_or_else(|| panic!("{key} is in the bundled table"))
 }
 

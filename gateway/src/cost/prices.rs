@@ -153,7 +153,82 @@ pub struct PricingError {
 /// `provider/model` → price.
 #[derive(Debug, Default)]
 pub struct PriceTable {
+    /// Parsed entries: a `pricing.file` table's, and the overrides.
     models: HashMap<String, Arc<ModelPrice>>,
+    /// The bundled table, each entry parsed when a target asks for it: parsing all ~3,700 up
+    /// front, or even indexing them in a map, held megabytes for the handful a config uses.
+    bundled: Option<&'static BundledLines>,
+}
+
+/// The bundled table's entry lines (`"provider/model": {rates}`, one per line, sorted by key,
+/// as `scripts/gen_pricing.py` writes them), found by binary search: a few kilobytes of line
+/// offsets instead of a parsed table.
+#[derive(Debug)]
+pub struct BundledLines {
+    starts: Vec<u32>,
+}
+
+impl BundledLines {
+    fn get() -> &'static BundledLines {
+        static LINES: OnceLock<BundledLines> = OnceLock::new();
+        LINES.get_or_init(|| {
+            let mut starts = Vec::with_capacity(4096);
+            let mut at = 0usize;
+            for end in memchr::memchr_iter(b'\n', BUNDLED.as_bytes()).chain([BUNDLED.len()]) {
+                if BundledLines::entry(at, end).is_some() {
+                    starts.push(at as u32);
+                }
+                at = end + 1;
+            }
+            BundledLines { starts }
+        })
+    }
+
+    /// The key and the rates' JSON of the line `[start, end)`, if it is an entry line.
+    fn entry(start: usize, end: usize) -> Option<(&'static str, &'static str)> {
+        let line = BUNDLED.get(start..end)?.trim_end().trim_end_matches(',');
+        let rest = line.strip_prefix('"')?;
+        let (key, json) = rest.split_once("\": ")?;
+        (json.starts_with('{') && json.ends_with('}')).then_some((key, json))
+    }
+
+    fn line(&self, i: usize) -> Option<(&'static str, &'static str)> {
+        let start = *self.starts.get(i)? as usize;
+        let end = BUNDLED[start..].find('\n').map_or(BUNDLED.len(), |e| start + e);
+        BundledLines::entry(start, end)
+    }
+
+    fn find(&self, key: &str) -> Option<&'static str> {
+        let mut lo = 0;
+        let mut hi = self.starts.len();
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let (k, json) = self.line(mid)?;
+            match k.cmp(key) {
+                std::cmp::Ordering::Equal => return Some(json),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+}
+
+/// One entry of a table, checked.
+fn parse_entry(key: &str, json: &str) -> Result<ModelPrice, PricingError> {
+    let price: ModelPrice = serde_json::from_str(json).map_err(|e| PricingError {
+        key: key.to_string(),
+        message: e.to_string(),
+    })?;
+    price.check().map_err(|message| PricingError {
+        key: key.to_string(),
+        message,
+    })?;
+    Ok(price)
 }
 
 impl PriceTable {
@@ -161,9 +236,31 @@ impl PriceTable {
     pub fn bundled() -> Arc<PriceTable> {
         static TABLE: OnceLock<Arc<PriceTable>> = OnceLock::new();
         Arc::clone(TABLE.get_or_init(|| {
-            // The bundled text is generated and checked by the tests: it parses.
-            Arc::new(PriceTable::parse(BUNDLED).unwrap_or_default())
+            Arc::new(PriceTable {
+                models: HashMap::new(),
+                bundled: Some(BundledLines::get()),
+            })
         }))
+    }
+
+    /// Parses every entry of the bundled table (what the tests check); how many there are.
+    pub fn check_bundled() -> Result<usize, PricingError> {
+        let lines = BundledLines::get();
+        let mut previous = "";
+        for i in 0..lines.len() {
+            let Some((key, json)) = lines.line(i) else {
+                continue;
+            };
+            if key <= previous {
+                return Err(PricingError {
+                    key: key.to_string(),
+                    message: "the bundled table is not sorted by key (regenerate it)".into(),
+                });
+            }
+            previous = key;
+            parse_entry(key, json)?;
+        }
+        Ok(lines.len())
     }
 
     /// A table file in the bundled table's format (`pricing.file`).
@@ -175,28 +272,31 @@ impl PriceTable {
         PriceTable::parse(&text)
     }
 
-    /// Parses a table. Members starting with `_` are notes (the source's attribution).
+    /// Parses a table: `{"_source": "…", "models": {"provider/model": {rates}}}`. Read
+    /// straight into typed entries (no intermediate JSON tree: at startup that tree was
+    /// megabytes the allocator kept).
     pub fn parse(text: &str) -> Result<PriceTable, PricingError> {
-        let raw: HashMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| PricingError {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct TableFile {
+            /// Where the prices come from (kept with the table; not used).
+            #[serde(rename = "_source", default)]
+            _source: Option<String>,
+            models: HashMap<String, ModelPrice>,
+        }
+        let file: TableFile = serde_json::from_str(text).map_err(|e| PricingError {
             key: String::new(),
-            message: format!("not a pricing table: {e}"),
+            message: format!("not a pricing table ({{\"models\": {{\"provider/model\": {{rates}}}}}}): {e}"),
         })?;
-        let mut models = HashMap::with_capacity(raw.len());
-        for (key, value) in raw {
-            if key.starts_with('_') {
-                continue;
-            }
-            let price: ModelPrice = serde_json::from_value(value).map_err(|e| PricingError {
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
+        let mut models = HashMap::with_capacity(file.models.len());
+        for (key, price) in file.models {
             price.check().map_err(|message| PricingError {
                 key: key.clone(),
                 message,
             })?;
             models.insert(key, Arc::new(price));
         }
-        Ok(PriceTable { models })
+        Ok(PriceTable { models, bundled: None })
     }
 
     /// `base` with `overrides` merged in: an override's fields replace those of the entry
@@ -207,8 +307,8 @@ impl PriceTable {
     ) -> Result<PriceTable, PricingError> {
         let mut models = base.models.clone();
         for (key, fields) in overrides {
-            let mut merged = match base.models.get(key) {
-                Some(price) => serde_json::to_value(&**price).unwrap_or_default(),
+            let mut merged = match base.get(key) {
+                Some(price) => serde_json::to_value(&*price).unwrap_or_default(),
                 None => serde_json::Value::Object(serde_json::Map::new()),
             };
             if let Some(object) = merged.as_object_mut() {
@@ -226,19 +326,28 @@ impl PriceTable {
             })?;
             models.insert(key.clone(), Arc::new(price));
         }
-        Ok(PriceTable { models })
+        Ok(PriceTable {
+            models,
+            bundled: base.bundled,
+        })
     }
 
+    /// The models priced (overrides of bundled entries counted twice: for status only).
     pub fn len(&self) -> usize {
-        self.models.len()
+        self.models.len() + self.bundled.map_or(0, BundledLines::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.models.is_empty()
+        self.len() == 0
     }
 
-    pub fn get(&self, key: &str) -> Option<&Arc<ModelPrice>> {
-        self.models.get(key)
+    /// The price under `key` exactly: a parsed entry, else the bundled one (parsed now).
+    pub fn get(&self, key: &str) -> Option<Arc<ModelPrice>> {
+        if let Some(price) = self.models.get(key) {
+            return Some(Arc::clone(price));
+        }
+        let json = self.bundled?.find(key)?;
+        parse_entry(key, json).ok().map(Arc::new)
     }
 
     /// The price of `model` served by the provider configured as `provider`, whose plugin is
@@ -251,10 +360,7 @@ impl PriceTable {
         if let Some(undated) = undated {
             candidates.extend([(provider, undated), (plugin, undated)]);
         }
-        candidates
-            .into_iter()
-            .find_map(|(p, m)| self.models.get(&format!("{p}/{m}")))
-            .cloned()
+        candidates.into_iter().find_map(|(p, m)| self.get(&format!("{p}/{m}")))
     }
 }
 

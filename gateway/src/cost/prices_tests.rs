@@ -2,8 +2,10 @@ use super::*;
 
 #[test]
 fn the_bundled_table_parses_and_holds_the_shipped_providers_models() {
-    let table = PriceTable::parse(BUNDLED).expect("the bundled table parses");
-    assert!(table.len() > 1000, "{} models", table.len());
+    let entries = PriceTable::check_bundled().expect("every bundled entry parses and checks");
+    assert!(entries > 1000, "{entries} models");
+    let table = PriceTable::bundled();
+    assert_eq!(table.len(), entries);
     for key in [
         "openai/gpt-4o",
         "openai/gpt-4o-mini-2024-07-18",
@@ -18,7 +20,7 @@ fn the_bundled_table_parses_and_holds_the_shipped_providers_models() {
 #[test]
 fn a_target_resolves_by_provider_name_then_plugin_with_and_without_a_date() {
     let table = PriceTable::bundled();
-    let gpt4o = table.get("openai/gpt-4o").cloned();
+    let gpt4o = table.get("openai/gpt-4o");
     // The configured provider name is not a table provider: the plugin's name is.
     assert_eq!(table.resolve("my-openai", "openai", "gpt-4o"), gpt4o);
     // A dated id the table does not list falls back to the undated one.
@@ -27,7 +29,7 @@ fn a_target_resolves_by_provider_name_then_plugin_with_and_without_a_date() {
     // The provider name wins when the table knows it (a `groq` provider on the openai plugin).
     let groq = table.resolve("groq", "openai", "openai/gpt-oss-120b");
     assert!(groq.is_some());
-    assert_eq!(groq, table.get("groq/openai/gpt-oss-120b").cloned());
+    assert_eq!(groq, table.get("groq/openai/gpt-oss-120b"));
     // The mock provider and unknown models have no price.
     assert_eq!(table.resolve("local", "mock", "echo"), None);
     assert_eq!(table.resolve("up", "openai", "no-such-model"), None);
@@ -112,11 +114,16 @@ fn bad_overrides_name_the_entry() {
 
 #[test]
 fn a_table_file_in_the_bundled_format_loads_and_a_broken_one_is_refused() {
-    let t =
-        PriceTable::parse(r#"{"_source":"mine","acme/m1":{"input_cost_per_token":1e-6,"output_cost_per_token":2e-6}}"#)
-            .expect("parses");
+    let t = PriceTable::parse(
+        r#"{"_source":"mine","models":{"acme/m1":{"input_cost_per_token":1e-6,"output_cost_per_token":2e-6}}}"#,
+    )
+    .expect("parses");
     assert_eq!(t.len(), 1);
     assert!(PriceTable::parse("not json").is_err());
-    let e = PriceTable::parse(r#"{"acme/m1":{"input_cost_per_token":1e-6}}"#).expect_err("no output rate");
+    // A model without its output rate: the parse names the problem.
+    let e = PriceTable::parse(r#"{"models":{"acme/m1":{"input_cost_per_token":1e-6}}}"#).expect_err("no output rate");
+    assert!(e.message.contains("output_cost_per_token"), "{}", e.message);
+    let e = PriceTable::parse(r#"{"models":{"acme/m1":{"input_cost_per_token":-1,"output_cost_per_token":0}}}"#)
+        .expect_err("negative");
     assert_eq!(e.key, "acme/m1");
 }

@@ -32,9 +32,41 @@ pub const CHAT_STREAM: &str = "chat_completion_stream";
 /// Returns false (and writes `json` unchanged) when `json` is not an object.
 pub fn append_to(out: &mut Vec<u8>, json: &[u8], extra: &ExtraFields<'_>) -> bool {
     // Serialising a struct of strings and integers into a Vec cannot fail.
-    splice(out, json, |out| {
+    splice(out, json, None, |out| {
         let _ = serde_json::to_writer(&mut *out, extra);
     })
+}
+
+/// [`append_to`] with `"cost":` and what `write_cost` writes (JSON) added as the last member of the top-level
+/// `usage` object, in the same single copy of `json`. Without a usage object, as
+/// [`append_to`] (the cost has nowhere to go).
+pub fn append_with_cost(
+    out: &mut Vec<u8>,
+    json: &[u8],
+    write_cost: impl FnOnce(&mut Vec<u8>),
+    extra: &ExtraFields<'_>,
+) -> bool {
+    let Some(usage) = usage_object(json) else {
+        return append_to(out, json, extra);
+    };
+    let close = usage.end - 1;
+    let empty = json[usage.start + 1..close].iter().all(u8::is_ascii_whitespace);
+    let mut member = Vec::with_capacity(128);
+    if !empty {
+        member.push(b',');
+    }
+    member.extend_from_slice(b"\"cost\":");
+    write_cost(&mut member);
+    splice(out, json, Some((close, &member)), |out| {
+        let _ = serde_json::to_writer(&mut *out, extra);
+    })
+}
+
+/// The range of the top-level `usage` object's value, if it is an object.
+fn usage_object(json: &[u8]) -> Option<std::ops::Range<usize>> {
+    let usage = compact_usage_value(json).or_else(|| member_value(json, b"usage"))?;
+    let value = &json[usage.clone()];
+    (value.first() == Some(&b'{') && value.last() == Some(&b'}')).then_some(usage)
 }
 
 /// A stream's `extra_fields`, of which only `latency` and `chunk_index` change from chunk to
@@ -75,7 +107,7 @@ impl StreamExtraFields {
     /// [`Self::append_to`] with `tail` (more `,"name":value` members, already JSON) after
     /// `chunk_index`: the stream's `raw_request` / `raw_response`.
     pub fn append_with(&self, out: &mut Vec<u8>, json: &[u8], latency: u64, chunk_index: u64, tail: &[u8]) -> bool {
-        splice(out, json, |out| {
+        splice(out, json, None, |out| {
             let mut n = itoa::Buffer::new();
             out.extend_from_slice(&self.head);
             out.extend_from_slice(n.format(latency).as_bytes());
@@ -90,8 +122,13 @@ impl StreamExtraFields {
 const LATENCY_KEY: &[u8] = b"\"latency\":";
 
 /// Writes `json` into `out` with `"extra_fields":` and what `write_extra` writes added as its
-/// last member.
-fn splice(out: &mut Vec<u8>, json: &[u8], write_extra: impl FnOnce(&mut Vec<u8>)) -> bool {
+/// last member; `insert` (`(at, bytes)`, `at` inside the object) goes in on the way.
+fn splice(
+    out: &mut Vec<u8>,
+    json: &[u8],
+    insert: Option<(usize, &[u8])>,
+    write_extra: impl FnOnce(&mut Vec<u8>),
+) -> bool {
     let trimmed_end = json.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
     let body = &json[..trimmed_end];
     let Some(inner) = body.strip_suffix(b"}") else {
@@ -102,7 +139,14 @@ fn splice(out: &mut Vec<u8>, json: &[u8], write_extra: impl FnOnce(&mut Vec<u8>)
         out.extend_from_slice(json);
         return false;
     }
-    out.extend_from_slice(inner);
+    match insert {
+        Some((at, bytes)) if at < inner.len() => {
+            out.extend_from_slice(&inner[..at]);
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(&inner[at..]);
+        }
+        _ => out.extend_from_slice(inner),
+    }
     let empty_object = inner
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
@@ -143,11 +187,7 @@ pub fn move_usage(finish_chunk: &[u8], usage_chunk: &[u8]) -> Option<Vec<u8>> {
 /// `usage` object; `None` when it has no usage object (e.g. `"usage": null`). Found from the
 /// end: OpenAI-shaped answers put `usage` at or near the end, so only their tail is walked.
 pub fn add_cost_to_usage(json: &[u8], cost: &[u8]) -> Option<Vec<u8>> {
-    let usage = compact_usage_value(json).or_else(|| member_value(json, b"usage"))?;
-    let value = &json[usage.clone()];
-    if value.first() != Some(&b'{') || value.last() != Some(&b'}') {
-        return None;
-    }
+    let usage = usage_object(json)?;
     let close = usage.end - 1;
     let empty = json[usage.start + 1..close].iter().all(u8::is_ascii_whitespace);
     let mut out = Vec::with_capacity(json.len() + cost.len() + 9);
@@ -167,16 +207,27 @@ pub fn add_cost_to_usage(json: &[u8], cost: &[u8]) -> Option<Vec<u8>> {
 /// `None` sends the caller to the general walk ([`member_value`]).
 fn compact_usage_value(json: &[u8]) -> Option<std::ops::Range<usize>> {
     const KEY: &[u8] = b"\"usage\":{";
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
     // Inside a JSON string every quote is escaped, so this byte sequence only ever starts a
-    // member (the key's closing quote cannot be a string's `\"`).
-    let key = memchr::memmem::rfind(json, KEY)?;
-    let start = key + KEY.len() - 1;
+    // member (the key's closing quote cannot be a string's `\"`). Searched forward (the
+    // SIMD direction; backward was most of the cost feature's CPU); the first occurrence that
+    // is top-level wins, and there is at most one.
+    FINDER
+        .find_iter(json)
+        .find_map(|key| top_level_object_at(json, key + KEY.len() - 1))
+}
+
+/// The range of the object starting at `start` if it is a member of `json`'s top-level
+/// object: everything after it closes no object but the outermost.
+fn top_level_object_at(json: &[u8], start: usize) -> Option<std::ops::Range<usize>> {
     let end = scan_value_end(json, start)?;
     // What follows: members at depth 0 up to the object's closing brace, and only space after.
     let mut i = end;
     let mut depth = 0usize;
     while i < json.len() {
-        match json[i] {
+        i = next_structural(json, i);
+        match *json.get(i)? {
             b'"' => i = string_end(json, i)?,
             b'{' | b'[' => depth += 1,
             b'}' | b']' if depth > 0 => depth -= 1,
@@ -189,12 +240,33 @@ fn compact_usage_value(json: &[u8]) -> Option<std::ops::Range<usize>> {
     None
 }
 
+/// The bytes a structural scan stops at: quotes and brackets.
+static STRUCTURAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'{' as usize] = true;
+    table[b'}' as usize] = true;
+    table[b'[' as usize] = true;
+    table[b']' as usize] = true;
+    table
+};
+
+/// The first structural byte at or after `i` (or `json.len()`): one table load per byte.
+#[inline]
+fn next_structural(json: &[u8], mut i: usize) -> usize {
+    while i < json.len() && !STRUCTURAL[json[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
 /// The index just past the object or array that starts at `start`.
 fn scan_value_end(json: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = start;
     while i < json.len() {
-        match json[i] {
+        i = next_structural(json, i);
+        match *json.get(i)? {
             b'"' => i = string_end(json, i)?,
             b'{' | b'[' => depth += 1,
             b'}' | b']' => {
@@ -214,8 +286,8 @@ fn scan_value_end(json: &[u8], start: usize) -> Option<usize> {
 fn string_end(json: &[u8], open: usize) -> Option<usize> {
     let mut from = open + 1;
     loop {
-        let q = from + memchr::memchr(b'"', &json[from..])?;
-        let backslashes = json[..q].iter().rev().take_while(|b| **b == b'\\').count();
+        let q = from + memchr::memchr(b'"', json.get(from..)?)?;
+        let backslashes = json[from..q].iter().rev().take_while(|b| **b == b'\\').count();
         if backslashes % 2 == 0 {
             return Some(q);
         }

@@ -93,14 +93,14 @@ impl Finisher {
     }
 
     /// The answer comes from the cache: its cost is 0 and `cache_debug` says so.
-    pub fn cache_hit(&mut self, debug: Vec<u8>) {
+    pub fn cache_hit(&mut self, debug: String) {
         self.free = true;
         self.cache_debug = raw_value(debug);
     }
 
     /// The request asked the cache and missed: `cache_debug` says under which id the answer
     /// is stored.
-    pub fn cache_miss(&mut self, debug: Vec<u8>) {
+    pub fn cache_miss(&mut self, debug: String) {
         self.cache_debug = raw_value(debug);
     }
 
@@ -192,13 +192,12 @@ impl Finisher {
             raw_response: raw.as_ref().map(|(_, a)| &**a),
             cache_debug: self.cache_debug.as_deref(),
         };
-        let priced = self
-            .cost
-            .take()
-            .and_then(|c| extra_fields::add_cost_to_usage(&p.json, &c.to_json()));
-        let json = priced.as_deref().unwrap_or(&p.json);
-        let mut out = Vec::with_capacity(json.len() + 200);
-        if !extra_fields::append_to(&mut out, json, &extra) {
+        let mut out = Vec::with_capacity(p.json.len() + 300);
+        let spliced = match self.cost.take() {
+            Some(cost) => extra_fields::append_with_cost(&mut out, &p.json, |o| cost.write_json(o), &extra),
+            None => extra_fields::append_to(&mut out, &p.json, &extra),
+        };
+        if !spliced {
             tracing::warn!(provider = %ctx.provider, "provider response is not a JSON object; extra_fields not added");
         }
         out
@@ -257,10 +256,8 @@ impl Finisher {
 }
 
 /// The gateway's own JSON (always valid) as an embeddable value.
-fn raw_value(json: Vec<u8>) -> Option<Box<serde_json::value::RawValue>> {
-    String::from_utf8(json)
-        .ok()
-        .and_then(|s| serde_json::value::RawValue::from_string(s).ok())
+fn raw_value(json: String) -> Option<Box<serde_json::value::RawValue>> {
+    serde_json::value::RawValue::from_string(json).ok()
 }
 
 /// `bytes` as embeddable JSON: itself when it is JSON, else a JSON string; secrets redacted.

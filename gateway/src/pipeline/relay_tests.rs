@@ -143,7 +143,7 @@ async fn usage_moves_onto_the_held_finish_chunk_when_the_client_did_not_ask_for_
 
 #[actix_rt::test]
 async fn the_cost_rides_with_the_usage_on_the_last_chunk_in_both_forms() {
-    let price = crate::cost::PriceTable::bundled().get("openai/gpt-4o").cloned();
+    let price = crate::cost::PriceTable::bundled().get("openai/gpt-4o");
     assert!(price.is_some());
     // 7 prompt tokens at $2.50/M and 3 completion tokens at $10/M.
     let expected =
