@@ -646,7 +646,12 @@ async fn on_done_gets_the_summary_of_each_request() {
     for k in ["prompt_tokens", "completion_tokens", "total_tokens"] {
         assert_eq!(s["usage"][k], answer["usage"][k], "usage.{k}: {s:#}");
     }
-    assert_eq!(s["cost"], Value::Null, "{s:#}");
+    // The cost the client was told (gpt-4o has a price).
+    assert!(
+        answer["usage"]["cost"]["total_cost"].as_f64().is_some_and(|c| c > 0.0),
+        "{answer}"
+    );
+    assert_eq!(s["cost"], answer["usage"]["cost"], "{s:#}");
     assert_eq!(s["cache_hit"], false, "{s:#}");
     assert!(s["latency_ms"].is_u64(), "{s:#}");
 
@@ -660,6 +665,7 @@ async fn on_done_gets_the_summary_of_each_request() {
     assert_eq!(s["model"], "echo", "{s:#}");
     assert_eq!(s["stream"], true, "{s:#}");
     assert_eq!(s["status"], 200, "{s:#}");
+    assert_eq!(s["cost"], Value::Null, "the mock provider has no price: {s:#}");
 
     // A short-circuit: served by the hook.
     chat_as(&gw, &chat_body("gpt", "short"), "short-circuit")
@@ -673,12 +679,37 @@ async fn on_done_gets_the_summary_of_each_request() {
         json!({"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}),
         "{s:#}"
     );
+    assert_eq!(s["cost"], Value::Null, "no provider was paid: {s:#}");
 
     // A rejection is an answer too.
     chat_as(&gw, &chat_body("gpt", "no"), "reject").await;
     let s = wait_lines(&done, 4).await.remove(3);
     assert_eq!(s["status"], 429, "{s:#}");
     assert_eq!(up.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn on_done_says_when_the_cache_answered_and_that_it_cost_nothing() {
+    let up = MockUpstream::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let done = dir.path().join("done.jsonl");
+    let mut cfg = hooked_config(
+        &up,
+        json!([fixture_hook(json!({"config": {"done_file": path_value(&done)}}))]),
+    );
+    cfg["cache"] = json!({"enabled": true});
+    let gw = Gateway::start_cfg(&cfg);
+    let ns = [("x-bf-cache-key", "summaries")];
+    let body = chat_body("gpt", "cache me");
+    let first = gw.post_with("/v1/chat/completions", &body, &ns).await.json();
+    let second = gw.post_with("/v1/chat/completions", &body, &ns).await.json();
+    assert_eq!(second["extra_fields"]["cache_debug"]["cache_hit"], true, "{second}");
+    let s = wait_lines(&done, 2).await;
+    assert_eq!(s[0]["cache_hit"], false, "{:#}", s[0]);
+    assert_eq!(s[0]["cost"], first["usage"]["cost"], "{:#}", s[0]);
+    assert_eq!(s[1]["cache_hit"], true, "{:#}", s[1]);
+    assert_eq!(s[1]["cost"]["total_cost"], 0.0, "{:#}", s[1]);
+    assert_eq!(s[1]["provider"], "up", "what produced the cached answer: {:#}", s[1]);
 }
 
 // ------------------------------------------------------------------ an out-of-tree hook

@@ -108,13 +108,23 @@ impl Finisher {
     /// whole, else the status of what ended it. Usage is the upstream's, or for a stream
     /// that never reported it, the estimate settlement records.
     pub fn outcome(&self, status: u16, usage: Option<Usage>) -> Outcome {
+        let usage = usage
+            .or(self.reported_usage)
+            .or_else(|| (self.chunks > 0).then(|| self.ctx.estimated_usage(self.chunks)));
+        let cost = if self.free {
+            Some(Cost::FREE)
+        } else {
+            usage
+                .as_ref()
+                .and_then(|u| self.ctx.price.as_deref().map(|p| Cost::of(u, p)))
+        };
         Outcome {
             provider: Some(Arc::clone(&self.ctx.provider)),
             model: Some(Arc::clone(&self.ctx.model_deployment)),
             status,
-            usage: usage
-                .or(self.reported_usage)
-                .or_else(|| (self.chunks > 0).then(|| self.ctx.estimated_usage(self.chunks))),
+            usage,
+            cost,
+            cache_hit: self.free,
         }
     }
 

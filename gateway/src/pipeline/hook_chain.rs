@@ -34,6 +34,9 @@ pub struct Outcome {
     pub model: Option<Arc<str>>,
     pub status: u16,
     pub usage: Option<Usage>,
+    /// What the answer cost (0 for a cache hit); `None` without usage or a price.
+    pub cost: Option<crate::cost::Cost>,
+    pub cache_hit: bool,
 }
 
 pub struct HookChain {
@@ -314,8 +317,16 @@ impl HookChain {
             }
             None => out.extend_from_slice(b"null"),
         }
-        // Cost is filled by the cost issue; no cache exists yet.
-        out.extend_from_slice(b",\"cost\":null,\"cache_hit\":false,\"latency_ms\":");
+        out.extend_from_slice(b",\"cost\":");
+        match &o.cost {
+            Some(cost) => cost.write_json(&mut out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(if o.cache_hit {
+            b",\"cache_hit\":true,\"latency_ms\":"
+        } else {
+            b",\"cache_hit\":false,\"latency_ms\":"
+        });
         out.extend_from_slice(n.format(self.started.elapsed().as_millis() as u64).as_bytes());
         out.push(b'}');
         out

@@ -18,10 +18,12 @@
 //! ```json
 //! {"ts":1733400000123,"request_id":"…","alias":"fast","provider":"openai","model":"gpt-4o-mini",
 //!  "status":200,"stream":false,"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21},
-//!  "cost":null,"cache_hit":false,"latency_ms":412}
+//!  "cost":{"input_tokens_cost":0.00000135,"output_tokens_cost":0.0000072,"request_cost":0.0,
+//!  "total_cost":0.00000855},"cache_hit":false,"latency_ms":412}
 //! ```
 //! `ts` is when the line was made (Unix milliseconds); the other members are copied from the
-//! gateway's request summary, `null` when it has none. Nothing else is copied: no bodies, headers or
+//! gateway's request summary, `null` when it has none (`cost` is `null` for a model without a
+//! price, and all zeros for a cache hit). Nothing else is copied: no bodies, headers or
 //! keys ever reach the file.
 //!
 //! # Behaviour
