@@ -14,6 +14,7 @@ pub mod cost;
 pub mod error;
 pub mod hooks;
 pub mod http;
+pub mod json_scan;
 pub mod memory;
 pub mod observability;
 pub mod pipeline;

@@ -7,6 +7,8 @@
 //! model would see the same input. The tenant (the `x-bf-cache-key` namespace; the virtual key
 //! once governance lands) is hashed in first, so no two tenants ever share an entry.
 
+use crate::json_scan::string_end;
+
 /// Top-level members that do not change the answer's content.
 const DELIVERY_MEMBERS: [&[u8]; 3] = [b"\"stream\"", b"\"stream_options\"", b"\"fallbacks\""];
 
@@ -210,19 +212,6 @@ impl Canonical<'_> {
         self.members.truncate(base);
         out.push(b'}');
         Some(())
-    }
-}
-
-/// The index of the quote that closes the string opened at `open`.
-fn string_end(json: &[u8], open: usize) -> Option<usize> {
-    let mut from = open + 1;
-    loop {
-        let q = from + memchr::memchr(b'"', json.get(from..)?)?;
-        let backslashes = json[from..q].iter().rev().take_while(|b| **b == b'\\').count();
-        if backslashes % 2 == 0 {
-            return Some(q);
-        }
-        from = q + 1;
     }
 }
 

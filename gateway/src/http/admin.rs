@@ -11,6 +11,7 @@ use crate::routing::resolve_key;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -193,19 +194,18 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     )
 }
 
+/// The cache an admin request acts on: refused without admin access, 404 with the cache off.
+fn admin_cache(req: &HttpRequest, state: &AppState) -> Result<Arc<crate::cache::ResponseCache>, HttpError> {
+    state.admin.check(req)?;
+    state.router.current().cache.clone().ok_or(HttpError::CacheDisabled)
+}
+
 /// `DELETE /admin/cache/{cache_id}`: removes one cached answer (both its plain and streamed
 /// form). 200 `{"deleted": true}`, or 404 when there is no such entry.
 pub async fn delete_cache_entry(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    if let Err(e) = state.admin.check(&req) {
-        return refused(&req, &e);
-    }
-    let table = state.router.current();
-    let Some(cache) = &table.cache else {
-        return error_response(
-            &HttpError::CacheDisabled,
-            &respond::request_id(&req),
-            &ErrorDetails::none(),
-        );
+    let cache = match admin_cache(&req, &state) {
+        Ok(cache) => cache,
+        Err(e) => return refused(&req, &e),
     };
     let id = path.into_inner();
     let Some(parsed) = crate::cache::CacheId::from_hex(&id) else {
@@ -229,16 +229,9 @@ pub async fn delete_cache_entry(req: HttpRequest, path: web::Path<String>, state
 /// `x-bf-cache-key` they were stored under; an empty value is the namespace of aliases with
 /// `cache: true`).
 pub async fn clear_cache(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if let Err(e) = state.admin.check(&req) {
-        return refused(&req, &e);
-    }
-    let table = state.router.current();
-    let Some(cache) = &table.cache else {
-        return error_response(
-            &HttpError::CacheDisabled,
-            &respond::request_id(&req),
-            &ErrorDetails::none(),
-        );
+    let cache = match admin_cache(&req, &state) {
+        Ok(cache) => cache,
+        Err(e) => return refused(&req, &e),
     };
     let query = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string());
     let Some(namespace) = query.ok().and_then(|q| q.get("cache_key").cloned()) else {

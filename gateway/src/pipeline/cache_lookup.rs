@@ -5,7 +5,6 @@
 //! Without a cache (`cache.enabled` off), or for a request that does not ask for one (no
 //! `x-bf-cache-key`, an alias without `cache: true`), the phase is one branch and nothing else.
 
-use super::context::StreamContext;
 use super::{Exchange, Finisher, Relay, Served};
 use crate::cache::{CacheId, CacheTicket, CachedAnswer, CachedBody, debug_json};
 use crate::routing::RouteTable;
@@ -42,20 +41,7 @@ pub fn run(table: &RouteTable, ex: &mut Exchange) -> Option<Served> {
 /// A hit, served like a provider's answer: `extra_fields.provider` and `model_deployment`
 /// are the ones that produced it, the cost is 0, and no provider's usage is recorded.
 fn serve(table: &RouteTable, ex: &Exchange, id: CacheId, hit: &CachedAnswer) -> Served {
-    let ctx = StreamContext {
-        provider: Arc::clone(&hit.provider),
-        model_requested: Arc::clone(&ex.alias),
-        model_deployment: Arc::clone(&hit.model_deployment),
-        include_usage: ex.request.include_usage,
-        stream: ex.request.stream,
-        started: ex.ctx.started,
-        request_id: Arc::clone(&ex.ctx.request_id),
-        api_key: Arc::from(""),
-        redactor: Arc::clone(&table.redactor),
-        ledger: None,
-        prompt_bytes: ex.request.body().len(),
-        price: None,
-    };
+    let ctx = ex.unpaid_context(table, Arc::clone(&hit.provider), Arc::clone(&hit.model_deployment));
     let mut finish = Finisher::new(ctx);
     finish.cache_hit(debug_json(true, id));
     match &hit.body {

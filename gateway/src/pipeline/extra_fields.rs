@@ -2,6 +2,7 @@
 //! gateway appends it by splicing bytes before the closing brace — no second parse.
 
 use super::raw_object::Members;
+use crate::json_scan::string_end;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -162,12 +163,13 @@ fn splice(
 
 /// A chunk that carries `finish_reason` with the `usage` of OpenAI's separate usage-only
 /// chunk moved onto it (for clients that did not ask for the usage chunk). Once per stream.
-/// OpenAI writes `usage` as the last member of both chunks: found from the end, only the
-/// usage value is scanned; any other layout takes the general path (top-level parse).
+/// `usage` is found walking the top-level members from the end (OpenAI writes it last, so
+/// only its value is scanned); a chunk where that walk fails takes the general path
+/// (top-level parse).
 pub fn move_usage(finish_chunk: &[u8], usage_chunk: &[u8]) -> Option<Vec<u8>> {
     if let (Some(usage), Some(target)) = (
-        last_member_value(usage_chunk, b"usage"),
-        last_member_value(finish_chunk, b"usage"),
+        member_value(usage_chunk, b"usage"),
+        member_value(finish_chunk, b"usage"),
     ) {
         let usage = &usage_chunk[usage];
         let mut out = Vec::with_capacity(finish_chunk.len() + usage.len());
@@ -282,19 +284,6 @@ fn scan_value_end(json: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-/// The index of the quote that closes the string opened at `open`.
-fn string_end(json: &[u8], open: usize) -> Option<usize> {
-    let mut from = open + 1;
-    loop {
-        let q = from + memchr::memchr(b'"', json.get(from..)?)?;
-        let backslashes = json[from..q].iter().rev().take_while(|b| **b == b'\\').count();
-        if backslashes % 2 == 0 {
-            return Some(q);
-        }
-        from = q + 1;
-    }
-}
-
 /// The value range of `json`'s top-level member `name` (written without escapes), walking
 /// the members back from the closing brace. `json` is an object a codec produced, so every
 /// quote not escaped by an odd run of backslashes delimits a string.
@@ -354,42 +343,6 @@ fn member_value(json: &[u8], name: &[u8]) -> Option<std::ops::Range<usize>> {
             _ => return None,
         }
     }
-}
-
-/// The value range of `json`'s last member when that member is named `name` (written
-/// without escapes). `json` is an object the codec already parsed, so walking back from its
-/// closing brace, every quote not escaped by an odd run of backslashes delimits a string.
-fn last_member_value(json: &[u8], name: &[u8]) -> Option<std::ops::Range<usize>> {
-    let escaped = |q: usize| json[..q].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1;
-    let close = json.iter().rposition(|b| !b.is_ascii_whitespace())?;
-    if json[close] != b'}' {
-        return None;
-    }
-    let end = json[..close].iter().rposition(|b| !b.is_ascii_whitespace())? + 1;
-    // Back to the `:` before the value, at depth 0 and outside strings.
-    let (mut i, mut depth, mut in_string) = (end, 0usize, false);
-    let colon = loop {
-        i = i.checked_sub(1)?;
-        let b = json[i];
-        if in_string {
-            if b == b'"' && !escaped(i) {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'}' | b']' => depth += 1,
-            b'{' | b'[' => depth = depth.checked_sub(1)?,
-            b',' if depth == 0 => return None,
-            b':' if depth == 0 => break i,
-            _ => {}
-        }
-    };
-    let start = colon + 1 + json[colon + 1..end].iter().position(|b| !b.is_ascii_whitespace())?;
-    let key_end = json[..colon].iter().rposition(|b| !b.is_ascii_whitespace())?;
-    let key = json[..key_end].strip_suffix(name)?;
-    (json[key_end] == b'"' && key.last() == Some(&b'"') && !escaped(key.len() - 1)).then_some(start..end)
 }
 
 #[cfg(test)]
@@ -525,7 +478,7 @@ mod tests {
         let expect = serde_json::json!({"prompt_tokens":3,"completion_tokens":2,"total_tokens":5});
         // OpenAI's layout (usage last, null on the finish chunk): the fast path.
         let finish = br#"{"id":"x","choices":[{"index":0,"delta":{"content":"a \"usage\":1}"},"finish_reason":"stop"}],"usage":null}"#;
-        assert!(last_member_value(finish, b"usage").is_some());
+        assert!(member_value(finish, b"usage").is_some());
         let moved = move_usage(finish, usage).expect("moved");
         let v: serde_json::Value = serde_json::from_slice(&moved).expect("valid JSON");
         assert_eq!(v["usage"], expect);
@@ -541,8 +494,8 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(&moved).expect("valid JSON");
             assert_eq!(v["usage"], expect, "{}", String::from_utf8_lossy(finish));
         }
-        assert!(last_member_value(br#"{"a":"usage"}"#, b"usage").is_none());
-        assert!(last_member_value(br#"{"a":{"usage":1}}"#, b"usage").is_none());
-        assert!(last_member_value(b"[]", b"usage").is_none());
+        assert!(member_value(br#"{"a":"usage"}"#, b"usage").is_none());
+        assert!(member_value(br#"{"a":{"usage":1}}"#, b"usage").is_none());
+        assert!(member_value(b"[]", b"usage").is_none());
     }
 }

@@ -77,6 +77,33 @@ pub struct Exchange {
     pub cache: Option<CacheTicket>,
 }
 
+impl Exchange {
+    /// The context of an answer no provider was paid for this time (a hook's, a cache hit's):
+    /// `provider` and `model_deployment` name what produced it; no usage reaches the ledger
+    /// and no price applies.
+    pub(crate) fn unpaid_context(
+        &self,
+        table: &RouteTable,
+        provider: Arc<str>,
+        model_deployment: Arc<str>,
+    ) -> context::StreamContext {
+        context::StreamContext {
+            provider,
+            model_requested: Arc::clone(&self.alias),
+            model_deployment,
+            include_usage: self.request.include_usage,
+            stream: self.request.stream,
+            started: self.ctx.started,
+            request_id: Arc::clone(&self.ctx.request_id),
+            api_key: Arc::from(""),
+            redactor: Arc::clone(&table.redactor),
+            ledger: None,
+            prompt_bytes: self.request.body().len(),
+            price: None,
+        }
+    }
+}
+
 /// An answer before it is finished: a plain unified response with its Finisher, or a stream
 /// whose relay finishes each chunk.
 pub enum Served {

@@ -3,7 +3,6 @@
 //! which then goes through the post-hook, finish and settle phases like any answer), or
 //! reject it.
 
-use super::context::StreamContext;
 use super::hook_chain::ShortCircuit;
 use super::{Exchange, Failure, Finisher, Relay, Served};
 use crate::routing::RouteTable;
@@ -21,24 +20,10 @@ pub fn run(table: &RouteTable, ex: &mut Exchange) -> Result<Option<Served>, Fail
 /// A hook's own answer, served like a provider's: `provider` in `extra_fields` is the hook's
 /// name, and no usage is recorded against any provider (no upstream was paid).
 fn short_circuit(short: ShortCircuit, table: &RouteTable, ex: &Exchange) -> Served {
-    let context = |hook: &Arc<str>, model: &Arc<str>| StreamContext {
-        provider: Arc::clone(hook),
-        model_requested: Arc::clone(&ex.alias),
-        model_deployment: if model.is_empty() {
-            Arc::clone(&ex.alias)
-        } else {
-            Arc::clone(model)
-        },
-        include_usage: ex.request.include_usage,
-        stream: ex.request.stream,
-        started: ex.ctx.started,
-        request_id: Arc::clone(&ex.ctx.request_id),
-        api_key: Arc::from(""),
-        redactor: Arc::clone(&table.redactor),
-        ledger: None,
-        prompt_bytes: ex.request.body().len(),
-        // No provider was paid: a hook's answer carries no cost.
-        price: None,
+    // No provider was paid: a hook's answer records no usage and carries no cost.
+    let context = |hook: &Arc<str>, model: &Arc<str>| {
+        let model = if model.is_empty() { &ex.alias } else { model };
+        ex.unpaid_context(table, Arc::clone(hook), Arc::clone(model))
     };
     match short {
         ShortCircuit::Plain { hook, answer } => Served::Plain {
