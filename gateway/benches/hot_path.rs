@@ -76,6 +76,7 @@ fn route_selection(b: divan::Bencher) {
         let provider = Arc::new(ProviderRuntime {
             name: Arc::from("up"),
             plugin_name: Arc::from("openai"),
+            operations: switchyard_plugin_api::abi::operation::CHAT,
             codec: codec(),
             keys: vec![ApiKey {
                 index: 0,

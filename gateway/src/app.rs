@@ -3,7 +3,8 @@
 use crate::actors::provider_health::ProviderHealthHandle;
 use crate::actors::router::RouterHandle;
 use crate::actors::usage_ledger::UsageLedgerHandle;
-use crate::cache::ResponseCache;
+use crate::cache::feed::SemanticFeed;
+use crate::cache::{CacheSettings, ResponseCache};
 use crate::config::{ConfigError, ConfigSource, GatewayConfig, InvalidConfig, Overrides, ProviderConfig, yaml_line_of};
 use crate::cost::PriceTable;
 use crate::hooks::{ConfiguredHook, HookSet};
@@ -16,6 +17,7 @@ use crate::resilience::{CircuitBreaker, RetryBudget, RetryPolicy};
 use crate::routing::{self, ProviderRuntime, RouteTable, Timeouts};
 use crate::upstream::forward::ForwardAllowlist;
 use crate::upstream::{Egress, build_client, parse_headers};
+use actix::Actor;
 use actix::{Arbiter, ArbiterHandle};
 use actix_web::{App, HttpServer, web};
 use indexmap::IndexMap;
@@ -146,9 +148,11 @@ pub fn build_with(
     let hooks = build_hooks(cfg, source, loader, previous.as_ref().map(|p| &p.table.hooks))?;
     let cache = build_cache(
         cfg,
+        source,
+        &providers,
         previous.as_ref().and_then(|p| p.table.cache.as_ref()),
-        &mut warnings,
-    );
+        arbiter,
+    )?;
     let table = RouteTable {
         providers,
         aliases,
@@ -167,25 +171,52 @@ pub fn build_with(
 }
 
 /// The response cache when `cache.enabled`: the running one if its settings did not change
-/// (a reload keeps the entries), else a new one.
+/// (a reload keeps the entries), else a new one. The semantic tier's embedding provider must
+/// serve embeddings; with Redis, a feed actor keeps the semantic index in step with the other
+/// replicas for as long as this cache is in use.
 fn build_cache(
     cfg: &GatewayConfig,
+    source: &ConfigSource,
+    providers: &IndexMap<String, Arc<ProviderRuntime>>,
     previous: Option<&Arc<ResponseCache>>,
-    warnings: &mut Vec<String>,
-) -> Option<Arc<ResponseCache>> {
+    arbiter: &ArbiterHandle,
+) -> Result<Option<Arc<ResponseCache>>, ConfigError> {
     if !cfg.cache.enabled {
-        return None;
+        return Ok(None);
     }
-    if cfg.cache.backend.as_deref() == Some("redis") {
-        warnings.push("cache.backend: redis is not active in this version; the cache is in memory, per replica".into());
+    let semantic = &cfg.cache.semantic;
+    if semantic.enabled
+        && let Some((provider, _)) = semantic.embedding.as_deref().and_then(|e| e.split_once('/'))
+        && let Some(p) = providers.get(provider)
+        && p.operations & switchyard_plugin_api::abi::operation::EMBEDDINGS == 0
+    {
+        return Err(field_error(
+            source,
+            &["cache", "semantic", "embedding"],
+            format!(
+                "provider `{provider}` (plugin `{}`) does not serve embeddings",
+                p.plugin_name
+            ),
+            Some("name a provider whose plugin serves embeddings (openai, gemini, mock)".into()),
+        ));
     }
-    if cfg.cache.semantic.enabled {
-        warnings.push("cache.semantic: the semantic tier is not active in this version; exact matches only".into());
+    let settings = CacheSettings {
+        cache: cfg.cache.clone(),
+        redis: cfg.redis.clone(),
+    };
+    if let Some(kept) = previous.filter(|c| c.settings == settings) {
+        return Ok(Some(Arc::clone(kept)));
     }
-    if let Some(kept) = previous.filter(|c| c.config == cfg.cache) {
-        return Some(Arc::clone(kept));
+    let cache = ResponseCache::new(&settings)
+        .map_err(|e| field_error(source, &["redis", "url"], e, Some("e.g. redis://127.0.0.1:6379".into())))?;
+    if let (Some(redis), Some(tier)) = (cache.redis(), cache.semantic.as_ref()) {
+        let feed = SemanticFeed {
+            redis: Arc::clone(redis),
+            index: Arc::downgrade(&tier.index),
+        };
+        SemanticFeed::start_in_arbiter(arbiter, |_| feed);
     }
-    Some(Arc::new(ResponseCache::new(&cfg.cache)))
+    Ok(Some(Arc::new(cache)))
 }
 
 /// The pricing table: `pricing.file` or the bundled one, with `pricing.overrides` merged in.
@@ -342,6 +373,7 @@ fn build_provider(
     Ok(ProviderRuntime {
         name: Arc::from(name),
         plugin_name: Arc::from(lib.name.as_str()),
+        operations: lib.operations,
         codec: Arc::new(codec),
         keys,
         keys_configured: !p.keys.is_empty(),

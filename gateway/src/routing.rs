@@ -46,6 +46,8 @@ pub struct ProviderRuntime {
     /// The plugin's declared name (`openai`, `anthropic`, …): with `name`, how a target
     /// finds its price.
     pub plugin_name: Arc<str>,
+    /// The [`switchyard_plugin_api::abi::operation`] bits its plugin serves.
+    pub operations: u64,
     pub codec: Arc<ProviderCodec>,
     /// Usable keys (env resolved). Empty with `keys_configured` = nothing usable.
     pub keys: Vec<ApiKey>,

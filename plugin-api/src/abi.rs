@@ -102,7 +102,7 @@ pub mod capability {
 pub mod operation {
     /// Chat completions (`POST /v1/chat/completions`).
     pub const CHAT: u64 = 1 << 0;
-    /// Embeddings (reserved: the gateway does not route them yet).
+    /// Embeddings (`POST /embeddings`-shaped; the gateway asks for them for its semantic cache).
     pub const EMBEDDINGS: u64 = 1 << 1;
     /// What a declaration without the field (ABI 1.0) serves: chat only.
     pub const DEFAULT: u64 = CHAT;

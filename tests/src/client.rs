@@ -476,6 +476,16 @@ impl Gateway {
         Reply::read(resp).await
     }
 
+    /// DELETEs `path`.
+    pub async fn delete(&self, path: &str) -> Reply {
+        let resp = http()
+            .delete(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DELETE {path} failed: {e}\n--- daemon output ---\n{}", self.logs()));
+        Reply::read(resp).await
+    }
+
     /// `POST /v1/chat/completions`.
     pub async fn chat(&self, body: &Value) -> Reply {
         self.post_json("/v1/chat/completions", body).await

@@ -5,7 +5,8 @@
 //! /v1beta/models/{model}:generateContent` answers a `GenerateContentResponse`;
 //! `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` answers server-sent events, one
 //! `GenerateContentResponse` per `data:` line, and no terminator (the stream ends when the body
-//! does). Failures are Google's error body `{"error": {"code", "message", "status", "details"}}`.
+//! does); `POST /v1beta/models/{model}:batchEmbedContents` answers a `BatchEmbedContentsResponse`
+//! (below). Failures are Google's error body `{"error": {"code", "message", "status", "details"}}`.
 //! Every request is recorded.
 //!
 //! Like the real service it refuses what it does not know: a request without `x-goog-api-key`
@@ -37,6 +38,18 @@
 //! `modelVersion` = model + [`MODEL_VERSION_SUFFIX`]; `responseId` `gemini-mock-N`. Streams cut
 //! the text into word pieces, one event each, written in awkward fragments (mid-line, mid-UTF-8,
 //! between `\r` and `\n`), CRLF on some events, LF on others, with a comment line once.
+//!
+//! Embeddings (`:batchEmbedContents`, the API reference's `BatchEmbedContentsRequest` →
+//! `BatchEmbedContentsResponse`): `{"requests": [{"model": "models/{model}", "content": {"parts":
+//! [{"text"}]}, "outputDimensionality"?, "taskType"?, "title"?}]}` → `{"embeddings": [{"values":
+//! [...]}]}`, one [`text_embedding`] of each request's text (its parts joined), of
+//! `outputDimensionality` (1 to [`GEMINI_MAX_EMBEDDING_DIMENSIONS`]) or [`GEMINI_EMBEDDING_DIMENSIONS`]
+//! values, in request order, with no usage (the real API reports none). Refused with 400
+//! `INVALID_ARGUMENT`, as Google words it: unknown fields, no requests or more than
+//! [`GEMINI_MAX_EMBED_BATCH`], a request whose `model` is not the URL's, empty `parts` or text, an
+//! out-of-range `outputDimensionality`. The error models above (`unavailable`, `exhausted`,
+//! `internal`, `missing`, `unauthenticated`, `too-long`) fail embeddings the same way; `stream-cut`
+//! sends a truncated body; `blocked` answers normally.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -49,7 +62,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::upstream::{RecordedRequest, pieces};
+use crate::upstream::{RecordedRequest, pieces, text_embedding};
 use crate::wire::{read_request, status_text, write_chunk, write_fragments};
 
 /// The only API key the mock accepts.
@@ -62,6 +75,12 @@ pub const CACHED_TOKENS: u64 = 4;
 pub const THOUGHT_TOKENS: u64 = 7;
 /// How long `stream-cut` waits after its first events before it drops the connection.
 pub const CUT_PAUSE: Duration = Duration::from_millis(300);
+/// Vector length of embeddings without `outputDimensionality` (`gemini-embedding-001`'s).
+pub const GEMINI_EMBEDDING_DIMENSIONS: usize = 3072;
+/// Longest `outputDimensionality` the mock accepts.
+pub const GEMINI_MAX_EMBEDDING_DIMENSIONS: u64 = 3072;
+/// Most requests one `batchEmbedContents` call may carry.
+pub const GEMINI_MAX_EMBED_BATCH: usize = 100;
 
 struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
@@ -370,7 +389,8 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         return write_error(sock, 404, "NOT_FOUND", &message).await;
     };
     let stream = route.ends_with(":streamGenerateContent");
-    if !stream && !route.ends_with(":generateContent") {
+    let embed = route.ends_with(":batchEmbedContents");
+    if !stream && !embed && !route.ends_with(":generateContent") {
         let message = format!("Method not found: {route}");
         return write_error(sock, 404, "NOT_FOUND", &message).await;
     }
@@ -411,60 +431,18 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
     let Ok(request) = serde_json::from_slice::<Value>(&req.body) else {
         return write_error(sock, 400, "INVALID_ARGUMENT", "Invalid JSON payload received.").await;
     };
+    if embed {
+        return answer_embed(sock, &request, &model).await;
+    }
     if let Some(message) = invalid_request(&request) {
         return write_error(sock, 400, "INVALID_ARGUMENT", &message).await;
     }
     let id = shared.ids.fetch_add(1, Ordering::Relaxed);
 
+    if let Some(open) = model_error(sock, &model, "generateContent").await {
+        return open;
+    }
     match model.as_str() {
-        "unavailable" => {
-            write_error(
-                sock,
-                503,
-                "UNAVAILABLE",
-                "The model is overloaded. Please try again later.",
-            )
-            .await
-        }
-        "exhausted" => {
-            let body = json!({"error": {
-                "code": 429,
-                "message": "You exceeded your current quota, please check your plan and billing details.",
-                "status": "RESOURCE_EXHAUSTED",
-                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}],
-            }});
-            write_json(sock, 429, &body).await
-        }
-        "internal" => {
-            let body = json!([google_error(
-                500,
-                "INTERNAL",
-                "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"
-            )]);
-            write_json(sock, 500, &body).await
-        }
-        "missing" => {
-            let message = format!("models/{model} is not found for API version v1beta, or is not supported for generateContent.");
-            write_error(sock, 404, "NOT_FOUND", &message).await
-        }
-        "unauthenticated" => {
-            write_error(
-                sock,
-                401,
-                "UNAUTHENTICATED",
-                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
-            )
-            .await
-        }
-        "too-long" => {
-            write_error(
-                sock,
-                400,
-                "INVALID_ARGUMENT",
-                "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576).",
-            )
-            .await
-        }
         "blocked" => {
             let body = blocked(&request, &model);
             if stream {
@@ -494,6 +472,202 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         }
         _ => write_json(sock, 200, &answer(&request, &model, id)).await,
     }
+}
+
+/// Plays the error model `model` stands for (the same for every method); `None` when it is not
+/// one. Returns whether the connection stays open.
+async fn model_error(sock: &mut TcpStream, model: &str, method: &str) -> Option<bool> {
+    let open = match model {
+        "unavailable" => {
+            write_error(
+                sock,
+                503,
+                "UNAVAILABLE",
+                "The model is overloaded. Please try again later.",
+            )
+            .await
+        }
+        "exhausted" => {
+            let body = json!({"error": {
+                "code": 429,
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}],
+            }});
+            write_json(sock, 429, &body).await
+        }
+        "internal" => {
+            let body = json!([google_error(
+                500,
+                "INTERNAL",
+                "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"
+            )]);
+            write_json(sock, 500, &body).await
+        }
+        "missing" => {
+            let message =
+                format!("models/{model} is not found for API version v1beta, or is not supported for {method}.");
+            write_error(sock, 404, "NOT_FOUND", &message).await
+        }
+        "unauthenticated" => {
+            write_error(
+                sock,
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+            )
+            .await
+        }
+        "too-long" => {
+            write_error(
+                sock,
+                400,
+                "INVALID_ARGUMENT",
+                "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576).",
+            )
+            .await
+        }
+        _ => return None,
+    };
+    Some(open)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings
+// ---------------------------------------------------------------------------------------------
+
+/// Answers `:batchEmbedContents` for `model` (the model in the path).
+async fn answer_embed(sock: &mut TcpStream, request: &Value, model: &str) -> bool {
+    if let Some(message) = invalid_embed_request(request, model) {
+        return write_error(sock, 400, "INVALID_ARGUMENT", &message).await;
+    }
+    if let Some(open) = model_error(sock, model, "embedContent").await {
+        return open;
+    }
+    let body = embed_response(request);
+    if model != "stream-cut" {
+        return write_json(sock, 200, &body).await;
+    }
+    // Promise a body, send part of it, drop the connection.
+    let full = serde_json::to_vec(&body).unwrap_or_default();
+    let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=UTF-8\r\n");
+    let _ = write!(head, "content-length: {}\r\n\r\n", full.len());
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&full[..full.len() / 3]);
+    let _ = sock.write_all(&out).await;
+    let _ = sock.flush().await;
+    false
+}
+
+/// Members of `EmbedContentRequest` (both JSON spellings, as the API accepts).
+const EMBED_REQUEST_FIELDS: &[&str] = &[
+    "model",
+    "content",
+    "taskType",
+    "task_type",
+    "title",
+    "outputDimensionality",
+    "output_dimensionality",
+];
+
+/// What the real API would refuse in a `BatchEmbedContentsRequest` for `model`, as its message.
+fn invalid_embed_request(request: &Value, model: &str) -> Option<String> {
+    let Some(top) = request.as_object() else {
+        return Some("Invalid JSON payload received. Expected an object.".into());
+    };
+    if let Some(unknown) = top.keys().find(|k| k.as_str() != "requests") {
+        return Some(format!(
+            "Invalid JSON payload received. Unknown name \"{unknown}\": Cannot find field."
+        ));
+    }
+    let requests = top.get("requests").and_then(Value::as_array);
+    let Some(requests) = requests.filter(|r| !r.is_empty()) else {
+        return Some("* BatchEmbedContentsRequest.requests: requests is not specified".into());
+    };
+    if requests.len() > GEMINI_MAX_EMBED_BATCH {
+        return Some(format!(
+            "* BatchEmbedContentsRequest.requests: at most {GEMINI_MAX_EMBED_BATCH} requests can be in one batch"
+        ));
+    }
+    let resource = format!("models/{model}");
+    requests
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| invalid_embed_content(r, i, &resource))
+}
+
+/// What is wrong with `requests[i]`, if anything.
+fn invalid_embed_content(request: &Value, i: usize, resource: &str) -> Option<String> {
+    let Some(fields) = request.as_object() else {
+        return Some(format!(
+            "Invalid JSON payload received. requests[{i}]: Expected an object."
+        ));
+    };
+    if let Some(unknown) = fields.keys().find(|k| !EMBED_REQUEST_FIELDS.contains(&k.as_str())) {
+        return Some(format!(
+            "Invalid JSON payload received. Unknown name \"{unknown}\" at 'requests[{i}]': Cannot find field."
+        ));
+    }
+    if fields.get("model").and_then(Value::as_str) != Some(resource) {
+        return Some(format!(
+            "* BatchEmbedContentsRequest.requests[{i}].model: The model in each request must match the model \
+             specified in BatchEmbedContentsRequest.model ({resource})."
+        ));
+    }
+    let parts = request.pointer("/content/parts").and_then(Value::as_array);
+    let Some(parts) = parts.filter(|p| !p.is_empty()) else {
+        return Some(format!(
+            "* BatchEmbedContentsRequest.requests[{i}].content.parts: contents.parts must not be empty."
+        ));
+    };
+    if parts
+        .iter()
+        .all(|p| p.get("text").and_then(Value::as_str).is_none_or(str::is_empty))
+    {
+        return Some(format!(
+            "* BatchEmbedContentsRequest.requests[{i}].content: contents must not be empty."
+        ));
+    }
+    let dimensionality = fields
+        .get("outputDimensionality")
+        .or_else(|| fields.get("output_dimensionality"));
+    if let Some(d) = dimensionality
+        && !d
+            .as_u64()
+            .is_some_and(|d| (1..=GEMINI_MAX_EMBEDDING_DIMENSIONS).contains(&d))
+    {
+        return Some(format!(
+            "* BatchEmbedContentsRequest.requests[{i}].output_dimensionality: Output dimensionality must be \
+             between 1 and {GEMINI_MAX_EMBEDDING_DIMENSIONS}."
+        ));
+    }
+    None
+}
+
+/// The `BatchEmbedContentsResponse` for a valid request: one embedding per request, in order.
+pub fn embed_response(request: &Value) -> Value {
+    let requests = request.get("requests").and_then(Value::as_array);
+    let embeddings: Vec<Value> = requests
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let text: String = r
+                .pointer("/content/parts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect();
+            let dimensions = r
+                .get("outputDimensionality")
+                .or_else(|| r.get("output_dimensionality"))
+                .and_then(Value::as_u64)
+                .and_then(|d| usize::try_from(d).ok())
+                .unwrap_or(GEMINI_EMBEDDING_DIMENSIONS);
+            json!({"values": text_embedding(&text, dimensions)})
+        })
+        .collect();
+    json!({"embeddings": embeddings})
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -824,6 +998,71 @@ mod tests {
             "generationConfig": {"responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "OBJECT", "additionalProperties": false}}}}});
         let message = invalid_request(&schema).expect("refused");
         assert!(message.contains("additionalProperties"), "{message}");
+    }
+
+    fn embed_request(texts: &[&str], dimensions: Option<u64>) -> Value {
+        let requests: Vec<Value> = texts
+            .iter()
+            .map(|t| {
+                let mut r = json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": t}]}});
+                if let Some(d) = dimensions {
+                    r["outputDimensionality"] = json!(d);
+                }
+                r
+            })
+            .collect();
+        json!({"requests": requests})
+    }
+
+    #[test]
+    fn embed_answers_follow_the_reference() {
+        let r = recorded("/v1beta/models/gemini-embedding-001:batchEmbedContents");
+        assert_eq!(model_in_path(&r).as_deref(), Some("gemini-embedding-001"));
+        let request = embed_request(&["What is the meaning of life?", "How does gravity work?"], Some(8));
+        assert!(invalid_embed_request(&request, "gemini-embedding-001").is_none());
+        let answer = embed_response(&request);
+        let values = |i: usize| -> Vec<f32> {
+            serde_json::from_value(answer["embeddings"][i]["values"].clone()).expect("floats")
+        };
+        assert_eq!(answer["embeddings"].as_array().map(Vec::len), Some(2));
+        assert_eq!(values(0), text_embedding("What is the meaning of life?", 8));
+        assert_eq!(values(1).len(), 8);
+        assert!(answer.get("usageMetadata").is_none());
+        let answer = embed_response(&embed_request(&["x"], None));
+        assert_eq!(
+            answer["embeddings"][0]["values"].as_array().map(Vec::len),
+            Some(GEMINI_EMBEDDING_DIMENSIONS)
+        );
+    }
+
+    #[test]
+    fn the_mock_refuses_embed_requests_gemini_refuses() {
+        let model = "gemini-embedding-001";
+        let many: Vec<&str> = vec!["t"; GEMINI_MAX_EMBED_BATCH + 1];
+        let cases = [
+            (json!({"input": "x"}), "Unknown name \"input\""),
+            (json!({"requests": []}), "requests is not specified"),
+            (embed_request(&many, None), "at most 100 requests"),
+            (embed_request(&[""], None), "contents must not be empty"),
+            (embed_request(&["x"], Some(0)), "Output dimensionality"),
+            (embed_request(&["x"], Some(4000)), "Output dimensionality"),
+            (
+                json!({"requests": [{"model": "models/other", "content": {"parts": [{"text": "x"}]}}]}),
+                "must match",
+            ),
+            (
+                json!({"requests": [{"model": "models/gemini-embedding-001", "content": {"parts": []}}]}),
+                "must not be empty",
+            ),
+            (
+                json!({"requests": [{"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "x"}]}, "dimensions": 8}]}),
+                "Unknown name \"dimensions\"",
+            ),
+        ];
+        for (request, needle) in cases {
+            let message = invalid_embed_request(&request, model).expect("refused");
+            assert!(message.contains(needle), "{request}: {message}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`client`]: HTTP helpers for talking to the daemon, SSE parsing, assertions.
 //! - [`config`]: config documents as JSON values, rendered to block YAML.
 //! - [`external`]: building the plugins that live outside the workspace (`tests/external-*`).
+//! - [`redis_server`]: a real `redis-server` on a free port, for the tests of shared state.
 
 pub mod anthropic_upstream;
 pub mod client;
@@ -19,10 +20,12 @@ pub mod gateway;
 pub mod gemini_upstream;
 pub mod paths;
 pub mod python;
+pub mod redis_server;
 pub mod upstream;
 pub mod wire;
 
 pub use client::{Reply, Sse, SseEvent};
 pub use config::{UPSTREAM_KEY, standard_config, to_yaml};
 pub use gateway::{CliOutput, Gateway};
+pub use redis_server::RedisServer;
 pub use upstream::{MockUpstream, RecordedRequest};

@@ -2,8 +2,8 @@
 //! fragmentation and connection faults exactly.
 //!
 //! It speaks OpenAI's wire protocol for `POST /v1/chat/completions` (the shapes of
-//! `CreateChatCompletionResponse`, `CreateChatCompletionStreamResponse` and the error object), records
-//! every request, and answers by the requested `model`:
+//! `CreateChatCompletionResponse`, `CreateChatCompletionStreamResponse` and the error object) and
+//! `POST /v1/embeddings` (below), records every request, and answers by the requested `model`:
 //!
 //! | model | answer |
 //! |---|---|
@@ -51,6 +51,19 @@
 //! `x-ratelimit-*` headers. Streams are real OpenAI SSE, cut into awkward fragments (mid-line, mid-UTF-8),
 //! some events with CRLF line ends, `: keep-alive` comments in between, a usage chunk with empty
 //! `choices` when `stream_options.include_usage` is set, then `data: [DONE]`.
+//!
+//! Embeddings (`POST /v1/embeddings`, OpenAI's `CreateEmbeddingRequest` → `CreateEmbeddingResponse`):
+//! `input` is a string, an array of strings, an array of token ids or an array of token-id arrays
+//! (at most [`MAX_EMBEDDING_INPUTS`], none empty); `dimensions` (1 to
+//! [`MAX_EMBEDDING_DIMENSIONS`], default [`EMBEDDING_DIMENSIONS`]; refused for `*ada-002*` models, as
+//! OpenAI does); `encoding_format` `float` (default) or `base64` (little-endian `f32`s). The answer is
+//! `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model", "usage":
+//! {"prompt_tokens", "total_tokens"}}` with the requested model as is, one [`text_embedding`] per input
+//! (token ids embedded as their decimal text) and a word count (token count for ids) as usage. A bad
+//! request is OpenAI's 400 (`'$.input' is invalid. …`). The fault models above that fail whatever
+//! the route (`fail-*`, `content-filter-400`, `context-400`, `silent`, `garbage`, `reset`, the key
+//! faults, `flaky-N-…`, `flappy`) fail embeddings the same way; `slow` and `delay-MS` delay them; the
+//! stream models answer normally.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -89,6 +102,15 @@ pub const SCRIPT_GAP: Duration = Duration::from_millis(100);
 pub const UPSTREAM_REQUEST_ID: &str = "req_mock_upstream_0001";
 /// `x-ratelimit-remaining-requests` on normal answers.
 pub const RATELIMIT_REMAINING: &str = "9876";
+/// Vector length of embeddings when the request names none (OpenAI's `text-embedding-3-small`).
+pub const EMBEDDING_DIMENSIONS: usize = 1536;
+/// Longest vector the mock writes (OpenAI's `text-embedding-3-large`).
+pub const MAX_EMBEDDING_DIMENSIONS: u64 = 3072;
+/// Most inputs one embeddings request may carry (OpenAI's limit).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+const CHAT_ROUTE: &str = "/v1/chat/completions";
+const EMBEDDINGS_ROUTE: &str = "/v1/embeddings";
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -359,7 +381,7 @@ fn mask_key(key: &str) -> String {
 /// Writes the answer; returns whether the connection stays open for another request.
 async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -> bool {
     let route = req.path.split('?').next().unwrap_or_default();
-    if route != "/v1/chat/completions" {
+    if route != CHAT_ROUTE && route != EMBEDDINGS_ROUTE {
         let body = error_body(
             &format!("Invalid URL ({} {})", req.method, req.path),
             "invalid_request_error",
@@ -437,106 +459,19 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
         model.clone()
     };
 
+    if let Some(open) = play_fault(sock, &fault, &model, &key).await {
+        return open;
+    }
+    if route == EMBEDDINGS_ROUTE {
+        return answer_embeddings(sock, &request, &model, &fault).await;
+    }
     match fault.as_str() {
-        "fail-500" => {
-            let body = error_body(
-                "The server had an error while processing your request. Sorry about that!",
-                "server_error",
-                None,
-                None,
-            );
-            write_json(sock, 500, &[], &body).await
-        }
-        "fail-503" => {
-            let body = error_body(
-                "The engine is currently overloaded, please try again later.",
-                "server_error",
-                None,
-                None,
-            );
-            write_json(sock, 503, &[], &body).await
-        }
-        "fail-502" | "fail-504" => {
-            let status = if fault == "fail-502" { 502 } else { 504 };
-            let body = error_body("Bad gateway.", "server_error", None, None);
-            write_json(sock, status, &[], &body).await
-        }
-        "fail-429" | "fail-429-bare" | "fail-429-date" | "fail-429-long" | "fail-429-hostile" => {
-            let body = error_body(
-                "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1.",
-                "requests",
-                None,
-                Some("rate_limit_exceeded"),
-            );
-            let mut headers = match fault.as_str() {
-                "fail-429" => vec![("retry-after", "1".to_owned())],
-                "fail-429-long" => vec![("retry-after", "120".to_owned())],
-                "fail-429-hostile" => vec![
-                    ("retry-after-ms", "1e300".to_owned()),
-                    ("retry-after", "1e300".to_owned()),
-                ],
-                "fail-429-date" => {
-                    // HTTP dates have whole seconds: two seconds ahead is at least one second away.
-                    let at = std::time::SystemTime::now() + Duration::from_secs(2);
-                    vec![("retry-after", httpdate::fmt_http_date(at))]
-                }
-                _ => Vec::new(),
-            };
-            headers.push(("x-ratelimit-limit-requests", "3".to_owned()));
-            headers.push(("x-ratelimit-remaining-requests", "0".to_owned()));
-            write_json(sock, 429, &headers, &body).await
-        }
-        "content-filter-400" => {
-            let body = error_body(
-                "The response was filtered due to the prompt triggering Azure OpenAI's content management \
-                 policy. Please modify your prompt and retry.",
-                "invalid_request_error",
-                Some("prompt"),
-                Some("content_filter"),
-            );
-            write_json(sock, 400, &[], &body).await
-        }
-        "silent" => {
-            // Never answer; hold the connection until the gateway gives up and closes it.
-            let mut sink = [0u8; 1024];
-            while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
-            false
-        }
-        "fail-401" => write_json(sock, 401, &[], &invalid_key_body(&mask_key(&key))).await,
-        "leaky-401" => write_json(sock, 401, &[], &invalid_key_body(&key)).await,
-        "fail-404" => {
-            let body = error_body(
-                &format!("The model `{model}` does not exist or you do not have access to it."),
-                "invalid_request_error",
-                None,
-                Some("model_not_found"),
-            );
-            write_json(sock, 404, &[], &body).await
-        }
-        "context-400" => {
-            let body = error_body(
-                "This model's maximum context length is 128000 tokens. However, your messages \
-                 resulted in 210345 tokens. Please reduce the length of the messages.",
-                "invalid_request_error",
-                Some("messages"),
-                Some("context_length_exceeded"),
-            );
-            write_json(sock, 400, &[], &body).await
-        }
         // A 200 stream that ends before any chunk: nothing was answered.
         "empty-stream" => write_json(sock, 200, &[], b"data: [DONE]\n\n").await,
         // A redirect to this same server: a gateway that followed it would send a second request.
         "redirect" => {
             let headers = [("location", "/v1/chat/completions?moved=1".to_owned())];
             write_json(sock, 302, &headers, b"{}").await
-        }
-        "garbage" => {
-            let body = b"<html><head><title>oops</title></head><body>upstream garbage, not JSON";
-            write_json(sock, 200, &ratelimit_headers(), body).await
-        }
-        "reset" => {
-            let _ = sock.set_zero_linger();
-            false
         }
         "slow" => {
             tokio::time::sleep(SLOW_DELAY).await;
@@ -601,6 +536,109 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             answer(sock, shared, &request, &model, id, stream, StreamMode::Normal).await
         }
     }
+}
+
+/// Plays `fault` when it is one that fails whatever the route (an error status, a connection
+/// fault, garbage); returns whether the connection stays open, or `None` when `fault` is not
+/// one of those (a normal answer, a stream fault, a delay).
+async fn play_fault(sock: &mut TcpStream, fault: &str, model: &str, key: &str) -> Option<bool> {
+    let open = match fault {
+        "fail-500" => {
+            let body = error_body(
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+                None,
+                None,
+            );
+            write_json(sock, 500, &[], &body).await
+        }
+        "fail-503" => {
+            let body = error_body(
+                "The engine is currently overloaded, please try again later.",
+                "server_error",
+                None,
+                None,
+            );
+            write_json(sock, 503, &[], &body).await
+        }
+        "fail-502" | "fail-504" => {
+            let status = if fault == "fail-502" { 502 } else { 504 };
+            let body = error_body("Bad gateway.", "server_error", None, None);
+            write_json(sock, status, &[], &body).await
+        }
+        "fail-429" | "fail-429-bare" | "fail-429-date" | "fail-429-long" | "fail-429-hostile" => {
+            let body = error_body(
+                "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1.",
+                "requests",
+                None,
+                Some("rate_limit_exceeded"),
+            );
+            let mut headers = match fault {
+                "fail-429" => vec![("retry-after", "1".to_owned())],
+                "fail-429-long" => vec![("retry-after", "120".to_owned())],
+                "fail-429-hostile" => vec![
+                    ("retry-after-ms", "1e300".to_owned()),
+                    ("retry-after", "1e300".to_owned()),
+                ],
+                "fail-429-date" => {
+                    // HTTP dates have whole seconds: two seconds ahead is at least one second away.
+                    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+                    vec![("retry-after", httpdate::fmt_http_date(at))]
+                }
+                _ => Vec::new(),
+            };
+            headers.push(("x-ratelimit-limit-requests", "3".to_owned()));
+            headers.push(("x-ratelimit-remaining-requests", "0".to_owned()));
+            write_json(sock, 429, &headers, &body).await
+        }
+        "content-filter-400" => {
+            let body = error_body(
+                "The response was filtered due to the prompt triggering Azure OpenAI's content management \
+                 policy. Please modify your prompt and retry.",
+                "invalid_request_error",
+                Some("prompt"),
+                Some("content_filter"),
+            );
+            write_json(sock, 400, &[], &body).await
+        }
+        "silent" => {
+            // Never answer; hold the connection until the gateway gives up and closes it.
+            let mut sink = [0u8; 1024];
+            while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+            false
+        }
+        "fail-401" => write_json(sock, 401, &[], &invalid_key_body(&mask_key(key))).await,
+        "leaky-401" => write_json(sock, 401, &[], &invalid_key_body(key)).await,
+        "fail-404" => {
+            let body = error_body(
+                &format!("The model `{model}` does not exist or you do not have access to it."),
+                "invalid_request_error",
+                None,
+                Some("model_not_found"),
+            );
+            write_json(sock, 404, &[], &body).await
+        }
+        "context-400" => {
+            let body = error_body(
+                "This model's maximum context length is 128000 tokens. However, your messages \
+                 resulted in 210345 tokens. Please reduce the length of the messages.",
+                "invalid_request_error",
+                Some("messages"),
+                Some("context_length_exceeded"),
+            );
+            write_json(sock, 400, &[], &body).await
+        }
+        "garbage" => {
+            let body = b"<html><head><title>oops</title></head><body>upstream garbage, not JSON";
+            write_json(sock, 200, &ratelimit_headers(), body).await
+        }
+        "reset" => {
+            let _ = sock.set_zero_linger();
+            false
+        }
+        _ => return None,
+    };
+    Some(open)
 }
 
 /// `flaky-N-FAULT` → (N, FAULT).
@@ -1223,6 +1261,152 @@ async fn write_stream(sock: &mut TcpStream, request: &Value, model: &str, id: u6
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Embeddings
+// ---------------------------------------------------------------------------------------------
+
+/// Answers `POST /v1/embeddings` once the route-independent faults are played.
+async fn answer_embeddings(sock: &mut TcpStream, request: &Value, model: &str, fault: &str) -> bool {
+    if fault == "slow" {
+        tokio::time::sleep(SLOW_DELAY).await;
+    } else if let Some(ms) = fault.strip_prefix("delay-").and_then(|ms| ms.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    match embeddings_response(request, model) {
+        Ok(body) => {
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            write_json(sock, 200, &ratelimit_headers(), &body).await
+        }
+        Err(message) => {
+            let body = error_body(&message, "invalid_request_error", None, None);
+            write_json(sock, 400, &[], &body).await
+        }
+    }
+}
+
+/// OpenAI's message for a request member its schema refuses.
+fn invalid_member(member: &str) -> String {
+    format!("'$.{member}' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.")
+}
+
+/// The `CreateEmbeddingResponse` for `request`, or the message of OpenAI's 400.
+pub fn embeddings_response(request: &Value, model: &str) -> Result<Value, String> {
+    if model.is_empty() {
+        return Err("you must provide a model parameter".into());
+    }
+    let inputs = embedding_inputs(request.get("input")).ok_or_else(|| invalid_member("input"))?;
+    let dimensions = match request.get("dimensions") {
+        None | Some(Value::Null) => EMBEDDING_DIMENSIONS,
+        Some(_) if model.contains("ada-002") => return Err("This model does not support specifying dimensions.".into()),
+        Some(d) => d
+            .as_u64()
+            .filter(|d| (1..=MAX_EMBEDDING_DIMENSIONS).contains(d))
+            .and_then(|d| usize::try_from(d).ok())
+            .ok_or_else(|| invalid_member("dimensions"))?,
+    };
+    let base64 = match request.get("encoding_format").map(Value::as_str) {
+        None | Some(Some("float")) => false,
+        Some(Some("base64")) => true,
+        Some(_) => return Err(invalid_member("encoding_format")),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, (text, _))| {
+            let vector = text_embedding(text, dimensions);
+            let embedding = if base64 {
+                json!(base64_f32(&vector))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let tokens: u64 = inputs.iter().map(|(_, tokens)| tokens).sum();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+}
+
+/// `input` as (text, tokens) pairs: strings (tokens = words, at least 1), token-id arrays
+/// (text = the ids in decimal, tokens = their count). `None` for anything OpenAI refuses: empty
+/// strings or arrays, mixed arrays, more than [`MAX_EMBEDDING_INPUTS`] items.
+fn embedding_inputs(input: Option<&Value>) -> Option<Vec<(String, u64)>> {
+    let text = |s: &str| (!s.is_empty()).then(|| (s.to_owned(), s.split_whitespace().count().max(1) as u64));
+    let ids = |items: &[Value]| {
+        let ids: Option<Vec<u64>> = items.iter().map(Value::as_u64).collect();
+        let ids = ids.filter(|ids| !ids.is_empty())?;
+        let text: Vec<String> = ids.iter().map(u64::to_string).collect();
+        Some((text.join(" "), ids.len() as u64))
+    };
+    let items = match input? {
+        Value::String(s) => return Some(vec![text(s)?]),
+        Value::Array(items) if !items.is_empty() && items.len() <= MAX_EMBEDDING_INPUTS => items,
+        _ => return None,
+    };
+    match &items[0] {
+        Value::Number(_) => Some(vec![ids(items)?]),
+        Value::String(_) => items.iter().map(|i| text(i.as_str()?)).collect(),
+        Value::Array(_) => items.iter().map(|i| ids(i.as_array()?)).collect(),
+        _ => None,
+    }
+}
+
+/// A deterministic unit vector for `text`: its character trigrams (lower-cased, padded with a
+/// space at each end) hashed with 64-bit FNV-1a into `dimensions` buckets, signed by the hash's
+/// top bit. Near spellings give near vectors; the same text always the same one. A text with no
+/// trigram (or whose trigrams cancel out) is the unit vector of bucket 0.
+pub fn text_embedding(text: &str, dimensions: usize) -> Vec<f32> {
+    let dimensions = dimensions.max(1);
+    let padded: Vec<char> = std::iter::once(' ')
+        .chain(text.to_lowercase().chars())
+        .chain(std::iter::once(' '))
+        .collect();
+    let mut sums = vec![0f64; dimensions];
+    for trigram in padded.windows(3) {
+        let hash = trigram
+            .iter()
+            .collect::<String>()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let bucket = usize::try_from(hash % dimensions as u64).unwrap_or(0);
+        sums[bucket] += if hash >> 63 == 1 { -1.0 } else { 1.0 };
+    }
+    let norm = sums.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        sums[0] = 1.0;
+        return sums.iter().map(|x| *x as f32).collect();
+    }
+    sums.iter().map(|x| (x / norm) as f32).collect()
+}
+
+/// `vector`'s little-endian `f32` bytes in standard, padded base64 (OpenAI's `encoding_format:
+/// "base64"`).
+pub fn base64_f32(vector: &[f32]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 async fn write_chunk_end(sock: &mut TcpStream) -> bool {
     sock.write_all(b"0\r\n\r\n").await.is_ok() && sock.flush().await.is_ok()
 }
@@ -1230,6 +1414,68 @@ async fn write_chunk_end(sock: &mut TcpStream) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cosine(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+    }
+
+    #[test]
+    fn embeddings_follow_openai_shapes() {
+        let req = json!({"model": "text-embedding-3-small", "input": ["What is the capital of France?",
+            "What is the capital of France??", "How do I bake sourdough bread at home?"], "dimensions": 256});
+        let list = embeddings_response(&req, "text-embedding-3-small").expect("answered");
+        assert_eq!(
+            (list["object"].as_str(), list["model"].as_str()),
+            (Some("list"), Some("text-embedding-3-small"))
+        );
+        assert_eq!(list["usage"], json!({"prompt_tokens": 20, "total_tokens": 20}));
+        let vector =
+            |i: usize| -> Vec<f32> { serde_json::from_value(list["data"][i]["embedding"].clone()).expect("floats") };
+        assert_eq!(list["data"][2]["index"], 2);
+        assert_eq!(vector(0).len(), 256);
+        assert!(cosine(&vector(0), &vector(1)) > 0.9);
+        assert!(cosine(&vector(0), &vector(2)) < 0.5);
+        assert_eq!(vector(0), text_embedding("What is the capital of France?", 256));
+        // Default length, base64, token ids.
+        let list = embeddings_response(&json!({"input": "hi"}), "m").expect("answered");
+        assert_eq!(
+            list["data"][0]["embedding"].as_array().map(Vec::len),
+            Some(EMBEDDING_DIMENSIONS)
+        );
+        let list = embeddings_response(
+            &json!({"input": [[1, 2, 3]], "encoding_format": "base64", "dimensions": 2}),
+            "m",
+        )
+        .expect("answered");
+        assert_eq!(
+            list["data"][0]["embedding"],
+            json!(base64_f32(&text_embedding("1 2 3", 2)))
+        );
+        assert_eq!(list["usage"]["prompt_tokens"], 3);
+        assert_eq!(base64_f32(&[1.0, -2.0]), "AACAPwAAAMA=");
+    }
+
+    #[test]
+    fn bad_embeddings_requests_get_openais_messages() {
+        for (req, model) in [
+            (json!({"input": ""}), "m"),
+            (json!({"input": []}), "m"),
+            (json!({"input": ["a", ""]}), "m"),
+            (json!({"input": ["a", 1]}), "m"),
+            (json!({"input": 5}), "m"),
+            (json!({}), "m"),
+            (json!({"input": "x", "dimensions": 0}), "m"),
+            (json!({"input": "x", "dimensions": 4000}), "m"),
+            (json!({"input": "x", "encoding_format": "int8"}), "m"),
+        ] {
+            let message = embeddings_response(&req, model).expect_err("refused");
+            assert!(message.contains("is invalid"), "{req}: {message}");
+        }
+        let message =
+            embeddings_response(&json!({"input": "x", "dimensions": 8}), "text-embedding-ada-002").expect_err("ada");
+        assert_eq!(message, "This model does not support specifying dimensions.");
+        assert!(embeddings_response(&json!({"input": "x"}), "").is_err());
+    }
 
     #[test]
     fn stream_usage_chunk_only_when_asked() {

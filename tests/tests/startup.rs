@@ -318,9 +318,11 @@ fn cache_backend_is_validated() {
     cfg["cache"] = json!({"enabled": true, "backend": "memroy"});
     assert_refused(&cfg, &["cache.backend", "did you mean `memory`"]);
     cfg["cache"] = json!({"enabled": true, "backend": "redis"});
-    assert_refused(&cfg, &["cache.redis_url"]);
-    cfg["cache"] = json!({"enabled": true, "backend": "redis", "redis_url": "http://127.0.0.1:6379"});
-    assert_refused(&cfg, &["cache.redis_url", "redis://"]);
+    assert_refused(&cfg, &["redis.url"]);
+    cfg["redis"] = json!({"url": "http://127.0.0.1:6379"});
+    assert_refused(&cfg, &["redis.url", "redis://"]);
+    cfg["redis"] = json!({"url": "redis://127.0.0.1:6379", "timeout": "0s"});
+    assert_refused(&cfg, &["redis.timeout"]);
 }
 
 /// Durations and sizes are bounded, so no arithmetic on them can overflow at run time.

@@ -21,11 +21,23 @@ impl CacheId {
     /// The id of `request` (a JSON object, already validated) for `namespace`; `None` if it
     /// is not an object.
     pub fn of(namespace: &str, request: &[u8]) -> Option<CacheId> {
+        Self::hashed(b"exact", namespace, request, false)
+    }
+
+    /// The semantic tier's partition of `request`: its tenant and everything but `messages`
+    /// (model and parameters), so a stored conversation only ever answers a request with
+    /// the same model and parameters. Hashed apart from exact ids (its own domain).
+    pub fn partition(namespace: &str, request: &[u8]) -> Option<CacheId> {
+        Self::hashed(b"semantic-partition", namespace, request, true)
+    }
+
+    fn hashed(domain: &[u8], namespace: &str, request: &[u8], skip_messages: bool) -> Option<CacheId> {
         let mut canonical = Vec::with_capacity(request.len());
         let mut scan = Canonical {
             json: request,
             at: 0,
             members: Vec::new(),
+            skip_messages,
         };
         scan.space();
         if scan.peek() != Some(b'{') {
@@ -33,6 +45,10 @@ impl CacheId {
         }
         scan.object(&mut canonical, true)?;
         let mut hash = blake3::Hasher::new();
+        if skip_messages {
+            // Exact ids hash no domain (their values stay as they were); partitions do.
+            hash.update(domain);
+        }
         hash.update(&(namespace.len() as u64).to_le_bytes());
         hash.update(namespace.as_bytes());
         hash.update(&canonical);
@@ -80,6 +96,8 @@ struct Canonical<'a> {
     /// object being written (each uses the part above where it started): one allocation
     /// for the whole request instead of one per object.
     members: Vec<(usize, usize, usize)>,
+    /// Leave the top-level `messages` out too (the semantic partition).
+    skip_messages: bool,
 }
 
 impl Canonical<'_> {
@@ -180,7 +198,7 @@ impl Canonical<'_> {
             out.extend_from_slice(key);
             out.push(b':');
             self.value(out)?;
-            if top && DELIVERY_MEMBERS.contains(&key) {
+            if top && (DELIVERY_MEMBERS.contains(&key) || (self.skip_messages && key == b"\"messages\"")) {
                 out.truncate(before);
             } else {
                 if let Some(&(prev_start, prev_key_end, _)) = self.members.get(base..).and_then(<[_]>::last) {
@@ -260,6 +278,32 @@ mod tests {
         ] {
             assert_ne!(base, id(ns, other), "{ns} {other}");
         }
+        // The semantic partition: everything but the messages, and apart from exact ids.
+        let part = |ns: &str, json: &str| CacheId::partition(ns, json.as_bytes()).expect("partition");
+        let base = part(
+            "a",
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0}"#,
+        );
+        assert_eq!(
+            base,
+            part("a", r#"{"temperature":0,"messages":[],"model":"m","stream":true}"#)
+        );
+        assert_ne!(
+            base,
+            part("b", r#"{"model":"m","messages":[],"temperature":0}"#),
+            "tenant"
+        );
+        assert_ne!(
+            base,
+            part("a", r#"{"model":"n","messages":[],"temperature":0}"#),
+            "model"
+        );
+        assert_ne!(
+            base,
+            part("a", r#"{"model":"m","messages":[],"temperature":1}"#),
+            "parameters"
+        );
+        assert_ne!(base, id("a", r#"{"model":"m","temperature":0}"#), "its own domain");
         // A namespace cannot be forged by moving bytes between it and the request.
         assert_ne!(id("a", r#"{"b":1}"#), id("", r#"{"b":1}"#));
     }
@@ -272,6 +316,7 @@ mod tests {
                 json: json.as_bytes(),
                 at: 0,
                 members: Vec::new(),
+                skip_messages: false,
             };
             scan.object(&mut out, true).expect("an object");
             String::from_utf8(out).expect("utf-8")

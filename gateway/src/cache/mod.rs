@@ -1,4 +1,5 @@
-//! The response cache (DESIGN §4), exact tier, in memory.
+//! The response cache (DESIGN §4): an exact tier and, when `cache.semantic.enabled`, a
+//! semantic tier; entries in memory or in Redis (`cache.backend`).
 //!
 //! - A request is looked up only when the cache is enabled and it asks for it: the
 //!   `x-bf-cache-key` header (its value is the tenant's namespace) or an alias with
@@ -8,15 +9,25 @@
 //!   without the original pacing).
 //! - An answer is stored only when it is whole: a plain answer from a provider, a stream that
 //!   ended with `[DONE]` and no error event. A hit costs 0 and is recorded against no provider.
-//! - Bounded by entries (`cache.max_entries`), each with its TTL (`cache.ttl`, or the request's
-//!   `x-bf-cache-ttl`); concurrent reads and writes take no lock on the request path (moka).
+//! - In memory: bounded by entries (`cache.max_entries`), each with its TTL (`cache.ttl`, or
+//!   the request's `x-bf-cache-ttl`); no lock on the request path (moka). In Redis
+//!   ([`redis_store`]): shared by replicas, expired by Redis, written after the answer left,
+//!   and an outage is a miss.
+//! - The semantic tier ([`semantic`]) points conversations' embeddings at exact entries; with
+//!   Redis its index is fed from a Redis stream ([`feed`]) so every replica finds every entry.
 
+pub mod feed;
 pub mod key;
+pub mod redis_store;
+pub mod semantic;
+mod stored;
 
 pub use key::CacheId;
 
-use crate::config::CacheConfig;
+use crate::config::{CacheConfig, RedisConfig};
 use moka::sync::Cache;
+use redis_store::{RedisCommand, RedisStore};
+use semantic::SemanticIndex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +37,8 @@ use switchyard_plugin_api::host::Payload;
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// Default bound when `cache.max_entries` is not set.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+/// Default semantic threshold when `cache.semantic.threshold` is not set.
+pub const DEFAULT_THRESHOLD: f64 = 0.8;
 
 /// One stored answer.
 #[derive(Debug)]
@@ -70,75 +83,194 @@ impl moka::Expiry<EntryKey, Arc<CachedAnswer>> for PerEntryTtl {
 /// Lookups and stores since start, for `/admin/status`.
 #[derive(Debug, Default)]
 pub struct CacheStats {
+    /// Exact hits.
     pub hits: AtomicU64,
+    pub semantic_hits: AtomicU64,
+    /// Lookups that found nothing (in any tier asked).
     pub misses: AtomicU64,
     pub stores: AtomicU64,
+    /// Semantic lookups skipped because the embedding failed (the request went on, a miss).
+    pub embedding_failures: AtomicU64,
+}
+
+/// Where entries live.
+enum Store {
+    Memory(Cache<EntryKey, Arc<CachedAnswer>>),
+    Redis(Arc<RedisStore>),
+}
+
+/// The semantic tier: which model embeds conversations, how close is close enough, and the
+/// index of stored conversations.
+pub struct SemanticTier {
+    pub index: Arc<SemanticIndex>,
+    /// `cache.semantic.embedding`, split.
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
+    pub threshold: f64,
+}
+
+/// What a cache is built from: a reload that leaves it unchanged keeps the entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSettings {
+    pub cache: CacheConfig,
+    pub redis: RedisConfig,
 }
 
 pub struct ResponseCache {
-    entries: Cache<EntryKey, Arc<CachedAnswer>>,
+    store: Store,
+    pub semantic: Option<SemanticTier>,
     pub default_ttl: Duration,
-    /// The config it was built from: a reload that leaves it unchanged keeps the entries.
-    pub config: CacheConfig,
+    pub settings: CacheSettings,
     pub stats: CacheStats,
 }
 
 impl ResponseCache {
-    pub fn new(config: &CacheConfig) -> ResponseCache {
-        let entries = Cache::builder()
-            .max_capacity(config.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES))
-            .expire_after(PerEntryTtl)
-            .support_invalidation_closures()
-            .build();
-        ResponseCache {
-            entries,
+    /// The cache of `settings`; an `Err` names what in `redis.url` is wrong.
+    pub fn new(settings: &CacheSettings) -> Result<ResponseCache, String> {
+        let config = &settings.cache;
+        let max_entries = config.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+        let store = match (config.backend.as_deref(), settings.redis.url.as_deref()) {
+            (Some("redis"), Some(url)) => {
+                Store::Redis(Arc::new(RedisStore::new(url, settings.redis.timeout.map(|t| t.0))?))
+            }
+            _ => Store::Memory(
+                Cache::builder()
+                    .max_capacity(max_entries)
+                    .expire_after(PerEntryTtl)
+                    .support_invalidation_closures()
+                    .build(),
+            ),
+        };
+        let semantic = config
+            .semantic
+            .enabled
+            .then(|| {
+                let (provider, model) = config.semantic.embedding.as_deref()?.split_once('/')?;
+                Some(SemanticTier {
+                    index: Arc::new(SemanticIndex::new(max_entries)),
+                    provider: Arc::from(provider),
+                    model: Arc::from(model),
+                    threshold: config.semantic.threshold.unwrap_or(DEFAULT_THRESHOLD),
+                })
+            })
+            .flatten();
+        Ok(ResponseCache {
+            store,
+            semantic,
             default_ttl: config.ttl.map_or(DEFAULT_TTL, |t| t.0),
-            config: config.clone(),
+            settings: settings.clone(),
             stats: CacheStats::default(),
+        })
+    }
+
+    /// The Redis backend, if that is where entries live.
+    pub fn redis(&self) -> Option<&Arc<RedisStore>> {
+        match &self.store {
+            Store::Redis(r) => Some(r),
+            Store::Memory(_) => None,
         }
     }
 
-    /// The stored answer for `id` in the form asked for, if any (counted as a hit or miss).
-    pub fn get(&self, id: CacheId, stream: bool) -> Option<Arc<CachedAnswer>> {
-        let found = self.entries.get(&EntryKey { id, stream });
-        let counter = if found.is_some() {
-            &self.stats.hits
-        } else {
-            &self.stats.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+    pub fn backend_name(&self) -> &'static str {
+        match self.store {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+        }
     }
 
+    /// The stored answer for `id` (of `namespace`) in the form asked for, if any. A backend
+    /// failure is a miss (counted by the backend).
+    pub async fn get(&self, namespace: &str, id: CacheId, stream: bool) -> Option<Arc<CachedAnswer>> {
+        match &self.store {
+            Store::Memory(entries) => entries.get(&EntryKey { id, stream }),
+            Store::Redis(redis) => {
+                let (bytes, left) = redis.get(&RedisStore::key(namespace, id, stream)).await?;
+                let found = stored::decode(&bytes, left);
+                if found.is_none() {
+                    tracing::warn!(cache_id = %id.hex(), "cache: an entry in Redis is not one this version reads; a miss");
+                }
+                found.map(Arc::new)
+            }
+        }
+    }
+
+    /// Stores `answer` (in Redis: after the caller has moved on).
     pub fn insert(&self, id: CacheId, answer: CachedAnswer) {
         let stream = matches!(answer.body, CachedBody::Stream(_));
         if answer.ttl.is_zero() {
             return;
         }
-        self.entries.insert(EntryKey { id, stream }, Arc::new(answer));
+        match &self.store {
+            Store::Memory(entries) => entries.insert(EntryKey { id, stream }, Arc::new(answer)),
+            Store::Redis(redis) => {
+                let Some(bytes) = stored::encode(&answer) else {
+                    return;
+                };
+                redis.set_later(RedisStore::key(&answer.namespace, id, stream), bytes, answer.ttl);
+            }
+        }
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds a stored conversation's embedding to the semantic index (and, with Redis, to the
+    /// stream every replica's index is fed from).
+    pub fn index_semantic(&self, partition: CacheId, id: CacheId, vector: &[f32], ttl: Duration) {
+        let Some(tier) = &self.semantic else {
+            return;
+        };
+        let expires = semantic::now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        tier.index.insert(partition, id, vector, expires);
+        if let Store::Redis(redis) = &self.store {
+            let max = self.settings.cache.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+            redis.later(RedisCommand::Cmd(feed::xadd(partition, id, expires, vector, max)));
+        }
+    }
+
     /// Removes the entry `id` in both forms; whether there was one.
-    pub fn remove(&self, id: CacheId) -> bool {
-        let plain = self.entries.remove(&EntryKey { id, stream: false }).is_some();
-        let stream = self.entries.remove(&EntryKey { id, stream: true }).is_some();
-        plain || stream
+    pub async fn remove(&self, id: CacheId) -> Result<bool, redis_store::RedisError> {
+        if let Some(tier) = &self.semantic {
+            tier.index.remove_everywhere(id);
+        }
+        match &self.store {
+            Store::Memory(entries) => {
+                let plain = entries.remove(&EntryKey { id, stream: false }).is_some();
+                let stream = entries.remove(&EntryKey { id, stream: true }).is_some();
+                Ok(plain || stream)
+            }
+            Store::Redis(redis) => Ok(redis.remove(id).await? > 0),
+        }
     }
 
-    /// Removes every entry of `namespace` (in the background: entries stop being served at once).
-    pub fn clear_namespace(&self, namespace: &str) {
-        let namespace: Arc<str> = Arc::from(namespace);
-        // Only fails when invalidation closures are not enabled, which `new` does.
-        let _ = self
-            .entries
-            .invalidate_entries_if(move |_, v| *v.namespace == *namespace);
+    /// Removes every entry of `namespace` (in memory, in the background: entries stop being
+    /// served at once).
+    pub async fn clear_namespace(&self, namespace: &str) -> Result<(), redis_store::RedisError> {
+        match &self.store {
+            Store::Memory(entries) => {
+                let namespace: Arc<str> = Arc::from(namespace);
+                // Only fails when invalidation closures are not enabled, which `new` does.
+                let _ = entries.invalidate_entries_if(move |_, v| *v.namespace == *namespace);
+                Ok(())
+            }
+            Store::Redis(redis) => redis.clear_namespace(namespace).await.map(|_| ()),
+        }
     }
 
-    pub fn entry_count(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+    /// Entries held in memory (`None` with Redis: counting its keys is a scan).
+    pub fn entry_count(&self) -> Option<u64> {
+        match &self.store {
+            Store::Memory(entries) => {
+                entries.run_pending_tasks();
+                Some(entries.entry_count())
+            }
+            Store::Redis(_) => None,
+        }
     }
+}
+
+/// The semantic part of a miss: where its embedding goes once the answer is stored.
+pub struct SemanticTicket {
+    pub partition: CacheId,
+    pub vector: Vec<f32>,
 }
 
 /// What a cacheable request carries from the lookup phase to where its answer is stored.
@@ -149,12 +281,15 @@ pub struct CacheTicket {
     pub ttl: Duration,
     /// `x-bf-cache-no-store`: looked up, never stored.
     pub store: bool,
+    /// `extra_fields.cache_debug` of the miss.
+    pub debug: String,
+    pub semantic: Option<SemanticTicket>,
 }
 
 impl CacheTicket {
     /// `extra_fields.cache_debug` for a miss (the id the answer is stored under).
     pub fn miss_debug(&self) -> String {
-        debug_json(false, self.id)
+        self.debug.clone()
     }
 
     pub fn store_plain(&self, answer: &Payload, provider: &Arc<str>, model_deployment: &Arc<str>) {
@@ -175,11 +310,29 @@ impl CacheTicket {
                 ttl: self.ttl,
             },
         );
+        if let Some(s) = &self.semantic
+            && !self.ttl.is_zero()
+        {
+            self.cache.index_semantic(s.partition, self.id, &s.vector, self.ttl);
+        }
     }
 }
 
-/// `{"cache_hit":…,"cache_id":"…"}` plus `"hit_type":"direct"` on a hit.
-pub fn debug_json(hit: bool, id: CacheId) -> String {
+/// The semantic tier's part of `cache_debug`: what embedded the conversation and how.
+pub struct SemanticDebug<'a> {
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub input_tokens: u64,
+    pub threshold: f64,
+    /// On a semantic hit.
+    pub similarity: Option<f32>,
+}
+
+/// `extra_fields.cache_debug`, in Bifrost's fields: `cache_hit`, `cache_id`, and `hit_type`
+/// on a hit; `provider_used`, `model_used`, `input_tokens` and `threshold` when the semantic
+/// tier embedded the request, and `similarity` on a semantic hit. Hand-written: an exact hit
+/// is cheaper than nginx proxying the request, and this runs on every one.
+pub fn debug_json(hit: bool, id: CacheId, semantic: Option<&SemanticDebug<'_>>) -> String {
     let mut out = String::with_capacity(96);
     out.push_str(if hit {
         "{\"cache_hit\":true"
@@ -190,7 +343,25 @@ pub fn debug_json(hit: bool, id: CacheId) -> String {
     id.write_hex(&mut out);
     out.push('"');
     if hit {
-        out.push_str(",\"hit_type\":\"direct\"");
+        out.push_str(match semantic.and_then(|s| s.similarity) {
+            Some(_) => ",\"hit_type\":\"semantic\"",
+            None => ",\"hit_type\":\"direct\"",
+        });
+    }
+    if let Some(s) = semantic {
+        use std::fmt::Write;
+        out.push_str(",\"provider_used\":");
+        out.push_str(&serde_json::to_string(s.provider).unwrap_or_default());
+        out.push_str(",\"model_used\":");
+        out.push_str(&serde_json::to_string(s.model).unwrap_or_default());
+        let _ = write!(
+            out,
+            ",\"input_tokens\":{},\"threshold\":{}",
+            s.input_tokens, s.threshold
+        );
+        if let Some(sim) = s.similarity {
+            let _ = write!(out, ",\"similarity\":{}", (f64::from(sim) * 1e4).round() / 1e4);
+        }
     }
     out.push('}');
     out
@@ -205,8 +376,18 @@ pub struct CacheHeaders {
     pub ttl: Option<Duration>,
     /// `x-bf-cache-no-store: true`: look up, never store.
     pub no_store: bool,
-    /// `x-bf-cache-type: semantic`: only the semantic tier (not active yet: no lookup).
-    pub semantic_only: bool,
+    /// `x-bf-cache-type`: only the exact (`direct`) or only the semantic tier; unset: both.
+    pub only: Option<Tier>,
+    /// `x-bf-cache-threshold`: raises the configured semantic threshold for this request
+    /// (a lower value is ignored: a client cannot loosen what the operator set).
+    pub threshold: Option<f64>,
+}
+
+/// A cache tier, as `x-bf-cache-type` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Direct,
+    Semantic,
 }
 
 impl CacheHeaders {
@@ -247,11 +428,20 @@ impl CacheHeaders {
             };
         }
         if let Some(kind) = text("x-bf-cache-type")? {
-            out.semantic_only = match kind.trim() {
-                "direct" => false,
-                "semantic" => true,
+            out.only = Some(match kind.trim() {
+                "direct" => Tier::Direct,
+                "semantic" => Tier::Semantic,
                 other => return Err(format!("x-bf-cache-type must be direct or semantic, got `{other}`")),
-            };
+            });
+        }
+        if let Some(t) = text("x-bf-cache-threshold")? {
+            let t = t.trim();
+            out.threshold = Some(
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|v| *v >= 0.0 && *v <= 1.0)
+                    .ok_or_else(|| format!("x-bf-cache-threshold must be a number from 0 to 1, got `{t}`"))?,
+            );
         }
         Ok(out)
     }
@@ -283,7 +473,11 @@ mod tests {
         .expect("valid");
         assert_eq!(h.namespace.as_deref(), Some("team-a"));
         assert_eq!(h.ttl, Some(Duration::from_secs(90)));
-        assert!(h.no_store && !h.semantic_only);
+        assert!(h.no_store && h.only == Some(Tier::Direct));
+        assert_eq!(
+            parse(&[("x-bf-cache-threshold", "0.93"), ("x-bf-cache-type", "semantic")]).map(|h| (h.threshold, h.only)),
+            Ok((Some(0.93), Some(Tier::Semantic)))
+        );
         assert_eq!(
             parse(&[("x-bf-cache-ttl", "2m")]).map(|h| h.ttl),
             Ok(Some(Duration::from_secs(120)))
@@ -293,15 +487,21 @@ mod tests {
             ("x-bf-cache-no-store", "yes", "true or false"),
             ("x-bf-cache-type", "fuzzy", "direct or semantic"),
             ("x-bf-cache-key", " ", "1 to 256"),
+            ("x-bf-cache-threshold", "1.5", "from 0 to 1"),
+            ("x-bf-cache-threshold", "high", "from 0 to 1"),
         ] {
             let e = parse(&[(name, value)]).expect_err("refused");
             assert!(e.contains(says), "{e}");
         }
     }
 
-    #[test]
-    fn entries_are_kept_per_form_and_removed_by_id_or_namespace() {
-        let cache = ResponseCache::new(&CacheConfig::default());
+    #[actix_rt::test]
+    async fn entries_are_kept_per_form_and_removed_by_id_or_namespace() {
+        let cache = ResponseCache::new(&CacheSettings {
+            cache: CacheConfig::default(),
+            redis: RedisConfig::default(),
+        })
+        .expect("memory cache");
         let answer = |ns: &str, stream: bool| CachedAnswer {
             namespace: Arc::from(ns),
             provider: Arc::from("p"),
@@ -316,21 +516,24 @@ mod tests {
         let a = CacheId::of("a", br#"{"x":1}"#).expect("id");
         let b = CacheId::of("b", br#"{"x":1}"#).expect("id");
         cache.insert(a, answer("a", false));
-        assert!(cache.get(a, false).is_some());
-        assert!(cache.get(a, true).is_none(), "a plain entry does not answer a stream");
+        assert!(cache.get("", a, false).await.is_some());
+        assert!(
+            cache.get("", a, true).await.is_none(),
+            "a plain entry does not answer a stream"
+        );
         cache.insert(a, answer("a", true));
         cache.insert(b, answer("b", false));
-        assert!(cache.remove(a));
-        assert!(cache.get(a, false).is_none() && cache.get(a, true).is_none());
-        assert!(!cache.remove(a));
+        assert!(cache.remove(a).await.expect("memory"));
+        assert!(cache.get("", a, false).await.is_none() && cache.get("", a, true).await.is_none());
+        assert!(!cache.remove(a).await.expect("memory"));
         cache.insert(a, answer("a", false));
-        cache.clear_namespace("b");
-        assert!(cache.get(b, false).is_none());
-        assert!(cache.get(a, false).is_some());
+        cache.clear_namespace("b").await.expect("memory");
+        assert!(cache.get("", b, false).await.is_none());
+        assert!(cache.get("", a, false).await.is_some());
         // A zero TTL stores nothing.
         let mut zero = answer("a", true);
         zero.ttl = Duration::ZERO;
         cache.insert(b, zero);
-        assert!(cache.get(b, true).is_none());
+        assert!(cache.get("", b, true).await.is_none());
     }
 }

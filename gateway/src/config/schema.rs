@@ -17,6 +17,7 @@ pub struct GatewayConfig {
     pub pricing: PricingConfig,
     pub hooks: Vec<HookConfig>,
     pub admin: AdminConfig,
+    pub redis: RedisConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +60,17 @@ impl Default for ServerConfig {
             max_in_flight_body: None,
         }
     }
+}
+
+/// The one Redis all shared state uses (DESIGN §5): today the cache's `backend: redis`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]` or `rediss://…`.
+    pub url: Option<String>,
+    /// The longest a request waits on Redis for one command (default 100ms): past it the
+    /// lookup is a miss, never a slow answer.
+    pub timeout: Option<Dur>,
 }
 
 /// The admin endpoints (`/admin/*`, `/v1/usage`).
@@ -217,15 +229,13 @@ pub struct TargetConfig {
     pub weight: f64,
 }
 
-/// The response cache (see `cache`): the exact tier in memory. `backend: redis` and the
-/// semantic tier are accepted and validated; until they are built they warn and the memory
-/// exact tier serves.
+/// The response cache (see `cache`): the exact tier, and the semantic tier when
+/// `semantic.enabled`; entries in memory or, with `backend: redis`, in the Redis of `redis.url`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     pub enabled: bool,
     pub backend: Option<String>,
-    pub redis_url: Option<String>,
     pub ttl: Option<Dur>,
     pub max_entries: Option<u64>,
     pub semantic: SemanticCacheConfig,
@@ -235,7 +245,11 @@ pub struct CacheConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SemanticCacheConfig {
     pub enabled: bool,
+    /// `provider/model` whose embeddings compare conversations; the provider's plugin must
+    /// serve the embeddings operation.
     pub embedding: Option<String>,
+    /// Cosine similarity a stored conversation must reach to answer (0 < t ≤ 1, default 0.8);
+    /// `x-bf-cache-threshold` may raise it per request, never lower it.
     pub threshold: Option<f64>,
 }
 

@@ -210,25 +210,71 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
                 fix,
             ));
         }
-        if backend == "redis" && cfg.cache.redis_url.as_deref().is_none_or(|u| u.trim().is_empty()) {
+        if backend == "redis" && cfg.redis.url.as_deref().is_none_or(|u| u.trim().is_empty()) {
             return Err(issue(
-                &["cache", "redis_url"],
-                "the redis cache backend needs a Redis URL".into(),
-                Some("e.g. redis_url: redis://127.0.0.1:6379".into()),
+                &["redis", "url"],
+                "cache.backend: redis needs the Redis to use".into(),
+                Some("e.g. redis: {url: redis://127.0.0.1:6379}".into()),
             ));
         }
     }
-    if let Some(url) = cfg.cache.redis_url.as_deref()
+    if let Some(url) = cfg.redis.url.as_deref()
         && !matches!(
             url::Url::parse(url).as_ref().map(|u| u.scheme()),
             Ok("redis" | "rediss")
         )
     {
         return Err(issue(
-            &["cache", "redis_url"],
+            &["redis", "url"],
             format!("`{url}` is not a redis:// or rediss:// URL"),
             Some("e.g. redis://127.0.0.1:6379".into()),
         ));
+    }
+    if let Some(t) = cfg.redis.timeout
+        && (t.0.is_zero() || t.0 > std::time::Duration::from_secs(10))
+    {
+        return Err(issue(
+            &["redis", "timeout"],
+            "must be more than 0 and at most 10s".into(),
+            Some("e.g. timeout: 100ms".into()),
+        ));
+    }
+    let semantic = &cfg.cache.semantic;
+    if let Some(t) = semantic.threshold
+        && !(t > 0.0 && t <= 1.0)
+    {
+        return Err(issue(
+            &["cache", "semantic", "threshold"],
+            format!("{t} is not a cosine similarity threshold"),
+            Some("a number above 0 and at most 1, e.g. 0.8".into()),
+        ));
+    }
+    if cfg.cache.enabled && semantic.enabled {
+        let embedding = semantic.embedding.as_deref().unwrap_or("");
+        match embedding.split_once('/') {
+            Some((provider, model)) if !model.is_empty() => {
+                if !cfg.providers.contains_key(provider) {
+                    let fix = nearest(provider, cfg.providers.keys().map(String::as_str))
+                        .map(|n| format!("did you mean `{n}/{model}`?"))
+                        .or_else(|| Some("name a provider configured under providers:".into()));
+                    return Err(issue(
+                        &["cache", "semantic", "embedding"],
+                        format!("unknown provider `{provider}`"),
+                        fix,
+                    ));
+                }
+            }
+            _ => {
+                return Err(issue(
+                    &["cache", "semantic", "embedding"],
+                    format!("`{embedding}` is not provider/model"),
+                    Some(
+                        "e.g. embedding: openai/text-embedding-3-small (or local/mock-embed with the mock provider)"
+                            .into(),
+                    ),
+                ));
+            }
+        }
     }
     for (i, h) in cfg.hooks.iter().enumerate() {
         let idx = i.to_string();

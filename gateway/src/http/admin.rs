@@ -174,10 +174,19 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             },
             "dropped_report_batches": crate::actors::outbox::DROPPED_BATCHES.load(Ordering::Relaxed),
             "cache": table.cache.as_ref().map(|c| serde_json::json!({
+                "backend": c.backend_name(),
                 "entries": c.entry_count(),
                 "hits": c.stats.hits.load(Ordering::Relaxed),
+                "semantic_hits": c.stats.semantic_hits.load(Ordering::Relaxed),
                 "misses": c.stats.misses.load(Ordering::Relaxed),
                 "stores": c.stats.stores.load(Ordering::Relaxed),
+                "backend_errors": c.redis().map_or(0, |r| r.errors.load(Ordering::Relaxed)),
+                "semantic": c.semantic.as_ref().map(|s| serde_json::json!({
+                    "embedding": format!("{}/{}", s.provider, s.model),
+                    "threshold": s.threshold,
+                    "indexed": s.index.len(),
+                    "embedding_failures": c.stats.embedding_failures.load(Ordering::Relaxed),
+                })),
             })),
             "cost": {
                 "priced_models": table.prices.len(),
@@ -191,6 +200,16 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                 "last_error": crate::reload::LAST_ERROR.lock().ok().and_then(|e| e.clone()),
             },
         }),
+    )
+}
+
+/// The cache's backend (Redis) failed an admin request: 503, and nothing was claimed done.
+fn backend_down(req: &HttpRequest, e: &crate::cache::redis_store::RedisError) -> HttpResponse {
+    tracing::warn!(error = %e, "admin: the cache backend failed");
+    error_response(
+        &HttpError::Unavailable("the cache's Redis"),
+        &respond::request_id(req),
+        &ErrorDetails::none(),
     )
 }
 
@@ -215,7 +234,11 @@ pub async fn delete_cache_entry(req: HttpRequest, path: web::Path<String>, state
         ));
         return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
     };
-    if !cache.remove(parsed) {
+    let removed = match cache.remove(parsed).await {
+        Ok(removed) => removed,
+        Err(e) => return backend_down(&req, &e),
+    };
+    if !removed {
         return error_response(
             &HttpError::NotFound(format!("no cached answer with id {id}")),
             &respond::request_id(&req),
@@ -238,7 +261,9 @@ pub async fn clear_cache(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         let e = HttpError::BadRequest("give the namespace to clear: DELETE /admin/cache?cache_key=NS".into());
         return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
     };
-    cache.clear_namespace(&namespace);
+    if let Err(e) = cache.clear_namespace(&namespace).await {
+        return backend_down(&req, &e);
+    }
     respond::ok_json(&req, serde_json::json!({"cleared": true, "cache_key": namespace}))
 }
 

@@ -1,23 +1,26 @@
-//! The cache lookup phase: an exact cache hit answers the request here, through the same
+//! The cache lookup phase: a cache hit answers the request here, through the same
 //! post-hook, finish and settle phases as an upstream's answer (DESIGN §4 cache); a miss
 //! leaves a ticket with which the route phase's answer is stored.
 //!
-//! Without a cache (`cache.enabled` off), or for a request that does not ask for one (no
-//! `x-bf-cache-key`, an alias without `cache: true`), the phase is one branch and nothing else.
+//! Order: the exact tier (one hash, one lookup), then, if the semantic tier is on and the
+//! request did not ask for `x-bf-cache-type: direct`, the conversation's embedding against
+//! the stored ones of the same partition. Without a cache (`cache.enabled` off), or for a
+//! request that does not ask for one (no `x-bf-cache-key`, an alias without `cache: true`),
+//! the phase is one branch and nothing else.
 
+use super::embed::{Embedding, conversation_text, embed};
 use super::{Exchange, Finisher, Relay, Served};
-use crate::cache::{CacheId, CacheTicket, CachedAnswer, CachedBody, debug_json};
+use crate::cache::{
+    CacheId, CacheTicket, CachedAnswer, CachedBody, ResponseCache, SemanticDebug, SemanticTicket, Tier, debug_json,
+};
 use crate::routing::RouteTable;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use switchyard_plugin_api::host::Item;
 
-pub fn run(table: &RouteTable, ex: &mut Exchange) -> Option<Served> {
+pub async fn run(table: &RouteTable, ex: &mut Exchange) -> Option<Served> {
     let cache = table.cache.as_ref()?;
     let asks = &ex.ctx.cache;
-    if asks.semantic_only {
-        // The semantic tier is not built yet: such a request skips the cache.
-        return None;
-    }
     let namespace: Arc<str> = match &asks.namespace {
         Some(ns) => Arc::from(ns.as_str()),
         None if table.aliases.get(&*ex.alias).is_some_and(|a| a.cache) => Arc::from(""),
@@ -25,25 +28,100 @@ pub fn run(table: &RouteTable, ex: &mut Exchange) -> Option<Served> {
     };
     // The request as routed: a hook's replacement, if one replaced it.
     let id = CacheId::of(&namespace, ex.request.body())?;
-    if let Some(hit) = cache.get(id, ex.request.stream) {
-        return Some(serve(table, ex, id, &hit));
+    let stream = ex.request.stream;
+    if asks.only != Some(Tier::Semantic)
+        && let Some(hit) = cache.get(&namespace, id, stream).await
+    {
+        cache.stats.hits.fetch_add(1, Ordering::Relaxed);
+        return Some(serve(table, ex, debug_json(true, id, None), &hit));
     }
+    let mut semantic = None;
+    let mut debug = None;
+    if asks.only != Some(Tier::Direct)
+        && let Some(tier) = &cache.semantic
+    {
+        // A client may ask for a closer match than configured, never a looser one.
+        let threshold = asks.threshold.map_or(tier.threshold, |t| t.max(tier.threshold));
+        if let Some((partition, embedding)) = embed_request(table, cache, ex, &namespace).await {
+            let mut found = None;
+            for m in tier.index.search(partition, &embedding.vector, threshold as f32) {
+                if let Some(hit) = cache.get(&namespace, m.id, stream).await {
+                    found = Some((m, hit));
+                    break;
+                }
+            }
+            let describe = |similarity| SemanticDebug {
+                provider: &tier.provider,
+                model: &tier.model,
+                input_tokens: embedding.input_tokens,
+                threshold,
+                similarity,
+            };
+            if let Some((m, hit)) = found {
+                cache.stats.semantic_hits.fetch_add(1, Ordering::Relaxed);
+                let d = debug_json(true, m.id, Some(&describe(Some(m.similarity))));
+                return Some(serve(table, ex, d, &hit));
+            }
+            debug = Some(debug_json(false, id, Some(&describe(None))));
+            semantic = Some(SemanticTicket {
+                partition,
+                vector: embedding.vector,
+            });
+        }
+    }
+    cache.stats.misses.fetch_add(1, Ordering::Relaxed);
     ex.cache = Some(CacheTicket {
         cache: Arc::clone(cache),
         id,
         namespace,
         ttl: asks.ttl.unwrap_or(cache.default_ttl),
         store: !asks.no_store,
+        debug: debug.unwrap_or_else(|| debug_json(false, id, None)),
+        semantic,
     });
     None
 }
 
+/// The request's semantic partition and its conversation's embedding; `None` (a semantic
+/// miss, counted and logged) when the embedding could not be made.
+async fn embed_request(
+    table: &RouteTable,
+    cache: &ResponseCache,
+    ex: &Exchange,
+    namespace: &str,
+) -> Option<(CacheId, Embedding)> {
+    let tier = cache.semantic.as_ref()?;
+    let body = ex.request.body();
+    let partition = CacheId::partition(namespace, body)?;
+    let text = conversation_text(body)?;
+    let failed = |reason: &dyn std::fmt::Display| {
+        cache.stats.embedding_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            request_id = %ex.ctx.request_id,
+            provider = %tier.provider,
+            error = %crate::observability::escaped(reason),
+            "semantic cache: the embedding failed; exact matches only for this request"
+        );
+    };
+    let Some(provider) = table.providers.get(&*tier.provider) else {
+        failed(&"the embedding provider is not configured");
+        return None;
+    };
+    match embed(provider, &tier.model, &text, &ex.ctx.request_id, &table.redactor).await {
+        Ok(e) => Some((partition, e)),
+        Err(e) => {
+            failed(&e);
+            None
+        }
+    }
+}
+
 /// A hit, served like a provider's answer: `extra_fields.provider` and `model_deployment`
 /// are the ones that produced it, the cost is 0, and no provider's usage is recorded.
-fn serve(table: &RouteTable, ex: &Exchange, id: CacheId, hit: &CachedAnswer) -> Served {
+fn serve(table: &RouteTable, ex: &Exchange, debug: String, hit: &CachedAnswer) -> Served {
     let ctx = ex.unpaid_context(table, Arc::clone(&hit.provider), Arc::clone(&hit.model_deployment));
     let mut finish = Finisher::new(ctx);
-    finish.cache_hit(debug_json(true, id));
+    finish.cache_hit(debug);
     match &hit.body {
         CachedBody::Plain(answer) => Served::Plain {
             answer: answer.clone(),
@@ -51,7 +129,8 @@ fn serve(table: &RouteTable, ex: &Exchange, id: CacheId, hit: &CachedAnswer) -> 
             headers: Vec::new(),
         },
         CachedBody::Stream(chunks) => {
-            let mut items: Vec<Item> = chunks.iter().cloned().map(Item::Chunk).collect();
+            let mut items: Vec<Item> = Vec::with_capacity(chunks.len() + 1);
+            items.extend(chunks.iter().cloned().map(Item::Chunk));
             items.push(Item::Done);
             Served::Stream {
                 relay: Box::new(Relay::local_finished_by(items, finish)),

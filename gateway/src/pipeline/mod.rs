@@ -3,7 +3,7 @@
 //!
 //! 1. [`admit`]        — who may ask and how much (virtual keys, limits, budgets: next issues)
 //! 2. [`pre_hooks`]    — hooks' `pre_request`: continue, replace, short-circuit or reject
-//! 3. [`cache_lookup`] — an exact cache hit answers here; a miss is stored once answered
+//! 3. [`cache_lookup`] — an exact or semantic cache hit answers here; a miss is stored once answered
 //! 4. [`route`]        — the plan (primary, fallbacks) and its [`attempt`]s: encode → upstream → decode
 //! 5. [`post_hooks`]   — hooks' `post_response` on a plain answer; a stream gets its chunk hooks
 //! 6. [`finish`]       — the one [`finish::Finisher`]: `extra_fields`, usage, framing
@@ -23,6 +23,7 @@ mod attempt;
 mod cache_lookup;
 mod chunk_hooks;
 mod context;
+mod embed;
 pub mod extra_fields;
 mod finish;
 pub mod hook_chain;
@@ -170,7 +171,7 @@ async fn phases(table: &Arc<RouteTable>, ledger: &UsageLedgerHandle, ex: &mut Ex
     admit::run(table, ex)?;
     let served = match pre_hooks::run(table, ex)? {
         Some(short_circuit) => short_circuit,
-        None => match cache_lookup::run(table, ex) {
+        None => match cache_lookup::run(table, ex).await {
             Some(hit) => hit,
             None => cache_lookup::store_when_answered(ex, route::run(table, ledger, ex).await?),
         },

@@ -11,11 +11,20 @@
 //! - [`sse_decoder`]: a [`StreamDecoder`] built on it, which leaves a provider only what each
 //!   event means;
 //! - [`errors`]: reading upstream error bodies and classifying them ([`Provider::decode_error`]);
-//! - [`unified`]: writing the unified responses, stream chunks and usage.
+//! - [`unified`]: writing the unified responses, stream chunks and usage;
+//! - [`embeddings`]: the unified embeddings request and response (operation `embeddings`).
+//!
+//! # Operations
+//! A provider serves chat unless its export says more (`operations = …` in
+//! [`crate::export_provider!`]); the host hands it only the operations it declared, and each
+//! call names its own in [`Context::operation`]. A provider serving more than chat branches on
+//! it in every call that reads or writes a body ([`Context::is_embeddings`]), so that chat code
+//! is never handed an embeddings request.
 
 use crate::abi::{self, ByteSlice};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub mod embeddings;
 pub mod errors;
 pub mod hook;
 pub mod setup;
@@ -32,6 +41,9 @@ pub use hook::{
 };
 
 pub use serde_json;
+
+/// The operation bits for `operations = …` in [`crate::export_provider!`].
+pub use crate::abi::operation;
 
 /// What `create` receives: the provider's configuration from the gateway's YAML.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -56,6 +68,22 @@ pub struct Context<'a> {
     /// Secret key for this attempt, empty if none. Never echo it into an output body.
     pub api_key: &'a str,
     pub request_id: &'a str,
+    /// What the call is for: `chat`, `embeddings` (the names of [`abi::operation`]). Empty
+    /// from a 1.0 host, which only ever calls for chat.
+    pub operation: &'a str,
+}
+
+impl Context<'_> {
+    /// The call is for embeddings: its request and answer are the unified embeddings shapes
+    /// ([`embeddings`]), never a chat completion.
+    pub fn is_embeddings(&self) -> bool {
+        self.operation == abi::operation::name(abi::operation::EMBEDDINGS)
+    }
+
+    /// The call is for a chat completion (a 1.0 host, which names no operation, included).
+    pub fn is_chat(&self) -> bool {
+        self.operation.is_empty() || self.operation == abi::operation::name(abi::operation::CHAT)
+    }
 }
 
 /// Token counts in the unified schema.
@@ -228,6 +256,15 @@ impl ProviderError {
         }
         let word = self.kind.openai_type();
         self.with_type(word)
+    }
+
+    /// The host asked for an operation this plugin does not serve (it should not: the
+    /// plugin's declaration lists what it serves). A 400 naming the operation, never a guess
+    /// at an answer of the wrong shape.
+    pub fn unsupported_operation(operation: &str) -> ProviderError {
+        let operation = if operation.is_empty() { "chat" } else { operation };
+        ProviderError::invalid_request(format!("this provider does not serve the `{operation}` operation"))
+            .with_code("unsupported_operation")
     }
 
     fn unsupported() -> ProviderError {
@@ -444,6 +481,8 @@ pub mod __private {
                 model: s(read_field!(ctx, size, CallContext, model)),
                 api_key: s(read_field!(ctx, size, CallContext, api_key)),
                 request_id: s(read_field!(ctx, size, CallContext, request_id)),
+                // ABI 1.1: past a 1.0 host's context, which reads as empty (chat).
+                operation: s(read_field!(ctx, size, CallContext, operation)),
             }
         }
     }
@@ -699,15 +738,19 @@ pub mod __private {
         }
     }
 
-    /// The declaration [`crate::export_provider!`] exports (a provider only).
+    /// The declaration [`crate::export_provider!`] exports (a provider only), serving the
+    /// [`abi::operation`] bits in `operations`.
     pub const fn declaration(
         name: &'static str,
         version: &'static str,
         local: bool,
+        operations: u64,
         panic_unwind: bool,
         provider: &'static abi::ProviderVTable,
     ) -> abi::PluginDecl {
-        plugin_declaration(name, version, local, panic_unwind, Some(provider), None)
+        let mut decl = plugin_declaration(name, version, local, panic_unwind, Some(provider), None);
+        decl.operations = operations;
+        decl
     }
 
     /// The declaration the export macros export: a provider, a hook, or both. `panic_unwind` is
@@ -750,8 +793,8 @@ pub mod __private {
             capabilities,
             provider,
             hook,
-            // Every plugin built with this SDK serves chat; more operations get their own
-            // macro argument when the gateway routes them.
+            // Chat unless the export says more (`operations = …` of `export_provider!`,
+            // through [`declaration`]).
             operations: abi::operation::CHAT,
             #[cfg(test)]
             appended_for_tests: 0,
@@ -761,10 +804,19 @@ pub mod __private {
 
 /// Exports a [`Provider`] as a Switchyard plugin.
 ///
+/// `local` (default `false`) says the provider answers by itself ([`Provider::respond_local`]);
+/// `operations` (default [`operation::CHAT`]) is the [`operation`] bits it serves, a constant
+/// expression. Both are optional, in that order.
+///
 /// ```ignore
 /// switchyard_plugin_api::export_provider!(MyCodec, name = "mycodec", version = "0.1.0");
 /// // a provider that answers by itself:
 /// switchyard_plugin_api::export_provider!(Mock, name = "mock", version = "0.1.0", local = true);
+/// // one that serves embeddings too:
+/// use switchyard_plugin_api::sdk::operation;
+/// switchyard_plugin_api::export_provider!(
+///     MyCodec, name = "mycodec", version = "0.1.0", operations = operation::CHAT | operation::EMBEDDINGS
+/// );
 /// ```
 #[macro_export]
 macro_rules! export_provider {
@@ -772,13 +824,37 @@ macro_rules! export_provider {
         $crate::export_provider!($ty, name = $name, version = $version, local = false);
     };
     ($ty:ty, name = $name:expr, version = $version:expr, local = $local:expr) => {
+        $crate::export_provider!(
+            $ty,
+            name = $name,
+            version = $version,
+            local = $local,
+            operations = $crate::abi::operation::CHAT
+        );
+    };
+    ($ty:ty, name = $name:expr, version = $version:expr, operations = $operations:expr) => {
+        $crate::export_provider!(
+            $ty,
+            name = $name,
+            version = $version,
+            local = false,
+            operations = $operations
+        );
+    };
+    ($ty:ty, name = $name:expr, version = $version:expr, local = $local:expr, operations = $operations:expr) => {
         const _: () = {
             use $crate::sdk::__private::abi;
             static VTABLE: abi::ProviderVTable = $crate::sdk::__private::provider_vtable::<$ty>();
             // `cfg!` here is evaluated in the plugin's crate: the stamp tells the loader
             // whether the boundary guard can catch a panic at all.
-            static DECL: abi::PluginDecl =
-                $crate::sdk::__private::declaration($name, $version, $local, cfg!(panic = "unwind"), &VTABLE);
+            static DECL: abi::PluginDecl = $crate::sdk::__private::declaration(
+                $name,
+                $version,
+                $local,
+                $operations,
+                cfg!(panic = "unwind"),
+                &VTABLE,
+            );
             #[unsafe(no_mangle)]
             pub extern "C" fn switchyard_plugin_entry_v1() -> *const abi::PluginDecl {
                 &DECL
@@ -884,6 +960,65 @@ mod tests {
         // A short message goes through whole.
         let lines = recorder::record(|out| out.error(&ProviderError::malformed("cut short")));
         assert_eq!(lines, ["ERROR 502 cut short"]);
+    }
+
+    fn call_context(struct_size: usize, operation: &'static str) -> abi::CallContext {
+        abi::CallContext {
+            struct_size: struct_size as u32,
+            stream: 0,
+            unix_time_ms: 7,
+            model: ByteSlice::from_str("m"),
+            api_key: ByteSlice::EMPTY,
+            request_id: ByteSlice::from_str("r1"),
+            operation: ByteSlice::from_str(operation),
+            alias: ByteSlice::EMPTY,
+            virtual_key_id: ByteSlice::EMPTY,
+            client_headers: std::ptr::null(),
+            client_header_count: 0,
+            hook_state: std::ptr::null_mut(),
+        }
+    }
+
+    #[test]
+    fn the_context_names_the_operation_and_a_1_0_host_means_chat() {
+        use abi::frozen::{v1_0, v1_1};
+        let read = |ctx: &abi::CallContext| {
+            // SAFETY: a valid context whose slices are static.
+            let c = unsafe { __private::context(ctx) };
+            (c.operation, c.is_embeddings(), c.is_chat())
+        };
+        let full = call_context(v1_1::CALL_CONTEXT_SIZE, "embeddings");
+        assert_eq!(read(&full), ("embeddings", true, false));
+        assert_eq!(
+            read(&call_context(v1_1::CALL_CONTEXT_SIZE, "chat")),
+            ("chat", false, true)
+        );
+        // A 1.0 host's context ends before `operation`: the memory past it is not the host's.
+        let older = call_context(v1_0::CALL_CONTEXT_SIZE, "embeddings");
+        assert_eq!(read(&older), ("", false, true));
+        let other = call_context(v1_1::CALL_CONTEXT_SIZE, "images");
+        assert_eq!(read(&other), ("images", false, false));
+        let e = ProviderError::unsupported_operation("images");
+        assert_eq!((e.status, e.code.as_deref()), (400, Some("unsupported_operation")));
+        assert!(e.message.contains("`images`"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_provider_declares_the_operations_it_was_exported_with() {
+        static VTABLE: abi::ProviderVTable = __private::provider_vtable::<NoProvider>();
+        let both = abi::operation::CHAT | abi::operation::EMBEDDINGS;
+        let decl = __private::declaration("p", "1", true, both, true, &VTABLE);
+        assert_eq!(decl.operations, both);
+        assert_ne!(decl.capabilities & abi::capability::LOCAL, 0);
+        let hook_or_plugin = __private::plugin_declaration("p", "1", false, true, Some(&VTABLE), None);
+        assert_eq!(hook_or_plugin.operations, abi::operation::CHAT);
+    }
+
+    struct NoProvider;
+    impl Provider for NoProvider {
+        fn create(_: ProviderSetup) -> Result<Self, String> {
+            Ok(NoProvider)
+        }
     }
 
     #[test]

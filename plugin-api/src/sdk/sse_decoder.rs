@@ -242,6 +242,7 @@ mod tests {
         model: "m",
         api_key: "",
         request_id: "r",
+        operation: "chat",
     };
 
     fn run<H: SseHandler>(handler: H, fragments: &[&[u8]]) -> Vec<String> {

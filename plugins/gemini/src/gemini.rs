@@ -1,5 +1,7 @@
 //! Gemini's wire shapes: the `GenerateContentRequest` the codec writes, and borrowed views of
-//! the `GenerateContentResponse` it reads (one per response body, one per stream event).
+//! the `GenerateContentResponse` it reads (one per response body, one per stream event); for
+//! embeddings, the `BatchEmbedContentsRequest` it writes and the `BatchEmbedContentsResponse`
+//! it reads.
 //!
 //! Field names are the API's JSON (camelCase) names. Views read only what has an OpenAI
 //! counterpart: safety ratings, citations, grounding and the like are skipped unread.
@@ -188,6 +190,53 @@ pub(crate) struct ThinkingConfig {
     pub thinking_budget: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking_level: Option<&'static str>,
+}
+
+// ------------------------------------------------------------------------------ embeddings
+
+/// `models.batchEmbedContents`: one `EmbedContentRequest` per text, each naming the model of
+/// the URL again (the API requires them to match).
+#[derive(Serialize)]
+pub(crate) struct BatchEmbedContentsRequest<'a> {
+    pub requests: Vec<EmbedContentRequest<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EmbedContentRequest<'a> {
+    /// The resource name, `models/{model}`.
+    pub model: &'a str,
+    pub content: Content<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_dimensionality: Option<u32>,
+}
+
+/// `BatchEmbedContentsResponse`: `embeddings[i].values`, in request order.
+#[derive(Deserialize)]
+pub(crate) struct BatchEmbedContentsResponse {
+    #[serde(default)]
+    pub embeddings: Option<Vec<ContentEmbedding>>,
+    /// Non-null when the body is an error object.
+    #[serde(default)]
+    pub error: Option<IgnoredAny>,
+}
+
+impl BatchEmbedContentsResponse {
+    /// Parses `json` if it is a JSON object (a derived struct would also accept an array).
+    pub(crate) fn parse(json: &[u8]) -> Result<BatchEmbedContentsResponse, String> {
+        match json.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => switchyard_plugin_api::json::from_bytes(json).map_err(|e| e.to_string()),
+            Some(_) => Err("not a JSON object".into()),
+            None => Err("empty body".into()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ContentEmbedding {
+    /// proto3 JSON leaves an empty list out, hence the default (refused by the decoder).
+    #[serde(default)]
+    pub values: Vec<f32>,
 }
 
 // ------------------------------------------------------------------------------ response views

@@ -39,12 +39,17 @@ impl Endpoint {
         } else {
             ":generateContent"
         };
-        // `models/x` is the resource name of `x`; tuned models live in their own collection.
-        let (collection, id) = if let Some(id) = model.strip_prefix("tunedModels/") {
-            ("tunedModels/", id)
-        } else {
-            ("models/", model.strip_prefix("models/").unwrap_or(model))
-        };
+        self.method_url(model, method)
+    }
+
+    /// The URL of a batch of embeddings: `…/models/{model}:batchEmbedContents`.
+    pub(crate) fn embed_url(&self, model: &str) -> String {
+        self.method_url(model, ":batchEmbedContents")
+    }
+
+    /// `prefix/{collection}{escaped id}{method}`.
+    fn method_url(&self, model: &str, method: &str) -> String {
+        let (collection, id) = resource(model);
         let mut url = String::with_capacity(self.prefix.len() + 1 + collection.len() + id.len() + method.len() + 8);
         url.push_str(&self.prefix);
         url.push('/');
@@ -53,6 +58,25 @@ impl Endpoint {
         url.push_str(method);
         url
     }
+}
+
+/// A model's collection (`models/` or `tunedModels/`) and id: `models/x` is the resource name
+/// of `x`; tuned models live in their own collection.
+fn resource(model: &str) -> (&'static str, &str) {
+    if let Some(id) = model.strip_prefix("tunedModels/") {
+        ("tunedModels/", id)
+    } else {
+        ("models/", model.strip_prefix("models/").unwrap_or(model))
+    }
+}
+
+/// The model's resource name (`models/{id}` or `tunedModels/{id}`), as request bodies name it.
+pub(crate) fn resource_name(model: &str) -> String {
+    let (collection, id) = resource(model);
+    let mut name = String::with_capacity(collection.len() + id.len());
+    name.push_str(collection);
+    name.push_str(id);
+    name
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, so a model name can never
@@ -136,6 +160,17 @@ mod tests {
             e.url("odd/name?key=x#y é", false),
             "http://127.0.0.1:9/v1/models/odd%2Fname%3Fkey%3Dx%23y%20%C3%A9:generateContent"
         );
+        assert_eq!(
+            e.embed_url("models/gemini-embedding-001"),
+            "http://127.0.0.1:9/v1/models/gemini-embedding-001:batchEmbedContents"
+        );
+        assert_eq!(
+            e.embed_url("a b"),
+            "http://127.0.0.1:9/v1/models/a%20b:batchEmbedContents"
+        );
+        assert_eq!(resource_name("gemini-embedding-001"), "models/gemini-embedding-001");
+        assert_eq!(resource_name("models/text-embedding-004"), "models/text-embedding-004");
+        assert_eq!(resource_name("tunedModels/t-1"), "tunedModels/t-1");
     }
 
     #[test]

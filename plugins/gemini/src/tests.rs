@@ -1107,3 +1107,218 @@ fn mangled_streams_never_panic_and_always_end_exactly_once() {
             .expect("an error is always produced");
     }
 }
+
+// ============================================================================ embeddings
+
+const EMBED_MODEL: &str = "gemini-embedding-001";
+
+fn embed_call(request_id: &str) -> CallInfo<'_> {
+    CallInfo {
+        operation: "embeddings",
+        model: EMBED_MODEL,
+        request_id,
+        ..call(false)
+    }
+}
+
+fn embed_encode(c: &host::ProviderCodec, request_id: &str, body: &Value) -> Result<HttpRequestParts, CallError> {
+    c.encode_request(&embed_call(request_id), &serde_json::to_vec(body).expect("json"))
+}
+
+/// Google's answer for two texts (vectors shortened).
+const EMBED_RESPONSE: &str = r#"{
+  "embeddings": [
+    {"values": [0.013168523, -0.008711934, -0.046782676]},
+    {"values": [-0.0012, 0.5, 1]}
+  ]
+}"#;
+
+#[test]
+fn declaration_serves_chat_and_embeddings() {
+    use switchyard_plugin_api::abi::operation;
+    assert_eq!(library().operations, operation::CHAT | operation::EMBEDDINGS);
+}
+
+#[test]
+fn golden_embeddings_request() {
+    let c = codec();
+    let body = json!({"model": EMBED_MODEL, "input": ["What is the meaning of life?", "caf\u{e9}"],
+        "dimensions": 768, "encoding_format": "float", "user": "u-1"});
+    let req = embed_encode(&c, "req-e1", &body).expect("encoded");
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.url,
+        "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    );
+    assert_eq!(header(&req, "content-type"), Some("application/json"));
+    assert_eq!(header(&req, "accept"), Some("application/json"));
+    assert_eq!(header(&req, "x-goog-api-key"), Some(KEY));
+    assert!(!req.url.contains(KEY));
+    let sent: Value = serde_json::from_slice(&req.body).expect("json body");
+    assert_eq!(
+        sent,
+        json!({"requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "What is the meaning of life?"}]},
+             "outputDimensionality": 768},
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "café"}]},
+             "outputDimensionality": 768}
+        ]})
+    );
+    // One string, no dimensions, no key.
+    let keyless = CallInfo {
+        api_key: "",
+        ..embed_call("req-e2")
+    };
+    let req = c.encode_request(&keyless, br#"{"input":"hello"}"#).expect("encoded");
+    assert_eq!(header(&req, "x-goog-api-key"), None);
+    let sent: Value = serde_json::from_slice(&req.body).expect("json body");
+    assert_eq!(
+        sent,
+        json!({"requests": [{"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "hello"}]}}]})
+    );
+}
+
+#[test]
+fn golden_embeddings_response() {
+    let c = codec();
+    embed_encode(&c, "req-e3", &json!({"input": ["The meaning of life", "x"]})).expect("encoded");
+    let resp = c
+        .decode_response(&embed_call("req-e3"), 200, EMBED_RESPONSE.as_bytes())
+        .expect("decoded");
+    let json: Value = serde_json::from_slice(&resp.json).expect("json");
+    assert_eq!(
+        json,
+        json!({"object": "list", "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.013168523, -0.008711934, -0.046782676]},
+            {"object": "embedding", "index": 1, "embedding": [-0.0012, 0.5, 1.0]}
+        ], "model": "gemini-embedding-001", "usage": {"prompt_tokens": 6, "total_tokens": 6}})
+    );
+    assert_eq!(&*resp.model, EMBED_MODEL);
+    // ceil(19 / 4) + ceil(1 / 4): estimated, Gemini reports no usage for embeddings.
+    assert_eq!(
+        resp.usage
+            .map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens)),
+        Some((6, 0, 6))
+    );
+}
+
+#[test]
+fn base64_is_written_when_the_client_asked_for_it() {
+    let c = codec();
+    embed_encode(&c, "req-b64", &json!({"input": "x", "encoding_format": "base64"})).expect("encoded");
+    let resp = c
+        .decode_response(&embed_call("req-b64"), 200, br#"{"embeddings":[{"values":[1,-2]}]}"#)
+        .expect("decoded");
+    let json: Value = serde_json::from_slice(&resp.json).expect("json");
+    assert_eq!(json["data"][0]["embedding"], "AACAPwAAAMA=");
+}
+
+#[test]
+fn an_answer_without_its_request_is_floats_with_no_usage() {
+    // Decoded by an instance that never encoded it (or after it was pushed out).
+    let resp = codec()
+        .decode_response(&embed_call("unknown"), 200, EMBED_RESPONSE.as_bytes())
+        .expect("decoded");
+    let json: Value = serde_json::from_slice(&resp.json).expect("json");
+    assert_eq!(json["data"][1]["embedding"], json!([-0.0012, 0.5, 1.0]));
+    assert_eq!(resp.usage.map(|u| u.prompt_tokens), Some(0));
+}
+
+#[test]
+fn malformed_embeddings_answers_are_502s() {
+    let c = codec();
+    for garbage in [
+        &b"<html>oops</html>"[..],
+        b"",
+        b"[]",
+        br#"{"embeddings":[{"values":[0.1,"#,
+        br#"{}"#,
+        br#"{"embeddings":[]}"#,
+        br#"{"embeddings":[{}]}"#,
+        br#"{"embeddings":[{"values":["0.1"]}]}"#,
+        br#"{"embeddings":[{"values":[1e39]}]}"#,
+        br#"{"embeddings":[{"values":[0.1,0.2]},{"values":[0.1]}]}"#,
+        // A chat answer is not an embeddings answer.
+        br#"{"candidates":[{"content":{"parts":[{"text":"hi"}]}}]}"#,
+    ] {
+        let e = plugin_error(c.decode_response(&embed_call("req-m"), 200, garbage));
+        assert_eq!(
+            (e.status, e.kind),
+            (502, error_kind::MALFORMED),
+            "{}: {}",
+            String::from_utf8_lossy(garbage),
+            e.message
+        );
+    }
+    // Fewer vectors than texts sent.
+    embed_encode(&c, "req-count", &json!({"input": ["a", "b", "c"]})).expect("encoded");
+    let e = plugin_error(c.decode_response(&embed_call("req-count"), 200, EMBED_RESPONSE.as_bytes()));
+    assert!(e.message.contains("2 embeddings for 3 inputs"), "{}", e.message);
+    // An error object in a 200 is Google's error, classified.
+    let body = br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#;
+    let e = plugin_error(c.decode_response(&embed_call("req-m"), 200, body));
+    assert_eq!((e.status, e.kind, e.retryable), (503, error_kind::OVERLOADED, true));
+}
+
+#[test]
+fn embeddings_requests_gemini_cannot_take_are_400s() {
+    let c = codec();
+    let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
+    for (body, param) in [
+        (json!({"input": many}), Some("input")),
+        (json!({"input": []}), Some("input")),
+        (json!({"input": [1, 2]}), None),
+        (json!({"input": "x", "dimensions": 0}), Some("dimensions")),
+        (json!({"messages": [{"role": "user", "content": "hi"}]}), Some("input")),
+    ] {
+        let e = plugin_error(embed_encode(&c, "req-bad", &body));
+        assert_eq!(
+            (e.status, e.kind, e.param.as_deref()),
+            (400, error_kind::INVALID_REQUEST, param),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn embeddings_errors_are_google_errors() {
+    let c = codec();
+    embed_encode(&c, "req-err", &json!({"input": "x"})).expect("encoded");
+    let body = br#"{"error":{"code":400,"message":"* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch","status":"INVALID_ARGUMENT"}}"#;
+    let e = c.decode_error(&embed_call("req-err"), 400, body).expect("error");
+    assert_eq!(
+        (e.status, e.kind, e.retryable),
+        (400, error_kind::INVALID_REQUEST, false)
+    );
+    assert!(e.message.contains("at most 100 requests"), "{}", e.message);
+    // The failed attempt's entry is gone: a later answer under its id knows nothing of it.
+    let resp = c
+        .decode_response(&embed_call("req-err"), 200, EMBED_RESPONSE.as_bytes())
+        .expect("decoded");
+    assert_eq!(resp.usage.map(|u| u.prompt_tokens), Some(0));
+}
+
+#[test]
+fn the_operation_picks_the_translation() {
+    let c = codec();
+    // A chat request under the embeddings operation is a bad embeddings request...
+    let chat = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
+    let e = plugin_error(c.encode_request(&embed_call("r"), chat));
+    assert_eq!(e.param.as_deref(), Some("input"));
+    // ...an embeddings body under chat is a bad chat request, and an embeddings answer is
+    // not a chat answer.
+    let e = plugin_error(c.encode_request(&call(false), br#"{"input":"hi"}"#));
+    assert_eq!(e.status, 400);
+    let e = plugin_error(c.decode_response(&call(false), 200, EMBED_RESPONSE.as_bytes()));
+    assert_eq!((e.status, e.kind), (502, error_kind::MALFORMED));
+    // Embeddings never stream; an operation the plugin does not serve is refused.
+    assert!(Arc::new(codec()).open_stream(&embed_call("r")).is_err());
+    let images = CallInfo {
+        operation: "images",
+        ..call(false)
+    };
+    let e = plugin_error(c.encode_request(&images, chat));
+    assert_eq!((e.status, e.code.as_deref()), (400, Some("unsupported_operation")));
+    let e = plugin_error(c.decode_response(&images, 200, EMBED_RESPONSE.as_bytes()));
+    assert_eq!(e.code.as_deref(), Some("unsupported_operation"));
+}

@@ -4,7 +4,7 @@
 //! by itself; any delay it wants is applied by the gateway's timer (the plugin never sleeps).
 //!
 //! # Options (`providers.<name>.options`, all optional)
-//! - `text` (string): the answer for models other than `echo`. Unset: echo.
+//! - `text` (string): the chat answer for models other than `echo`. Unset: echo.
 //! - `latency_ms` (integer, default 0): delay before the response or the first stream chunk.
 //! - `chunk_delay_ms` (integer, default 0): delay before each content chunk of a stream.
 //! - `words_per_chunk` (integer ≥ 1, default 1): words per content chunk of a stream.
@@ -46,8 +46,28 @@
 //!   `stream_options.include_usage` is true, a usage chunk with empty `choices`.
 //! - A malformed request (no `messages`, wrong types, `n` or `max_tokens` out of range) is
 //!   a 400 `invalid_request_error`.
+//!
+//! # Embeddings
+//! The mock serves the `embeddings` operation too (declared with chat), for any model name:
+//! the OpenAI embeddings request (`input` a string or an array of strings, `dimensions`,
+//! `encoding_format` `float` or `base64`) is answered with OpenAI's `list` object, one
+//! deterministic vector per input, computed locally (module `embed`):
+//! - each text's features are its character trigrams (lower-cased, whitespace collapsed,
+//!   padded with a space at each end) and its words, each hashed with 64-bit FNV-1a into one
+//!   of `dimensions` buckets with a sign from the hash, the sum scaled to unit length. The
+//!   same text always gives the same vector, on every build; near spellings are close
+//!   (cosine > 0.9 for a question with and without a doubled `?`), unrelated texts far;
+//! - **an empty or whitespace-only text is the unit vector of bucket 0** (`[1, 0, 0, …]`),
+//!   never a zero vector and never an error, so that any prompt can be embedded;
+//! - `dimensions` defaults to 256 and must be 1–4096 (else 400, `param: dimensions`); at most
+//!   2048 inputs and 2²¹ numbers per answer (else 400, `param: input`); token-id inputs, an
+//!   empty `input` array and unknown `encoding_format`s are 400s;
+//! - `usage.prompt_tokens` (and `total_tokens`) is the inputs' word count, as for chat;
+//! - `latency_ms` delays the answer; the fault models fail as they do for chat (a
+//!   `fault-mid-stream` fails at once: embeddings never stream).
 
 mod answer;
+mod embed;
 mod fault;
 mod options;
 mod request;
@@ -61,7 +81,7 @@ pub use options::MockOptions;
 use answer::{Answer, Reply};
 use fault::Fault;
 use request::ChatRequest;
-use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, Provider, ProviderError, ProviderSetup, Usage};
+use switchyard_plugin_api::sdk::{ChunkInfo, Context, Out, Provider, ProviderError, ProviderSetup, Usage, operation};
 
 /// The model that always echoes, whatever `text` says.
 const ECHO: &str = "echo";
@@ -84,26 +104,58 @@ impl Provider for Mock {
     }
 }
 
-switchyard_plugin_api::export_provider!(Mock, name = "mock", version = env!("CARGO_PKG_VERSION"), local = true);
+switchyard_plugin_api::export_provider!(
+    Mock,
+    name = "mock",
+    version = env!("CARGO_PKG_VERSION"),
+    local = true,
+    operations = operation::CHAT | operation::EMBEDDINGS
+);
 
 impl Mock {
-    /// The answer to one request, written to `sink`; an `Err` is the error item.
+    /// The answer to one request, written to `sink`; an `Err` is the error item. The
+    /// operation decides which answer: a chat request never reaches the embedder, nor an
+    /// embeddings request the chat code.
     fn respond(&self, ctx: &Context<'_>, request: &[u8], sink: &mut impl Sink) -> Result<(), ProviderError> {
-        // Faults come first: they stand for an upstream that fails whatever it is sent.
+        if ctx.is_embeddings() {
+            self.embeddings(ctx, request, sink)
+        } else if ctx.is_chat() {
+            self.chat(ctx, request, sink)
+        } else {
+            Err(ProviderError::unsupported_operation(ctx.operation))
+        }
+    }
+
+    /// The fault `ctx.model` stands for when fault models are on: `Err` fails the call before
+    /// any output; `Ok(Some)` is the error a stream ends with after its first chunks.
+    fn fault(&self, ctx: &Context<'_>) -> Result<Option<ProviderError>, ProviderError> {
         let fault = if self.options.fault_models {
             fault::for_model(ctx.model)
         } else {
             None
         };
-        let cut = match fault {
-            None => None,
-            Some(Fault::Error(error)) => return Err(error),
+        match fault {
+            None => Ok(None),
+            Some(Fault::Error(error)) => Err(error),
             Some(Fault::Panic) => {
                 panic!("mock provider: model `fault-panic` panics on purpose, to test the host's panic guard")
             }
-            Some(Fault::MidStream(error)) if ctx.stream => Some(error),
-            Some(Fault::MidStream(error)) => return Err(error),
-        };
+            Some(Fault::MidStream(error)) if ctx.stream => Ok(Some(error)),
+            Some(Fault::MidStream(error)) => Err(error),
+        }
+    }
+
+    fn embeddings(&self, ctx: &Context<'_>, request: &[u8], sink: &mut impl Sink) -> Result<(), ProviderError> {
+        // Faults first, as for chat; embeddings never stream, so a mid-stream fault fails now.
+        if let Some(error) = self.fault(ctx)? {
+            return Err(error);
+        }
+        embed::respond(ctx, self.options.latency_ms, request, sink)
+    }
+
+    fn chat(&self, ctx: &Context<'_>, request: &[u8], sink: &mut impl Sink) -> Result<(), ProviderError> {
+        // Faults come first: they stand for an upstream that fails whatever it is sent.
+        let cut = self.fault(ctx)?;
 
         let request = ChatRequest::parse(request)?;
         let user_text = request.last_user_text();

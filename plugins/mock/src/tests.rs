@@ -51,6 +51,14 @@ fn ctx(model: &str, stream: bool) -> Context<'_> {
         model,
         api_key: "",
         request_id: "req-1",
+        operation: "chat",
+    }
+}
+
+fn embeddings_ctx(model: &str) -> Context<'_> {
+    Context {
+        operation: "embeddings",
+        ..ctx(model, false)
     }
 }
 
@@ -560,10 +568,180 @@ fn create_rejects_bad_options_naming_them() {
     assert!(err.contains("words_per_chunk"), "{err}");
 }
 
+// ---------------------------------------------------------------- embeddings
+
+/// Runs one embeddings request through the mock's dispatcher.
+fn embed_call(m: &Mock, model: &str, body: &Value) -> (Vec<Rec>, Result<(), ProviderError>) {
+    let mut recs = Vec::new();
+    let body = serde_json::to_vec(body).expect("serialisable");
+    let result = m.respond(&embeddings_ctx(model), &body, &mut recs);
+    (recs, result)
+}
+
+/// The list and usage of a successful embeddings call.
+fn embed_ok(m: &Mock, body: &Value) -> (Value, Usage) {
+    match embed_call(m, "mock-embed", body) {
+        (mut recs, Ok(())) if recs.len() == 1 => match recs.remove(0) {
+            Rec::Response { json, model, usage } => {
+                assert_eq!(model, "mock-embed");
+                (json, usage)
+            }
+            other => panic!("expected a response, got {other:?}"),
+        },
+        other => panic!("expected one response, got {other:?}"),
+    }
+}
+
+fn vector(list: &Value, index: usize) -> Vec<f64> {
+    list["data"][index]["embedding"]
+        .as_array()
+        .expect("a float vector")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+#[test]
+fn embeddings_answer_an_openai_list_with_word_usage() {
+    let m = mock(Value::Null);
+    let body = json!({"model": "mock-embed", "input": ["What is the capital of France?", "What is the capital of France??",
+        "How do I bake sourdough bread at home?"]});
+    let (list, usage) = embed_ok(&m, &body);
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["model"], "mock-embed");
+    assert_eq!(list["usage"], json!({"prompt_tokens": 20, "total_tokens": 20}));
+    assert_eq!(
+        usage,
+        Usage {
+            prompt_tokens: 20,
+            total_tokens: 20,
+            ..Usage::default()
+        }
+    );
+    let data = list["data"].as_array().expect("data");
+    assert_eq!(data.len(), 3);
+    for (i, entry) in data.iter().enumerate() {
+        assert_eq!(
+            (entry["object"].as_str(), entry["index"].as_u64()),
+            (Some("embedding"), Some(i as u64))
+        );
+    }
+    let (a, near, far) = (vector(&list, 0), vector(&list, 1), vector(&list, 2));
+    assert_eq!(a.len(), 256, "the default length");
+    assert!(cosine(&a, &near) > 0.9, "{}", cosine(&a, &near));
+    assert!(cosine(&a, &far) < 0.5, "{}", cosine(&a, &far));
+    // The same text, asked again (alone, as a plain string), is the same vector.
+    let (again, _) = embed_ok(&m, &json!({"input": "What is the capital of France?"}));
+    assert_eq!(vector(&again, 0), a);
+}
+
+#[test]
+fn embeddings_honour_dimensions_base64_and_the_empty_text() {
+    let m = mock(Value::Null);
+    let (list, usage) = embed_ok(&m, &json!({"input": ["", "a b"], "dimensions": 8}));
+    assert_eq!(vector(&list, 0), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(vector(&list, 1).len(), 8);
+    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (2, 0));
+    let (list, _) = embed_ok(&m, &json!({"input": "", "dimensions": 2, "encoding_format": "base64"}));
+    // [1.0, 0.0] as little-endian f32s.
+    assert_eq!(list["data"][0]["embedding"], "AACAPwAAAAA=");
+}
+
+#[test]
+fn bad_embeddings_requests_are_400s_without_output() {
+    let m = mock(Value::Null);
+    for (body, param) in [
+        (json!({"input": "x", "dimensions": 4097}), Some("dimensions")),
+        (json!({"input": "x", "dimensions": 0}), Some("dimensions")),
+        (json!({"input": []}), Some("input")),
+        (json!({"model": "m"}), Some("input")),
+        (json!({"input": [1, 2]}), None),
+        (
+            json!({"input": "x", "encoding_format": "int8"}),
+            Some("encoding_format"),
+        ),
+        // A chat request is not an embeddings request.
+        (user("hello"), Some("input")),
+    ] {
+        let (recs, result) = embed_call(&m, "mock-embed", &body);
+        let e = result.expect_err("refused");
+        assert!(recs.is_empty(), "{body}: {recs:?}");
+        assert_eq!(
+            (e.status, e.kind, e.param.as_deref()),
+            (400, ErrorKind::InvalidRequest, param),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn chat_code_never_sees_embeddings_and_unknown_operations_are_refused() {
+    let m = mock(Value::Null);
+    // An embeddings body under the chat operation is a bad chat request, not an embedding.
+    let (_, result) = call(&m, "echo", false, &json!({"input": "hi"}));
+    let e = result.expect_err("not a chat request");
+    assert!(e.message.contains("invalid chat request"), "{}", e.message);
+    let mut recs = Vec::new();
+    let images = Context {
+        operation: "images",
+        ..ctx("echo", false)
+    };
+    let e = m
+        .respond(&images, &serde_json::to_vec(&user("hi")).expect("json"), &mut recs)
+        .expect_err("unsupported");
+    assert_eq!((e.status, e.code.as_deref()), (400, Some("unsupported_operation")));
+    assert!(recs.is_empty());
+    // A 1.0 host names no operation: chat.
+    let legacy = Context {
+        operation: "",
+        ..ctx("echo", false)
+    };
+    m.respond(&legacy, &serde_json::to_vec(&user("hi")).expect("json"), &mut recs)
+        .expect("chat");
+    assert!(matches!(recs.as_slice(), [Rec::Response { .. }]));
+}
+
+#[test]
+fn embedding_faults_fail_as_chat_faults_do() {
+    let m = mock(json!({"fault_models": true, "latency_ms": 4}));
+    for (model, status) in [
+        ("fault-429", 429),
+        ("fault-503", 503),
+        ("fault-mid-stream", 500),
+        ("fault-nope", 404),
+    ] {
+        let (recs, result) = embed_call(&m, model, &json!({"input": "x"}));
+        assert_eq!(result.expect_err(model).status, status, "{model}");
+        assert!(recs.is_empty(), "{model}: {recs:?}");
+    }
+    let (recs, result) = embed_call(&m, "other", &json!({"input": "x"}));
+    result.expect("answered");
+    assert!(
+        matches!(recs.as_slice(), [Rec::Delay(4), Rec::Response { .. }]),
+        "{recs:?}"
+    );
+    // Off by default: a fault name is a model name like any other.
+    let (_, result) = embed_call(&mock(Value::Null), "fault-429", &json!({"input": "x"}));
+    result.expect("answered");
+}
+
+#[test]
+#[should_panic(expected = "panics on purpose")]
+fn embedding_panic_fault_panics() {
+    let m = mock(json!({"fault_models": true}));
+    let _ = embed_call(&m, "fault-panic", &json!({"input": "x"}));
+}
+
 /// Through the exported symbol and the host's wrapper: the path the gateway takes.
 mod abi {
     use std::path::Path;
-    use switchyard_plugin_api::abi::{PluginDecl, error_kind};
+    use switchyard_plugin_api::abi::{PluginDecl, error_kind, operation};
     use switchyard_plugin_api::host::{self, CallError, CallInfo, Item, LoadError, ProviderCodec};
 
     // The macro's entry symbol is unnameable in Rust; reach it by its C name, as the host does.
@@ -606,6 +784,40 @@ mod abi {
             ("mock", env!("CARGO_PKG_VERSION"))
         );
         assert!(lib.is_provider() && lib.is_local());
+        assert_eq!(lib.operations, operation::CHAT | operation::EMBEDDINGS);
+    }
+
+    #[test]
+    fn embeddings_cross_the_boundary_by_operation() {
+        let c = codec("{}").expect("instance");
+        let call = CallInfo {
+            operation: "embeddings",
+            ..info("mock-embed", false)
+        };
+        let items = c
+            .respond_local(
+                &call,
+                br#"{"model":"mock-embed","input":["one two","three"],"dimensions":16}"#,
+            )
+            .expect("answered");
+        let [Item::Response(p)] = items.as_slice() else {
+            panic!("{items:?}")
+        };
+        assert_eq!(&*p.model, "mock-embed");
+        assert_eq!(
+            p.usage.map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens)),
+            Some((3, 0, 3))
+        );
+        let json: serde_json::Value = serde_json::from_slice(&p.json).expect("JSON");
+        assert_eq!(json["data"][1]["embedding"].as_array().map(Vec::len), Some(16));
+        // The same body under the chat operation is a (bad) chat request.
+        let items = c
+            .respond_local(&info("mock-embed", false), br#"{"input":"x"}"#)
+            .expect("error item");
+        assert!(
+            matches!(items.as_slice(), [Item::Error(e)] if e.status == 400),
+            "{items:?}"
+        );
     }
 
     #[test]

@@ -552,3 +552,191 @@ fn stream_extra_fields_are_removed_and_nothing_follows_done() {
     assert_eq!((model.as_str(), *flags), ("m", chunk_flag::EMPTY_CHOICES));
     assert_eq!(items[1], Got::Done);
 }
+
+// ---------------------------------------------------------------- embeddings
+
+fn embeddings_call(api_key: &str) -> CallInfo<'_> {
+    CallInfo {
+        model: "text-embedding-3-small",
+        operation: "embeddings",
+        ..call(false, api_key)
+    }
+}
+
+/// Odd spacing and a field the codec does not know: the upstream gets the bytes unchanged.
+const EMBEDDINGS_REQUEST: &[u8] =
+    br#"{"model":"text-embedding-3-small", "input":["The food was delicious","caf\u00e9"],"dimensions":3,"user":"u-7"}"#;
+
+/// OpenAI's answer, as its API reference shows it (vectors shortened).
+const EMBEDDINGS_RESPONSE: &str = r#"{
+  "object": "list",
+  "data": [
+    {"object": "embedding", "index": 0, "embedding": [0.0023064255, -0.009327292, -0.0028842222]},
+    {"object": "embedding", "index": 1, "embedding": [-0.011, 0.0, 1e-3]}
+  ],
+  "model": "text-embedding-3-small",
+  "usage": {"prompt_tokens": 8, "total_tokens": 8}
+}"#;
+
+#[test]
+fn declaration_serves_chat_and_embeddings() {
+    use switchyard_plugin_api::abi::operation;
+    assert_eq!(library().operations, operation::CHAT | operation::EMBEDDINGS);
+}
+
+#[test]
+fn embeddings_go_to_the_embeddings_url_with_the_body_untouched() {
+    let req = codec()
+        .encode_request(&embeddings_call(KEY), EMBEDDINGS_REQUEST)
+        .expect("encoded");
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.url, "https://api.openai.com/v1/embeddings");
+    assert_eq!(header(&req, "content-type"), Some("application/json"));
+    assert_eq!(header(&req, "accept"), Some("application/json"));
+    assert_eq!(header(&req, "authorization"), Some("Bearer sk-proj-test-secret"));
+    assert_eq!(req.body, EMBEDDINGS_REQUEST);
+    assert_eq!(req.headers.len(), 3);
+    // Keyless local servers and custom paths.
+    let c = codec_with(Some("http://127.0.0.1:11434/v1"), r#"{"embeddings_path":"/embed"}"#).expect("custom");
+    let req = c
+        .encode_request(&embeddings_call(""), EMBEDDINGS_REQUEST)
+        .expect("encoded");
+    assert_eq!(req.url, "http://127.0.0.1:11434/v1/embed");
+    assert_eq!(header(&req, "authorization"), None);
+}
+
+#[test]
+fn azure_embeddings_use_the_deployment_url_query_and_api_key() {
+    let codec = codec_with(
+        Some("https://contoso.openai.azure.com/openai/deployments/embed-small"),
+        r#"{"auth_header":"api-key","query":"api-version=2024-10-21"}"#,
+    )
+    .expect("azure instance");
+    let req = codec
+        .encode_request(&embeddings_call(KEY), EMBEDDINGS_REQUEST)
+        .expect("encoded");
+    assert_eq!(
+        req.url,
+        "https://contoso.openai.azure.com/openai/deployments/embed-small/embeddings?api-version=2024-10-21"
+    );
+    assert_eq!(header(&req, "api-key"), Some(KEY));
+    assert_eq!(header(&req, "authorization"), None);
+}
+
+#[test]
+fn embeddings_lists_pass_through_with_prompt_usage() {
+    let c = codec();
+    let resp = c
+        .decode_response(&embeddings_call(KEY), 200, EMBEDDINGS_RESPONSE.as_bytes())
+        .expect("decoded");
+    assert_eq!(resp.json, EMBEDDINGS_RESPONSE.as_bytes());
+    assert_eq!(&*resp.model, "text-embedding-3-small");
+    assert_eq!(
+        resp.usage,
+        Some(Usage {
+            prompt_tokens: 8,
+            total_tokens: 8,
+            ..Usage::default()
+        })
+    );
+    // base64 vectors (what OpenAI's SDKs ask for by default) pass through too.
+    let body = br#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"AACAPwAAAMA="}],"model":"m","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
+    let resp = c.decode_response(&embeddings_call(KEY), 200, body).expect("base64");
+    assert_eq!(resp.json, body);
+    // No usage and no model: zeros, and the model this attempt asked for.
+    let body = br#"{"object":"list","data":[{"embedding":[1]}]}"#;
+    let resp = c.decode_response(&embeddings_call(KEY), 200, body).expect("bare");
+    assert_eq!(resp.usage, Some(Usage::default()));
+    assert_eq!(&*resp.model, "text-embedding-3-small");
+    // A lax server's completion tokens are not output; its missing total is the prompt.
+    let body = br#"{"data":[{"embedding":[1]}],"usage":{"prompt_tokens":5.0,"completion_tokens":3}}"#;
+    let resp = c.decode_response(&embeddings_call(KEY), 200, body).expect("lax usage");
+    assert_eq!(
+        resp.usage
+            .map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens)),
+        Some((5, 0, 5))
+    );
+    // The upstream's own extra_fields are removed.
+    let body = br#"{"data":[{"embedding":[1]}],"extra_fields":{"provider":"spoofed"}}"#;
+    let resp = c.decode_response(&embeddings_call(KEY), 200, body).expect("stripped");
+    let json: serde_json::Value = serde_json::from_slice(&resp.json).expect("json");
+    assert_eq!(json, serde_json::json!({"data": [{"embedding": [1]}]}));
+}
+
+#[test]
+fn malformed_embeddings_bodies_are_502s() {
+    let c = codec();
+    for garbage in [
+        &b"<html>502 Bad Gateway</html>"[..],
+        b"",
+        b"[1,2]",
+        br#"{"object":"list","data":[{"embedding":[0.1,"#,
+        br#"{"object":"list"}"#,
+        br#"{"object":"list","data":[]}"#,
+        br#"{"object":"list","data":{}}"#,
+        br#"{"object":"list","data":[{"index":0}]}"#,
+        br#"{"object":"list","data":[{"embedding":[]}]}"#,
+        br#"{"object":"list","data":[{"embedding":["0.1"]}]}"#,
+        br#"{"object":"list","data":[{"embedding":[0.1,0.2]},{"embedding":[0.1]}]}"#,
+        br#"{"object":"list","data":[{"embedding":"AACA"}]}"#,
+        br#"{"object":"list","data":[{"embedding":[1e999]}]}"#,
+        // A chat completion is not an embeddings list.
+        RESPONSE.as_bytes(),
+    ] {
+        let e = plugin_error(c.decode_response(&embeddings_call(KEY), 200, garbage));
+        assert_eq!(
+            (e.status, e.kind),
+            (502, error_kind::MALFORMED),
+            "{}: {}",
+            String::from_utf8_lossy(garbage),
+            e.message
+        );
+    }
+    // An error object in a 200 is the upstream's error, classified.
+    let body = br#"{"error":{"message":"The server had an error processing your request.","type":"server_error"}}"#;
+    let e = plugin_error(c.decode_response(&embeddings_call(KEY), 200, body));
+    assert_eq!((e.status, e.kind, e.retryable), (500, error_kind::SERVER, true));
+}
+
+#[test]
+fn the_operation_picks_the_code_path() {
+    let c = codec();
+    // An embeddings list under the chat operation never reaches the embeddings decoder.
+    let e = plugin_error(c.decode_response(&call(false, KEY), 200, EMBEDDINGS_RESPONSE.as_bytes()));
+    assert_eq!((e.status, e.kind), (502, error_kind::MALFORMED));
+    assert!(e.message.contains("choices"), "{}", e.message);
+    // Embeddings never stream, whatever the stream flag says.
+    let streaming = CallInfo {
+        stream: true,
+        ..embeddings_call(KEY)
+    };
+    let req = c.encode_request(&streaming, EMBEDDINGS_REQUEST).expect("encoded");
+    assert_eq!(header(&req, "accept"), Some("application/json"));
+    assert!(Arc::new(codec()).open_stream(&embeddings_call(KEY)).is_err());
+    // An operation the plugin does not serve is refused, not guessed at.
+    let images = CallInfo {
+        operation: "images",
+        ..call(false, KEY)
+    };
+    for e in [
+        match c.encode_request(&images, REQUEST) {
+            Err(CallError::Plugin(e)) => e,
+            other => panic!("{other:?}"),
+        },
+        plugin_error(c.decode_response(&images, 200, RESPONSE.as_bytes())),
+    ] {
+        assert_eq!((e.status, e.code.as_deref()), (400, Some("unsupported_operation")));
+    }
+}
+
+#[test]
+fn embeddings_errors_are_openai_errors() {
+    let body = br#"{"error":{"message":"'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.","type":"invalid_request_error","param":null,"code":null}}"#;
+    let e = codec().decode_error(&embeddings_call(KEY), 400, body).expect("error");
+    assert_eq!(
+        (e.status, e.kind, e.retryable),
+        (400, error_kind::INVALID_REQUEST, false)
+    );
+    assert!(e.message.starts_with("'$.input' is invalid"), "{}", e.message);
+    assert_eq!(e.error_type.as_deref(), Some("invalid_request_error"));
+}

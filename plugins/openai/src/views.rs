@@ -118,6 +118,17 @@ struct CompletionDetails {
 }
 
 impl UsageView {
+    /// An embeddings answer's usage: prompt tokens only (an embedding completes nothing, so a
+    /// lax server's `completion_tokens` is not counted as output).
+    pub(crate) fn to_embeddings_usage(&self) -> Usage {
+        let prompt_tokens = self.prompt_tokens.map_or(0, |c| c.0);
+        Usage {
+            prompt_tokens,
+            total_tokens: self.total_tokens.map_or(prompt_tokens, |c| c.0),
+            ..Usage::default()
+        }
+    }
+
     pub(crate) fn to_usage(&self) -> Usage {
         let n = |c: Option<TokenCount>| c.map_or(0, |c| c.0);
         let prompt_tokens = n(self.prompt_tokens);
