@@ -376,6 +376,13 @@ sleep 3
 after_streams=$(rss_kib "$gw_pid")
 
 # ---- the table -------------------------------------------------------------------------------
+# The semantic cache's lookup over 10k and 100k entries (a micro-benchmark: one process, no load).
+log "semantic index lookups…"
+semantic_args=()
+[ $quick = 1 ] && semantic_args=(--quick)
+SEMANTIC_ROWS=$(cargo bench -p switchyard --bench semantic_index --quiet -- "${semantic_args[@]}" 2>/dev/null | paste -sd ';' || true)
+export SEMANTIC_ROWS
+
 python3 - "$dur" "$chunks" "$chunks_long" "$idle_rss" "$peak_rss" "$before_streams" "$streams_rss" "$after_streams" "$opened" "$streams" "$rate" \
     "${R[direct.sat]}" "${R[direct.c1]}" "${R[direct.rate]}" \
     "${R[nginx.sat]}" "${R[nginx.c1]}" "${R[nginx.rate]}" \
@@ -415,6 +422,13 @@ if hooked: print(f"- One no-op hook on every phase (its own gateway process, sam
 if f_nocost[0]:
     print(f"- Cost: {sat[gw][3]:.1f} µs CPU per request with `usage.cost` against {f_nocost[3]:.1f} for the same answer from an unpriced model ({(sat[gw][3] - f_nocost[3]) / f_nocost[3] * 100:+.1f}%; target ≤ 2%).")
     print(f"- Cache (a third gateway process with the cache on): a miss (looked up, not stored) {f_miss[3]:.1f} µs per request ({(f_miss[3] - sat[gw][3]) / sat[gw][3] * 100:+.1f}% over bare); an exact hit {f_hit[3]:.1f} µs, {f_hit[3] / sat[ng][3]:.2f}× nginx proxying the request (target < 1×), {f_hit[0]:.0f} req/s.")
+if os.environ.get("SEMANTIC_ROWS"):
+    cells = os.environ["SEMANTIC_ROWS"].split(";")
+    parts = []
+    for cell in cells:
+        entries, dims, us = cell.split()
+        parts.append(f"{int(entries) // 1000}k entries × {dims} dims {float(us):.0f} µs")
+    print(f"- Semantic cache lookup (one partition, `cargo bench --bench semantic_index`, 8-bit codes, AVX2 where the CPU has it): " + "; ".join(parts) + ".")
 print(f"- Memory: idle RSS {int(idle) / 1024:.1f} MiB; peak after the loads {int(peak) / 1024:.1f} MiB; {opened} of {streams} streams open at once: {int(during) / 1024:.1f} MiB (from {int(before) / 1024:.1f} MiB); {int(after) / 1024:.1f} MiB after they closed.")
 print("\nServers pinned to the last core and the load generator to the first with taskset; CPU = utime+stime from /proc over the run ÷ requests.")
 EOF

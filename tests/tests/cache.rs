@@ -129,7 +129,7 @@ async fn the_key_ignores_key_order_and_spacing_but_not_case_parameters_or_tenant
 }
 
 #[tokio::test]
-async fn a_stream_is_replayed_as_a_stream_and_kept_apart_from_plain_answers() {
+async fn a_stream_is_replayed_as_a_stream_and_answers_the_plain_form_exactly() {
     let up = MockUpstream::start();
     let gw = Gateway::start_cfg(&cached_config(&up));
     let ns = [("x-bf-cache-key", "streams")];
@@ -153,13 +153,62 @@ async fn a_stream_is_replayed_as_a_stream_and_kept_apart_from_plain_answers() {
         chunks[0]["extra_fields"]["cache_debug"]["cache_id"],
         first.chunks()[0]["extra_fields"]["cache_debug"]["cache_id"]
     );
-    // The plain form of the same request is its own entry.
+    // The plain form of the same request is the completion the stored chunks add up to.
     let plain = gw
         .post_with("/v1/chat/completions", &chat_body("gpt", "stream me once"), &ns)
         .await
         .json();
-    assert_eq!(debug(&plain)["cache_hit"], false, "{plain}");
-    assert_eq!(upstream_calls(&up), 2);
+    assert_eq!(debug(&plain)["cache_hit"], true, "{plain}");
+    assert_eq!(upstream_calls(&up), 1, "served from the stored stream");
+    assert_eq!(plain["object"], "chat.completion");
+    assert_eq!(plain["choices"][0]["message"]["content"], first.content().as_str());
+    assert_eq!(plain["choices"][0]["finish_reason"], "stop");
+    assert_eq!(plain["usage"]["cost"]["total_cost"], 0.0, "{plain}");
+    assert!(
+        plain["usage"]["prompt_tokens"].as_u64().is_some_and(|n| n > 0),
+        "{plain}"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_answer_is_replayed_as_a_stream_when_a_stream_asks() {
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&cached_config(&up));
+    let ns = [("x-bf-cache-key", "plain-to-stream")];
+    let plain = gw
+        .post_with("/v1/chat/completions", &chat_body("gpt", "answer me once"), &ns)
+        .await
+        .json();
+    assert_eq!(upstream_calls(&up), 1);
+    for include_usage in [false, true] {
+        let mut body = stream_body("gpt", "answer me once");
+        if include_usage {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        let sse = gw.stream_with("/v1/chat/completions", &body, &ns).await;
+        sse.assert_complete();
+        assert_eq!(upstream_calls(&up), 1, "served from the stored answer");
+        assert_eq!(
+            sse.content(),
+            plain["choices"][0]["message"]["content"].as_str().expect("text")
+        );
+        let chunks = sse.chunks();
+        for c in &chunks {
+            assert_eq!(c["object"], "chat.completion.chunk", "{c}");
+            assert_eq!(c["extra_fields"]["cache_debug"]["cache_hit"], true, "{c}");
+        }
+        let last = chunks.last().expect("chunks");
+        assert_eq!(
+            last["usage"]["prompt_tokens"], plain["usage"]["prompt_tokens"],
+            "{last}"
+        );
+        assert_eq!(last["usage"]["cost"]["total_cost"], 0.0, "{last}");
+        let empty_choices = last["choices"].as_array().is_some_and(Vec::is_empty);
+        assert_eq!(
+            empty_choices, include_usage,
+            "usage rides where the client asked: {last}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@
 //! - The semantic tier ([`semantic`]) points conversations' embeddings at exact entries; with
 //!   Redis its index is fed from a Redis stream ([`feed`]) so every replica finds every entry.
 
+pub mod convert;
 pub mod feed;
 pub mod key;
 pub mod redis_store;
@@ -178,18 +179,33 @@ impl ResponseCache {
         }
     }
 
-    /// The stored answer for `id` (of `namespace`) in the form asked for, if any. A backend
+    /// The stored answer for `id` (of `namespace`) in the form asked for, if any: stored in
+    /// that form, or in the other one where it converts exactly ([`convert`]). A backend
     /// failure is a miss (counted by the backend).
     pub async fn get(&self, namespace: &str, id: CacheId, stream: bool) -> Option<Arc<CachedAnswer>> {
         match &self.store {
-            Store::Memory(entries) => entries.get(&EntryKey { id, stream }),
-            Store::Redis(redis) => {
-                let (bytes, left) = redis.get(&RedisStore::key(namespace, id, stream)).await?;
-                let found = stored::decode(&bytes, left);
-                if found.is_none() {
-                    tracing::warn!(cache_id = %id.hex(), "cache: an entry in Redis is not one this version reads; a miss");
+            Store::Memory(entries) => {
+                if let Some(hit) = entries.get(&EntryKey { id, stream }) {
+                    return Some(hit);
                 }
-                found.map(Arc::new)
+                let other = entries.get(&EntryKey { id, stream: !stream })?;
+                converted(&other, stream).map(Arc::new)
+            }
+            Store::Redis(redis) => {
+                let want = RedisStore::key(namespace, id, stream);
+                let other = RedisStore::key(namespace, id, !stream);
+                let (found, other) = redis.get_pair(&want, &other).await?;
+                let read = |(bytes, left): (Vec<u8>, Duration)| {
+                    let answer = stored::decode(&bytes, left);
+                    if answer.is_none() {
+                        tracing::warn!(cache_id = %id.hex(), "cache: an entry in Redis is not one this version reads; a miss");
+                    }
+                    answer
+                };
+                if let Some(answer) = found.and_then(read) {
+                    return Some(Arc::new(answer));
+                }
+                converted(&other.and_then(read)?, stream).map(Arc::new)
             }
         }
     }
@@ -265,6 +281,22 @@ impl ResponseCache {
             Store::Redis(_) => None,
         }
     }
+}
+
+/// `answer` in the other form, where that is exact.
+fn converted(answer: &CachedAnswer, stream: bool) -> Option<CachedAnswer> {
+    let body = match (&answer.body, stream) {
+        (CachedBody::Plain(p), true) => CachedBody::Stream(convert::plain_to_stream(p)?),
+        (CachedBody::Stream(chunks), false) => CachedBody::Plain(convert::stream_to_plain(chunks)?),
+        _ => return None,
+    };
+    Some(CachedAnswer {
+        namespace: Arc::clone(&answer.namespace),
+        provider: Arc::clone(&answer.provider),
+        model_deployment: Arc::clone(&answer.model_deployment),
+        body,
+        ttl: answer.ttl,
+    })
 }
 
 /// The semantic part of a miss: where its embedding goes once the answer is stored.

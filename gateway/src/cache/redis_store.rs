@@ -157,6 +157,28 @@ impl RedisStore {
         value.map(|v| (v, left))
     }
 
+    /// The values at two keys (an entry's two forms) with the time each has left, in one
+    /// round trip; `None` when Redis failed.
+    pub async fn get_pair(
+        &self,
+        a: &str,
+        b: &str,
+    ) -> Option<(Option<(Vec<u8>, Duration)>, Option<(Vec<u8>, Duration)>)> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET")
+            .arg(a)
+            .cmd("PTTL")
+            .arg(a)
+            .cmd("GET")
+            .arg(b)
+            .cmd("PTTL")
+            .arg(b);
+        let (va, ta, vb, tb): (Option<Vec<u8>>, i64, Option<Vec<u8>>, i64) =
+            self.run(&RedisCommand::Pipe(pipe)).await.ok()?;
+        let left = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        Some((va.map(|v| (v, left(ta))), vb.map(|v| (v, left(tb)))))
+    }
+
     /// Stores `value` at `key` for `ttl`, without making the caller wait.
     pub fn set_later(self: &Arc<Self>, key: String, value: Vec<u8>, ttl: Duration) {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);

@@ -15,6 +15,7 @@
 
 use super::CacheId;
 use dashmap::DashMap;
+use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,6 +33,8 @@ struct Partition {
     /// Per entry: 1 / its scale (what a code is worth).
     steps: Vec<f32>,
     ids: Vec<CacheId>,
+    /// Where each id is in the arrays (a re-added entry is found without a scan).
+    slots: HashMap<CacheId, usize>,
     /// Unix ms after which the entry is gone.
     expires: Vec<u64>,
 }
@@ -45,7 +48,11 @@ impl Partition {
         }
         self.codes.truncate(last * self.dims);
         self.steps.swap_remove(i);
+        self.slots.remove(&self.ids[i]);
         self.ids.swap_remove(i);
+        if let Some(moved) = self.ids.get(i) {
+            self.slots.insert(*moved, i);
+        }
         self.expires.swap_remove(i);
     }
 
@@ -119,15 +126,18 @@ impl SemanticIndex {
             };
             self.entries.fetch_sub(gone, Ordering::Relaxed);
         }
-        if let Some(i) = p.ids.iter().position(|&x| x == id) {
+        if let Some(&i) = p.slots.get(&id) {
             let dims = p.dims;
             p.codes[i * dims..(i + 1) * dims].copy_from_slice(&unit.codes);
             p.steps[i] = unit.step;
             p.expires[i] = expires_ms;
             return true;
         }
-        let dropped = p.drop_expired(now) as u64;
-        self.entries.fetch_sub(dropped, Ordering::Relaxed);
+        if self.entries.load(Ordering::Relaxed) >= self.max_entries {
+            // Full: expired entries go first (a scan of the partition, only when full).
+            let dropped = p.drop_expired(now) as u64;
+            self.entries.fetch_sub(dropped, Ordering::Relaxed);
+        }
         if self.entries.load(Ordering::Relaxed) >= self.max_entries {
             // Full: the partition's entry closest to its end makes room (or, in a partition
             // that has none, this one is not added).
@@ -139,6 +149,8 @@ impl SemanticIndex {
         }
         p.codes.extend_from_slice(&unit.codes);
         p.steps.push(unit.step);
+        let at = p.ids.len();
+        p.slots.insert(id, at);
         p.ids.push(id);
         p.expires.push(expires_ms);
         self.entries.fetch_add(1, Ordering::Relaxed);
@@ -190,7 +202,7 @@ impl SemanticIndex {
     pub fn remove(&self, partition: CacheId, id: CacheId) {
         if let Some(slot) = self.partitions.get(&partition)
             && let Ok(mut p) = slot.write()
-            && let Some(i) = p.ids.iter().position(|&x| x == id)
+            && let Some(&i) = p.slots.get(&id)
         {
             p.remove(i);
             self.entries.fetch_sub(1, Ordering::Relaxed);
@@ -201,7 +213,7 @@ impl SemanticIndex {
     pub fn remove_everywhere(&self, id: CacheId) {
         for slot in self.partitions.iter() {
             if let Ok(mut p) = slot.write()
-                && let Some(i) = p.ids.iter().position(|&x| x == id)
+                && let Some(&i) = p.slots.get(&id)
             {
                 p.remove(i);
                 self.entries.fetch_sub(1, Ordering::Relaxed);
