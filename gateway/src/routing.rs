@@ -295,8 +295,9 @@ impl RouteTable {
         Ok(plan)
     }
 
-    /// Every `(provider, model)` the config names: alias targets, and `provider/model`
-    /// fallbacks with a configured provider. (What the usage ledger keeps lines for.)
+    /// Every `(provider, model)` the config names: alias targets, `provider/model` fallbacks
+    /// with a configured provider, and the semantic cache's embedding model. (What the usage
+    /// ledger keeps lines for.)
     pub fn configured_targets(&self) -> impl Iterator<Item = (&Arc<str>, Arc<str>)> {
         let targets = self
             .aliases
@@ -310,7 +311,12 @@ impl RouteTable {
             let provider = self.providers.get(provider)?;
             (!model.is_empty()).then(|| (&provider.name, Arc::from(model)))
         });
-        targets.chain(fallbacks)
+        // The semantic cache's embedding model is paid for too: its own line.
+        let embedding = self.cache.as_ref().and_then(|c| c.semantic.as_ref()).and_then(|s| {
+            let provider = self.providers.get(&*s.provider)?;
+            Some((&provider.name, Arc::clone(&s.model)))
+        });
+        targets.chain(fallbacks).chain(embedding)
     }
 
     /// Every model id a client may ask for: aliases, then `provider/model` of targets.

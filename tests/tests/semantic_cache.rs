@@ -204,6 +204,31 @@ async fn embeddings_from_an_openai_compatible_upstream_drive_the_tier() {
     let sent: Value = serde_json::from_slice(&embeddings[0].body).expect("json");
     assert_eq!(sent["model"], "text-embedding-3-small");
     assert!(sent["input"].as_str().is_some_and(|t| t.contains(QUESTION)), "{sent}");
+    assert_eq!(
+        embeddings[0].header("authorization"),
+        Some(format!("Bearer {}", switchyard_e2e::UPSTREAM_KEY).as_str())
+    );
+
+    // The embeddings were paid for: the ledger has them, priced at text-embedding-3-small's
+    // $0.02 per million tokens.
+    let line = |usage: &Value| usage["providers"]["up"]["models"]["text-embedding-3-small"].clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let usage = loop {
+        let usage = gw.get("/v1/usage").await.json();
+        if line(&usage)["requests"] == 2 || std::time::Instant::now() > deadline {
+            break usage;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let embedded = line(&usage);
+    assert_eq!(embedded["requests"], 2, "{usage}");
+    let tokens = embedded["prompt_tokens"].as_f64().expect("tokens");
+    assert!(tokens > 0.0, "{usage}");
+    let cost = embedded["cost_usd"].as_f64().expect("cost");
+    assert!(
+        (cost - tokens * 2e-8).abs() < 1e-12,
+        "{cost} for {tokens} tokens: {usage}"
+    );
 }
 
 #[tokio::test]

@@ -290,24 +290,156 @@ pub async fn reload(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     }
 }
 
-/// `GET /v1/usage`: usage totals per provider and model since the daemon started. A time
-/// range (`?from=&to=`) needs the request log (issue 13); until then the query is ignored and
-/// the answer's `from`/`to` say which period its totals cover.
+/// `GET /v1/usage?start=&end=`: usage per provider and model for a time range (DESIGN §3),
+/// from the ledger's time buckets (see `actors::usage_ledger`). `start` and `end` are each an
+/// RFC 3339 time or Unix seconds; `end` defaults to now and `start` to the daemon's start.
+/// A bucket is counted when its start lies in `[start, end)`; `range` in the answer gives
+/// the edges, how precisely they were honoured (`minute` or `hour`) and since when usage is
+/// kept. `from`/`to` repeat the range's edges for clients of the answer before ranges.
 pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Err(e) = state.admin.check(&req) {
         return refused(&req, &e);
     }
-    let Some(ledger) = state.ledger.ledger().await else {
+    let range = match usage_range(req.query_string()) {
+        Ok(range) => range,
+        Err(e) => return error_response(&e, &respond::request_id(&req), &ErrorDetails::none()),
+    };
+    let Some(report) = state.ledger.usage(range).await else {
         let e = HttpError::Unavailable("the usage ledger");
         return error_response(&e, &respond::request_id(&req), &ErrorDetails::none());
     };
-    let mut body = ledger.to_json();
+    let mut body = report.to_json();
     if let Some(obj) = body.as_object_mut() {
         obj.insert("object".into(), "usage".into());
-        obj.insert("from".into(), unix_secs(state.ledger.since()).into());
-        obj.insert("to".into(), unix_secs(SystemTime::now()).into());
+        obj.insert("from".into(), report.range.start.into());
+        obj.insert("to".into(), report.range.end.into());
     }
     respond::ok_json(&req, body)
+}
+
+/// A bad `/v1/usage` query: a 400 whose error names the parameter in `param`.
+struct UsageQueryError {
+    param: Option<&'static str>,
+    error: HttpError,
+}
+
+impl UsageQueryError {
+    fn new(param: Option<&'static str>, message: String) -> UsageQueryError {
+        UsageQueryError {
+            param,
+            error: HttpError::BadRequest(message),
+        }
+    }
+}
+
+impl super::error::ClientError for UsageQueryError {
+    fn status(&self) -> actix_web::http::StatusCode {
+        self.error.status()
+    }
+    fn error_object(&self) -> serde_json::Value {
+        let mut object = self.error.error_object();
+        object["param"] = self.param.into();
+        object
+    }
+    fn retry_after(&self) -> Option<u64> {
+        self.error.retry_after()
+    }
+}
+
+/// The range of a `/v1/usage` query string (`from`/`to` are refused with the right names;
+/// other parameters are ignored).
+fn usage_range(query: &str) -> Result<crate::actors::usage_ledger::UsageRange, UsageQueryError> {
+    let query = web::Query::<std::collections::HashMap<String, String>>::from_query(query)
+        .map_err(|e| UsageQueryError::new(None, format!("the query string of /v1/usage is malformed: {e}")))?;
+    let time = |param: &'static str| -> Result<Option<u64>, UsageQueryError> {
+        let Some(value) = query.get(param) else {
+            return Ok(None);
+        };
+        usage_time(value).map(Some).ok_or_else(|| {
+            let shown: String = value.chars().take(64).collect();
+            UsageQueryError::new(
+                Some(param),
+                format!(
+                    "`{param}` must be an RFC 3339 time (`2026-12-05T10:00:00Z`, or with an offset such as \
+                     `+01:00`, sent as `%2B01:00`) or Unix seconds (`1796464800`), up to the year 9999; got `{}`",
+                    crate::observability::escaped(shown)
+                ),
+            )
+        })
+    };
+    // Names a reader might guess: refused with the right ones, never silently ignored.
+    for (guess, right) in [("from", "start"), ("to", "end")] {
+        if query.contains_key(guess) {
+            return Err(UsageQueryError::new(
+                Some(guess),
+                format!("/v1/usage takes `{right}`, not `{guess}` (RFC 3339 or Unix seconds)"),
+            ));
+        }
+    }
+    let range = crate::actors::usage_ledger::UsageRange {
+        start: time("start")?,
+        end: time("end")?,
+    };
+    // Only against an `end` given: a `start` later than now is an empty range, not a client
+    // error (its clock may be ahead of ours).
+    if let (Some(start), Some(end)) = (range.start, range.end)
+        && start > end
+    {
+        return Err(UsageQueryError::new(
+            Some("start"),
+            format!("`start` ({start}) is after `end` ({end}) (Unix seconds)"),
+        ));
+    }
+    Ok(range)
+}
+
+/// 9999-12-31T23:59:59Z, the latest RFC 3339 time: a larger number is more likely to be
+/// milliseconds than a time.
+const LATEST_USAGE_TIME: u64 = 253_402_300_799;
+
+/// Unix seconds from Unix seconds or an RFC 3339 time, rounded up (a bucket's start, whole
+/// seconds, is at or after a time exactly when it is at or after that time rounded up).
+/// RFC 3339 as `humantime::parse_rfc3339_weak` reads it (a space for the `T` and a missing
+/// `Z` accepted), plus lowercase letters and any `±HH:MM` offset.
+fn usage_time(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().filter(|&secs| secs <= LATEST_USAGE_TIME);
+    }
+    let upper = value.to_ascii_uppercase();
+    let (local, offset) = match split_utc_offset(&upper) {
+        // `Z` and an offset both: no time.
+        Some((local, _)) if local.ends_with('Z') => return None,
+        Some(split) => split,
+        None => (upper.as_str(), 0),
+    };
+    let t = humantime::parse_rfc3339_weak(local).ok()?;
+    let fraction = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let secs = unix_secs(t)
+        .checked_add(u64::from(fraction > 0))?
+        .checked_add_signed(-offset)?;
+    (secs <= LATEST_USAGE_TIME).then_some(secs)
+}
+
+/// `(time, offset seconds)` of an RFC 3339 time ending in `±HH:MM` (humantime reads UTC
+/// times only), `None` when there is no such offset. In a query string an unescaped `+` reads
+/// as a space, so a space before the final `HH:MM` is taken for a `+`.
+fn split_utc_offset(value: &str) -> Option<(&str, i64)> {
+    let b = value.as_bytes();
+    // The offset follows at least `YYYY-MM-DDTHH:MM:SS`.
+    let at = b.len().checked_sub(6).filter(|&at| at >= 19)?;
+    let sign = match b[at] {
+        b'+' | b' ' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let two = |i: usize| -> Option<i64> {
+        let (tens, ones) = (b[i], b[i + 1]);
+        (tens.is_ascii_digit() && ones.is_ascii_digit()).then(|| i64::from((tens - b'0') * 10 + (ones - b'0')))
+    };
+    let (hours, minutes) = (two(at + 1)?, two(at + 4)?);
+    (b[at + 3] == b':' && hours < 24 && minutes < 60)
+        .then_some((value.get(..at)?, sign * (hours * 3600 + minutes * 60)))
 }
 
 #[cfg(test)]

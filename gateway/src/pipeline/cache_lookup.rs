@@ -10,15 +10,18 @@
 
 use super::embed::{Embedding, conversation_text, embed};
 use super::{Exchange, Finisher, Relay, Served};
+use crate::actors::outbox;
+use crate::actors::usage_ledger::{UsageLedgerHandle, UsageRecord};
 use crate::cache::{
     CacheId, CacheTicket, CachedAnswer, CachedBody, ResponseCache, SemanticDebug, SemanticTicket, Tier, debug_json,
 };
-use crate::routing::RouteTable;
+use crate::cost::Cost;
+use crate::routing::{ProviderRuntime, RouteTable};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use switchyard_plugin_api::host::Item;
+use switchyard_plugin_api::host::{Item, Usage};
 
-pub async fn run(table: &RouteTable, ex: &mut Exchange) -> Option<Served> {
+pub async fn run(table: &RouteTable, ledger: &UsageLedgerHandle, ex: &mut Exchange) -> Option<Served> {
     let cache = table.cache.as_ref()?;
     let asks = &ex.ctx.cache;
     let namespace: Arc<str> = match &asks.namespace {
@@ -42,7 +45,7 @@ pub async fn run(table: &RouteTable, ex: &mut Exchange) -> Option<Served> {
     {
         // A client may ask for a closer match than configured, never a looser one.
         let threshold = asks.threshold.map_or(tier.threshold, |t| t.max(tier.threshold));
-        if let Some((partition, embedding)) = embed_request(table, cache, ex, &namespace).await {
+        if let Some((partition, embedding)) = embed_request(table, ledger, cache, ex, &namespace).await {
             let mut found = None;
             for m in tier.index.search(partition, &embedding.vector, threshold as f32) {
                 if let Some(hit) = cache.get(&namespace, m.id, stream).await {
@@ -86,6 +89,7 @@ pub async fn run(table: &RouteTable, ex: &mut Exchange) -> Option<Served> {
 /// miss, counted and logged) when the embedding could not be made.
 async fn embed_request(
     table: &RouteTable,
+    ledger: &UsageLedgerHandle,
     cache: &ResponseCache,
     ex: &Exchange,
     namespace: &str,
@@ -108,12 +112,50 @@ async fn embed_request(
         return None;
     };
     match embed(provider, &tier.model, &text, &ex.ctx.request_id, &table.redactor).await {
-        Ok(e) => Some((partition, e)),
+        Ok(e) => {
+            bill_embedding(table, ledger, provider, &tier.model, e.input_tokens);
+            Some((partition, e))
+        }
         Err(e) => {
             failed(&e);
             None
         }
     }
+}
+
+/// The embedding was paid for: its tokens and cost reach the ledger under the embedding
+/// provider and model, like any answer's (unpriced when the table has no price for it).
+fn bill_embedding(
+    table: &RouteTable,
+    ledger: &UsageLedgerHandle,
+    provider: &ProviderRuntime,
+    model: &str,
+    tokens: u64,
+) {
+    let usage = Usage {
+        prompt_tokens: tokens,
+        total_tokens: tokens,
+        ..Usage::default()
+    };
+    let price = table.prices.resolve(&provider.name, &provider.plugin_name, model);
+    let cost = price.map(|p| Cost::of(&usage, &p).total_cost);
+    if cost.is_none() && !provider.codec.is_local() {
+        crate::cost::count_unpriced();
+    }
+    outbox::record_usage(
+        ledger,
+        UsageRecord {
+            provider: Arc::clone(&provider.name),
+            model: Arc::from(model),
+            prompt_tokens: tokens,
+            completion_tokens: 0,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
+            estimated: false,
+            cost_usd: cost,
+        },
+    );
 }
 
 /// A hit, served like a provider's answer: `extra_fields.provider` and `model_deployment`

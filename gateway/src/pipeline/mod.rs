@@ -171,7 +171,7 @@ async fn phases(table: &Arc<RouteTable>, ledger: &UsageLedgerHandle, ex: &mut Ex
     admit::run(table, ex)?;
     let served = match pre_hooks::run(table, ex)? {
         Some(short_circuit) => short_circuit,
-        None => match cache_lookup::run(table, ex).await {
+        None => match cache_lookup::run(table, ledger, ex).await {
             Some(hit) => hit,
             None => cache_lookup::store_when_answered(ex, route::run(table, ledger, ex).await?),
         },
