@@ -267,3 +267,39 @@ fn an_embedding_provider_that_cannot_embed_is_refused_at_startup() {
     let (_, out) = Gateway::start_expect_failure(&switchyard_e2e::to_yaml(&cfg));
     assert!(out.contains("cache.semantic.threshold"), "{out}");
 }
+
+#[tokio::test]
+async fn embeddings_from_gemini_drive_the_tier() {
+    use switchyard_e2e::gemini_upstream::{GEMINI_KEY, GeminiUpstream};
+    let up = MockUpstream::start();
+    let gem = GeminiUpstream::start();
+    let mut cfg = semantic_config(&up);
+    cfg["providers"]["gem"] = json!({
+        "plugin": "gemini",
+        "base_url": gem.base_url(),
+        "keys": [{"value": GEMINI_KEY}],
+    });
+    cfg["cache"]["semantic"]["embedding"] = json!("gem/gemini-embedding-001");
+    let gw = Gateway::start_cfg(&cfg);
+    let ns = [("x-bf-cache-key", "gemini-embeddings")];
+    let first = ask(&gw, QUESTION, &ns).await;
+    assert_eq!(debug(&first)["provider_used"], "gem", "{first}");
+    assert_eq!(debug(&first)["model_used"], "gemini-embedding-001");
+    let near = ask(&gw, NEAR, &ns).await;
+    assert_eq!(debug(&near)["hit_type"], "semantic", "{near}");
+    assert_eq!(calls(&up), 1);
+    let embeds: Vec<_> = gem
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains(":batchEmbedContents"))
+        .collect();
+    assert_eq!(embeds.len(), 2, "{embeds:?}");
+    assert!(
+        embeds[0]
+            .path
+            .contains("models/gemini-embedding-001:batchEmbedContents"),
+        "{}",
+        embeds[0].path
+    );
+    assert_eq!(embeds[0].header("x-goog-api-key"), Some(GEMINI_KEY));
+}
