@@ -303,3 +303,20 @@ async fn embeddings_from_gemini_drive_the_tier() {
     );
     assert_eq!(embeds[0].header("x-goog-api-key"), Some(GEMINI_KEY));
 }
+
+#[test]
+fn openai_python_sdk_through_the_cache() {
+    use switchyard_e2e::python::{python, run_pytest};
+    let python = python();
+    let up = MockUpstream::start();
+    let gw = Gateway::start_cfg(&semantic_config(&up));
+    let env = [("E2E_GATEWAY_URL", gw.base_url()), ("E2E_MODEL", "gpt".to_owned())];
+    let (ok, output) = run_pytest(&python, "tests/python/test_cache_openai_sdk.py", &env);
+    assert!(
+        ok,
+        "the openai Python SDK cache tests failed:\n{output}\n--- daemon output ---\n{}",
+        gw.logs()
+    );
+    // Each of the three distinct questions reached the upstream once.
+    assert_eq!(up.requests_for("gpt-4o").len(), 3, "{:?}", up.requests());
+}
