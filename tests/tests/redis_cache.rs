@@ -51,6 +51,21 @@ async fn ask_until_hit(gw: &Gateway, body: &Value, ns: &str, hit_type: &str) -> 
     }
 }
 
+/// A worker's first lookup misses while it connects to Redis (a request never waits for a
+/// connect): lookups on every worker (the mock provider, so no upstream call), then a pause.
+async fn warm_up(gw: &Gateway) {
+    for i in 0..8 {
+        gw.post_with(
+            "/v1/chat/completions",
+            &chat_body("echo", &format!("warm {i}")),
+            &[("x-bf-cache-key", "warm-up")],
+        )
+        .await
+        .assert_status(200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
 #[tokio::test]
 async fn two_daemons_share_entries_through_one_redis_direct_and_semantic() {
     let redis = RedisServer::start();
@@ -58,6 +73,8 @@ async fn two_daemons_share_entries_through_one_redis_direct_and_semantic() {
     let cfg = redis_config(&up, &redis);
     let first = Gateway::start_cfg(&cfg);
     let second = Gateway::start_cfg(&cfg);
+    warm_up(&first).await;
+    warm_up(&second).await;
     let question = chat_body("gpt", "What is the capital of France?");
 
     let answered = first

@@ -7,7 +7,8 @@
 //!   time it is needed: no request waits on another thread, no lock is shared.
 //! - Every command is bounded by `redis.timeout`. A failure or a timeout is a miss (or a
 //!   skipped write), counted, and the worker's connection rests for [`REST`] before it is
-//!   made again, so an outage costs requests nothing but the lookup they skip.
+//!   made again, so an outage costs requests nothing but the lookup they skip. A request
+//!   never waits for a connect: its lookup starts one in the background and misses.
 //! - Writes are spawned on the worker's runtime: the answer never waits for them.
 
 use super::CacheId;
@@ -29,6 +30,8 @@ const PREFIX: &str = "sy:cache:";
 pub enum RedisError {
     #[error("Redis is resting after a failure")]
     Resting,
+    #[error("this worker's Redis connection is being made")]
+    Connecting,
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("Redis: {0}")]
@@ -81,19 +84,37 @@ impl RedisStore {
         key
     }
 
-    /// This worker's connection, made if there is none (bounded by the timeout).
-    async fn conn(&self) -> Result<MultiplexedConnection, RedisError> {
+    /// This worker's connection. Without one, a request's lookup starts making it in the
+    /// background and misses (a request never waits for a connect, which can take the whole
+    /// connect timeout when Redis is unreachable); work off the request path makes it and
+    /// waits (bounded by the timeout).
+    async fn conn(self: &Arc<Self>, caller: Caller) -> Result<MultiplexedConnection, RedisError> {
         {
             let mut s = self.conns.get_or_default().borrow_mut();
             if let Some(conn) = &s.conn {
                 return Ok(conn.clone());
             }
-            // One connect at a time per worker; the others miss meanwhile.
-            if s.connecting || s.rest_until.is_some_and(|t| Instant::now() < t) {
+            if s.rest_until.is_some_and(|t| Instant::now() < t) {
                 return Err(RedisError::Resting);
             }
-            s.connecting = true;
+            if caller == Caller::Request {
+                if !s.connecting {
+                    s.connecting = true;
+                    let store = Arc::clone(self);
+                    // On this worker's runtime (a current-thread one): the slot it fills is
+                    // this thread's.
+                    tokio::spawn(async move {
+                        let _ = store.connect().await;
+                    });
+                }
+                return Err(RedisError::Connecting);
+            }
         }
+        self.connect().await
+    }
+
+    /// Makes this worker's connection and keeps it; a failure rests the slot.
+    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(250))))
             .set_response_timeout(Some(self.timeout));
@@ -108,6 +129,7 @@ impl RedisStore {
                 Ok(conn)
             }
             Err(e) => {
+                tracing::warn!(error = %e, "cache: cannot connect to Redis; lookups miss meanwhile");
                 s.rest_until = Some(Instant::now() + REST);
                 Err(e.into())
             }
@@ -116,9 +138,13 @@ impl RedisStore {
 
     /// Runs one command (or pipeline) on this worker's connection, bounded; a failure
     /// drops the connection and rests it.
-    async fn run<T: redis::FromRedisValue>(&self, command: &RedisCommand) -> Result<T, RedisError> {
+    async fn run<T: redis::FromRedisValue>(
+        self: &Arc<Self>,
+        command: &RedisCommand,
+        caller: Caller,
+    ) -> Result<T, RedisError> {
         let result = async {
-            let mut conn = self.conn().await?;
+            let mut conn = self.conn(caller).await?;
             let reply = match command {
                 RedisCommand::Cmd(c) => tokio::time::timeout(self.timeout, c.query_async::<T>(&mut conn)).await,
                 RedisCommand::Pipe(p) => tokio::time::timeout(self.timeout, p.query_async::<T>(&mut conn)).await,
@@ -136,6 +162,9 @@ impl RedisStore {
     }
 
     fn failed(&self, e: &RedisError) {
+        if matches!(e, RedisError::Connecting) {
+            return;
+        }
         self.errors.fetch_add(1, Ordering::Relaxed);
         if matches!(e, RedisError::Resting) {
             return;
@@ -148,19 +177,10 @@ impl RedisStore {
         }
     }
 
-    /// The value at `key` and the time it has left; `None` when absent or Redis failed.
-    pub async fn get(&self, key: &str) -> Option<(Vec<u8>, Duration)> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-        let (value, pttl): (Option<Vec<u8>>, i64) = self.run(&RedisCommand::Pipe(pipe)).await.ok()?;
-        let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
-        value.map(|v| (v, left))
-    }
-
     /// The values at two keys (an entry's two forms) with the time each has left, in one
     /// round trip; `None` when Redis failed.
     pub async fn get_pair(
-        &self,
+        self: &Arc<Self>,
         a: &str,
         b: &str,
     ) -> Option<(Option<(Vec<u8>, Duration)>, Option<(Vec<u8>, Duration)>)> {
@@ -174,7 +194,7 @@ impl RedisStore {
             .cmd("PTTL")
             .arg(b);
         let (va, ta, vb, tb): (Option<Vec<u8>>, i64, Option<Vec<u8>>, i64) =
-            self.run(&RedisCommand::Pipe(pipe)).await.ok()?;
+            self.run(&RedisCommand::Pipe(pipe), Caller::Request).await.ok()?;
         let left = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
         Some((va.map(|v| (v, left(ta))), vb.map(|v| (v, left(tb)))))
     }
@@ -191,12 +211,12 @@ impl RedisStore {
     pub fn later(self: &Arc<Self>, command: RedisCommand) {
         let store = Arc::clone(self);
         tokio::spawn(async move {
-            let _ = store.run::<redis::Value>(&command).await;
+            let _ = store.run::<redis::Value>(&command, Caller::Background).await;
         });
     }
 
     /// Removes both forms of entry `id`, whatever its namespace; how many keys went.
-    pub async fn remove(&self, id: CacheId) -> Result<u64, RedisError> {
+    pub async fn remove(self: &Arc<Self>, id: CacheId) -> Result<u64, RedisError> {
         let mut pattern = String::from(PREFIX);
         pattern.push_str("*:");
         id.write_hex(&mut pattern);
@@ -205,23 +225,23 @@ impl RedisStore {
     }
 
     /// Removes every entry of `namespace`; how many keys went.
-    pub async fn clear_namespace(&self, namespace: &str) -> Result<u64, RedisError> {
+    pub async fn clear_namespace(self: &Arc<Self>, namespace: &str) -> Result<u64, RedisError> {
         let pattern = format!("{PREFIX}{}:*", namespace_hash(namespace));
         self.remove_matching(&pattern).await
     }
 
     /// `SCAN` + `DEL` (admin only: a scan is too slow for the request path, fine here).
-    async fn remove_matching(&self, pattern: &str) -> Result<u64, RedisError> {
+    async fn remove_matching(self: &Arc<Self>, pattern: &str) -> Result<u64, RedisError> {
         let mut cursor = 0u64;
         let mut removed = 0u64;
         loop {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
-            let (next, keys): (u64, Vec<String>) = self.run(&RedisCommand::Cmd(scan)).await?;
+            let (next, keys): (u64, Vec<String>) = self.run(&RedisCommand::Cmd(scan), Caller::Background).await?;
             if !keys.is_empty() {
                 let mut del = redis::cmd("DEL");
                 del.arg(keys);
-                removed += self.run::<u64>(&RedisCommand::Cmd(del)).await?;
+                removed += self.run::<u64>(&RedisCommand::Cmd(del), Caller::Background).await?;
             }
             if next == 0 {
                 return Ok(removed);
@@ -229,6 +249,13 @@ impl RedisStore {
             cursor = next;
         }
     }
+}
+
+/// Who runs a command: a request waiting for its answer never waits for a connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Request,
+    Background,
 }
 
 /// A command or a pipeline, to run now or later.
