@@ -323,6 +323,11 @@ fn cache_backend_is_validated() {
     assert_refused(&cfg, &["redis.url", "redis://"]);
     cfg["redis"] = json!({"url": "redis://127.0.0.1:6379", "timeout": "0s"});
     assert_refused(&cfg, &["redis.timeout"]);
+    cfg["redis"] = json!({});
+    cfg["cache"] = json!({"enabled": true, "max_entries": 0});
+    assert_refused(&cfg, &["cache.max_entries"]);
+    cfg["cache"] = json!({"enabled": true, "max_bytes": "10B"});
+    assert_refused(&cfg, &["cache.max_bytes", "1KiB"]);
 }
 
 /// Durations and sizes are bounded, so no arithmetic on them can overflow at run time.

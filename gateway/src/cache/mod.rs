@@ -9,10 +9,10 @@
 //!   without the original pacing).
 //! - An answer is stored only when it is whole: a plain answer from a provider, a stream that
 //!   ended with `[DONE]` and no error event. A hit costs 0 and is recorded against no provider.
-//! - In memory: bounded by entries (`cache.max_entries`), each with its TTL (`cache.ttl`, or
-//!   the request's `x-bf-cache-ttl`); no lock on the request path (moka). In Redis
-//!   ([`redis_store`]): shared by replicas, expired by Redis, written after the answer left,
-//!   and an outage is a miss.
+//! - In memory: bounded by entries (`cache.max_entries`) and bytes (`cache.max_bytes`), each
+//!   with its TTL (`cache.ttl`, or the request's `x-bf-cache-ttl`); no lock on the request
+//!   path (moka). In Redis ([`redis_store`]): shared by replicas, expired by Redis, written
+//!   after the answer left, and an outage is a miss.
 //! - The semantic tier ([`semantic`]) points conversations' embeddings at exact entries; with
 //!   Redis its index is fed from a Redis stream ([`feed`]) so every replica finds every entry.
 
@@ -38,6 +38,8 @@ use switchyard_plugin_api::host::Payload;
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// Default bound when `cache.max_entries` is not set.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+/// Default bound when `cache.max_bytes` is not set.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Default semantic threshold when `cache.semantic.threshold` is not set.
 pub const DEFAULT_THRESHOLD: f64 = 0.8;
 
@@ -51,6 +53,18 @@ pub struct CachedAnswer {
     pub model_deployment: Arc<str>,
     pub body: CachedBody,
     pub ttl: Duration,
+}
+
+impl CachedAnswer {
+    /// Roughly the bytes it holds (payloads and names), for the memory bound.
+    fn weight(&self) -> u32 {
+        let payloads: usize = match &self.body {
+            CachedBody::Plain(p) => p.json.len() + 64,
+            CachedBody::Stream(chunks) => chunks.iter().map(|c| c.json.len() + 64).sum(),
+        };
+        let names = self.namespace.len() + self.provider.len() + self.model_deployment.len();
+        u32::try_from(payloads + names + 128).unwrap_or(u32::MAX)
+    }
 }
 
 #[derive(Debug)]
@@ -134,13 +148,21 @@ impl ResponseCache {
             (Some("redis"), Some(url)) => {
                 Store::Redis(Arc::new(RedisStore::new(url, settings.redis.timeout.map(|t| t.0))?))
             }
-            _ => Store::Memory(
-                Cache::builder()
-                    .max_capacity(max_entries)
-                    .expire_after(PerEntryTtl)
-                    .support_invalidation_closures()
-                    .build(),
-            ),
+            _ => {
+                // One capacity bounds both: each entry weighs its bytes, and at least a fair
+                // share of `max_bytes` (max_bytes / max_entries), so no more than `max_entries`
+                // entries fit and they never take more than `max_bytes`.
+                let max_bytes = config.max_bytes.map_or(DEFAULT_MAX_BYTES, |b| b.0);
+                let share = u32::try_from((max_bytes / max_entries.max(1)).max(1)).unwrap_or(u32::MAX);
+                Store::Memory(
+                    Cache::builder()
+                        .max_capacity(max_bytes)
+                        .weigher(move |_, answer: &Arc<CachedAnswer>| answer.weight().max(share))
+                        .expire_after(PerEntryTtl)
+                        .support_invalidation_closures()
+                        .build(),
+                )
+            }
         };
         let semantic = config
             .semantic
@@ -525,6 +547,38 @@ mod tests {
             let e = parse(&[(name, value)]).expect_err("refused");
             assert!(e.contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn memory_is_bounded_by_entries_and_by_bytes() {
+        let answer = |bytes: usize| CachedAnswer {
+            namespace: Arc::from("n"),
+            provider: Arc::from("p"),
+            model_deployment: Arc::from("m"),
+            body: CachedBody::Plain(Payload {
+                json: vec![b' '; bytes],
+                ..Payload::default()
+            }),
+            ttl: Duration::from_secs(60),
+        };
+        let bounded = |max_entries: u64, max_bytes: u64, bytes: usize| {
+            let cache = ResponseCache::new(&CacheSettings {
+                cache: CacheConfig {
+                    max_entries: Some(max_entries),
+                    max_bytes: Some(crate::config::Size(max_bytes)),
+                    ..CacheConfig::default()
+                },
+                redis: RedisConfig::default(),
+            })
+            .expect("memory cache");
+            for i in 0..50u8 {
+                cache.insert(CacheId([i; 16]), answer(bytes));
+            }
+            cache.entry_count().expect("memory")
+        };
+        assert!(bounded(5, 1 << 20, 10) <= 5, "small answers: the entry bound");
+        let by_bytes = bounded(1000, 40 * 1024, 8 * 1024);
+        assert!((1..=5).contains(&by_bytes), "8 KiB answers in 40 KiB: {by_bytes}");
     }
 
     #[actix_rt::test]

@@ -238,6 +238,8 @@ pub struct CacheConfig {
     pub backend: Option<String>,
     pub ttl: Option<Dur>,
     pub max_entries: Option<u64>,
+    /// In memory: the most the stored answers may take, in bytes (e.g. `256MiB`).
+    pub max_bytes: Option<Size>,
     pub semantic: SemanticCacheConfig,
 }
 

@@ -239,6 +239,20 @@ pub fn validate(cfg: &GatewayConfig) -> Result<(), Issue> {
             Some("e.g. timeout: 100ms".into()),
         ));
     }
+    if cfg.cache.max_entries == Some(0) {
+        return Err(issue(
+            &["cache", "max_entries"],
+            "must be at least 1".into(),
+            Some("e.g. max_entries: 100000".into()),
+        ));
+    }
+    if cfg.cache.max_bytes.is_some_and(|b| b.0 < 1024) {
+        return Err(issue(
+            &["cache", "max_bytes"],
+            "must be at least 1KiB".into(),
+            Some("e.g. max_bytes: 256MiB".into()),
+        ));
+    }
     let semantic = &cfg.cache.semantic;
     if let Some(t) = semantic.threshold
         && !(t > 0.0 && t <= 1.0)
