@@ -24,11 +24,16 @@ impl CacheId {
         Self::hashed(b"exact", namespace, request, false)
     }
 
-    /// The semantic tier's partition of `request`: its tenant and everything but `messages`
-    /// (model and parameters), so a stored conversation only ever answers a request with
-    /// the same model and parameters. Hashed apart from exact ids (its own domain).
-    pub fn partition(namespace: &str, request: &[u8]) -> Option<CacheId> {
-        Self::hashed(b"semantic-partition", namespace, request, true)
+    /// The semantic tier's partition of `request`: its tenant, the embedding model (vectors of
+    /// two models are never compared, even from replicas configured apart), and everything
+    /// but `messages` (model and parameters), so a stored conversation only ever answers a
+    /// request with the same model and parameters. Hashed apart from exact ids.
+    pub fn partition(namespace: &str, embedding: &str, request: &[u8]) -> Option<CacheId> {
+        let mut domain = Vec::with_capacity(32 + embedding.len());
+        domain.extend_from_slice(b"semantic-partition\0");
+        domain.extend_from_slice(&(embedding.len() as u64).to_le_bytes());
+        domain.extend_from_slice(embedding.as_bytes());
+        Self::hashed(&domain, namespace, request, true)
     }
 
     fn hashed(domain: &[u8], namespace: &str, request: &[u8], skip_messages: bool) -> Option<CacheId> {
@@ -279,7 +284,7 @@ mod tests {
             assert_ne!(base, id(ns, other), "{ns} {other}");
         }
         // The semantic partition: everything but the messages, and apart from exact ids.
-        let part = |ns: &str, json: &str| CacheId::partition(ns, json.as_bytes()).expect("partition");
+        let part = |ns: &str, json: &str| CacheId::partition(ns, "p/e", json.as_bytes()).expect("partition");
         let base = part(
             "a",
             r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0}"#,
@@ -304,6 +309,8 @@ mod tests {
             "parameters"
         );
         assert_ne!(base, id("a", r#"{"model":"m","temperature":0}"#), "its own domain");
+        let other_embedding = CacheId::partition("a", "p/f", br#"{"model":"m","messages":[],"temperature":0}"#);
+        assert_ne!(Some(base), other_embedding, "another embedding model");
         // A namespace cannot be forged by moving bytes between it and the request.
         assert_ne!(id("a", r#"{"b":1}"#), id("", r#"{"b":1}"#));
     }

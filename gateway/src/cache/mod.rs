@@ -445,57 +445,60 @@ pub enum Tier {
 }
 
 impl CacheHeaders {
-    /// Reads the headers (`header` gives a header's bytes by name); a malformed one is the
-    /// client's error, named.
-    pub fn parse<'h>(header: impl Fn(&str) -> Option<&'h [u8]>) -> Result<CacheHeaders, String> {
-        let text = |name: &str| -> Result<Option<&'h str>, String> {
-            header(name)
-                .map(|v| {
-                    std::str::from_utf8(v)
-                        .ok()
-                        .filter(|s| s.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
-                        .ok_or_else(|| format!("{name} must be visible ASCII"))
-                })
-                .transpose()
-        };
+    /// Reads the `x-bf-cache-*` headers from all of a request's (lower-case names, in one
+    /// pass: five lookups in the header map cost more than one walk over it); a malformed one
+    /// is the client's error, named. Other `x-bf-cache-*` names are ignored.
+    pub fn parse<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Result<CacheHeaders, String> {
         let mut out = CacheHeaders::default();
-        if let Some(ns) = text("x-bf-cache-key")? {
-            let ns = ns.trim();
-            if ns.is_empty() || ns.len() > 256 {
-                return Err("x-bf-cache-key must be 1 to 256 characters".into());
+        for (name, value) in headers {
+            let Some(which) = name.strip_prefix("x-bf-cache-") else {
+                continue;
+            };
+            let text = std::str::from_utf8(value)
+                .ok()
+                .filter(|s| s.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+                .ok_or_else(|| format!("{name} must be visible ASCII"))?
+                .trim();
+            match which {
+                "key" => {
+                    if text.is_empty() || text.len() > 256 {
+                        return Err("x-bf-cache-key must be 1 to 256 characters".into());
+                    }
+                    out.namespace = Some(text.to_string());
+                }
+                "ttl" => {
+                    let parsed = match text.parse::<u64>() {
+                        Ok(secs) => Ok(Duration::from_secs(secs)),
+                        Err(_) => crate::config::parse_duration(text),
+                    };
+                    out.ttl = Some(parsed.map_err(|e| format!("x-bf-cache-ttl `{text}`: {e}"))?);
+                }
+                "no-store" => {
+                    out.no_store = match text {
+                        v if v.eq_ignore_ascii_case("true") => true,
+                        v if v.eq_ignore_ascii_case("false") => false,
+                        other => return Err(format!("x-bf-cache-no-store must be true or false, got `{other}`")),
+                    };
+                }
+                "type" => {
+                    out.only = Some(match text {
+                        "direct" => Tier::Direct,
+                        "semantic" => Tier::Semantic,
+                        other => return Err(format!("x-bf-cache-type must be direct or semantic, got `{other}`")),
+                    });
+                }
+                "threshold" => {
+                    out.threshold = Some(
+                        text.parse::<f64>()
+                            .ok()
+                            .filter(|v| *v >= 0.0 && *v <= 1.0)
+                            .ok_or_else(|| {
+                                format!("x-bf-cache-threshold must be a number from 0 to 1, got `{text}`")
+                            })?,
+                    );
+                }
+                _ => {}
             }
-            out.namespace = Some(ns.to_string());
-        }
-        if let Some(ttl) = text("x-bf-cache-ttl")? {
-            let ttl = ttl.trim();
-            let parsed = match ttl.parse::<u64>() {
-                Ok(secs) => Ok(Duration::from_secs(secs)),
-                Err(_) => crate::config::parse_duration(ttl),
-            };
-            out.ttl = Some(parsed.map_err(|e| format!("x-bf-cache-ttl `{ttl}`: {e}"))?);
-        }
-        if let Some(v) = text("x-bf-cache-no-store")? {
-            out.no_store = match v.trim() {
-                v if v.eq_ignore_ascii_case("true") => true,
-                v if v.eq_ignore_ascii_case("false") => false,
-                other => return Err(format!("x-bf-cache-no-store must be true or false, got `{other}`")),
-            };
-        }
-        if let Some(kind) = text("x-bf-cache-type")? {
-            out.only = Some(match kind.trim() {
-                "direct" => Tier::Direct,
-                "semantic" => Tier::Semantic,
-                other => return Err(format!("x-bf-cache-type must be direct or semantic, got `{other}`")),
-            });
-        }
-        if let Some(t) = text("x-bf-cache-threshold")? {
-            let t = t.trim();
-            out.threshold = Some(
-                t.parse::<f64>()
-                    .ok()
-                    .filter(|v| *v >= 0.0 && *v <= 1.0)
-                    .ok_or_else(|| format!("x-bf-cache-threshold must be a number from 0 to 1, got `{t}`"))?,
-            );
         }
         Ok(out)
     }
@@ -515,7 +518,7 @@ mod tests {
                     http::HeaderValue::from_str(v).expect("value"),
                 );
             }
-            CacheHeaders::parse(|name| h.get(name).map(|v| v.as_bytes()))
+            CacheHeaders::parse(h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
         };
         assert_eq!(parse(&[]), Ok(CacheHeaders::default()));
         let h = parse(&[

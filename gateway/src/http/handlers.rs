@@ -47,7 +47,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, state: we
         );
         // Read only when there is a cache to ask: otherwise the headers mean nothing here.
         let cache = match &table.cache {
-            Some(_) => match CacheHeaders::parse(|name| req.headers().get(name).map(|v| v.as_bytes())) {
+            Some(_) => match CacheHeaders::parse(req.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes()))) {
                 Ok(h) => h,
                 Err(message) => {
                     let e = GatewayError::bad_request(message, "invalid_cache_header", None);
