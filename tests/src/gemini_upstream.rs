@@ -63,7 +63,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::upstream::{RecordedRequest, pieces, text_embedding};
-use crate::wire::{read_request, status_text, write_chunk, write_fragments};
+use crate::wire::{read_request, status_text, write_chunk, write_fragments, write_truncated};
 
 /// The only API key the mock accepts.
 pub const GEMINI_KEY: &str = "AIzaSy-e2e-GEMINI-secret-5be1c7a0d93f";
@@ -452,15 +452,8 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             }
         }
         "stream-cut" if !stream => {
-            // Promise a body, send part of it, drop the connection.
             let full = serde_json::to_vec(&answer(&request, &model, id)).unwrap_or_default();
-            let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=UTF-8\r\n");
-            let _ = write!(head, "content-length: {}\r\n\r\n", full.len());
-            let mut out = head.into_bytes();
-            out.extend_from_slice(&full[..full.len() / 3]);
-            let _ = sock.write_all(&out).await;
-            let _ = sock.flush().await;
-            false
+            write_truncated(sock, "application/json; charset=UTF-8", &full).await
         }
         "stream-cut" => {
             let events = stream_events(&request, &model, id);
@@ -548,15 +541,8 @@ async fn answer_embed(sock: &mut TcpStream, request: &Value, model: &str) -> boo
     if model != "stream-cut" {
         return write_json(sock, 200, &body).await;
     }
-    // Promise a body, send part of it, drop the connection.
     let full = serde_json::to_vec(&body).unwrap_or_default();
-    let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=UTF-8\r\n");
-    let _ = write!(head, "content-length: {}\r\n\r\n", full.len());
-    let mut out = head.into_bytes();
-    out.extend_from_slice(&full[..full.len() / 3]);
-    let _ = sock.write_all(&out).await;
-    let _ = sock.flush().await;
-    false
+    write_truncated(sock, "application/json; charset=UTF-8", &full).await
 }
 
 /// Members of `EmbedContentRequest` (both JSON spellings, as the API accepts).

@@ -71,7 +71,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::wire::{read_request, status_text, write_chunk, write_fragments};
+use crate::wire::{read_request, status_text, write_chunk, write_fragments, write_truncated};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -481,15 +481,8 @@ async fn respond(sock: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -
             if stream {
                 answer(sock, shared, &request, &model, id, true, StreamMode::Cut).await
             } else {
-                // Promise a body, send part of it, drop the connection.
                 let full = serde_json::to_vec(&completion(&request, &model, id)).unwrap_or_default();
-                let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n");
-                let _ = write!(head, "content-length: {}\r\n\r\n", full.len());
-                let mut out = head.into_bytes();
-                out.extend_from_slice(&full[..full.len() / 3]);
-                let _ = sock.write_all(&out).await;
-                let _ = sock.flush().await;
-                false
+                write_truncated(sock, "application/json", &full).await
             }
         }
         "stream-no-done" => answer(sock, shared, &request, &model, id, stream, StreamMode::NoDone).await,

@@ -7,6 +7,20 @@ use tokio::net::TcpStream;
 
 use crate::upstream::RecordedRequest;
 
+/// A 200 whose `content-length` promises `body` but only its first third is sent before
+/// the connection closes (a truncated upstream answer). Returns `false`: the connection ends.
+pub async fn write_truncated(sock: &mut TcpStream, content_type: &str, body: &[u8]) -> bool {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body[..body.len() / 3]);
+    let _ = sock.write_all(&out).await;
+    let _ = sock.flush().await;
+    false
+}
+
 /// Position of `needle` in `hay`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)

@@ -118,7 +118,8 @@ enum Store {
 /// index of stored conversations.
 pub struct SemanticTier {
     pub index: Arc<SemanticIndex>,
-    /// `cache.semantic.embedding`, split.
+    /// `cache.semantic.embedding` (`provider/model`), whole and split.
+    pub embedding: Arc<str>,
     pub provider: Arc<str>,
     pub model: Arc<str>,
     pub threshold: f64,
@@ -168,9 +169,11 @@ impl ResponseCache {
             .semantic
             .enabled
             .then(|| {
-                let (provider, model) = config.semantic.embedding.as_deref()?.split_once('/')?;
+                let embedding = config.semantic.embedding.as_deref()?;
+                let (provider, model) = embedding.split_once('/')?;
                 Some(SemanticTier {
                     index: Arc::new(SemanticIndex::new(max_entries)),
+                    embedding: Arc::from(embedding),
                     provider: Arc::from(provider),
                     model: Arc::from(model),
                     threshold: config.semantic.threshold.unwrap_or(DEFAULT_THRESHOLD),

@@ -182,7 +182,7 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                 "stores": c.stats.stores.load(Ordering::Relaxed),
                 "backend_errors": c.redis().map_or(0, |r| r.errors.load(Ordering::Relaxed)),
                 "semantic": c.semantic.as_ref().map(|s| serde_json::json!({
-                    "embedding": format!("{}/{}", s.provider, s.model),
+                    "embedding": &*s.embedding,
                     "threshold": s.threshold,
                     "indexed": s.index.len(),
                     "embedding_failures": c.stats.embedding_failures.load(Ordering::Relaxed),

@@ -96,8 +96,7 @@ async fn embed_request(
 ) -> Option<(CacheId, Embedding)> {
     let tier = cache.semantic.as_ref()?;
     let body = ex.request.body();
-    let embedding = format!("{}/{}", tier.provider, tier.model);
-    let partition = CacheId::partition(namespace, &embedding, body)?;
+    let partition = CacheId::partition(namespace, &tier.embedding, body)?;
     let text = conversation_text(body)?;
     let failed = |reason: &dyn std::fmt::Display| {
         cache.stats.embedding_failures.fetch_add(1, Ordering::Relaxed);
